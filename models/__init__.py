@@ -1,0 +1,1 @@
+"""Which weights, where they come from, how they load and how much memory they take."""

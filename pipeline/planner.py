@@ -1,0 +1,480 @@
+"""Plan: one sentence becomes a `Storyboard`, written by a local chat model.
+
+    board = plan_storyboard(PlanRequest("a forest adventure with a river and small animals"))
+
+How it works:
+1. The prompt is checked (blank, too long, content filter) and split into beats (beats.py).
+2. A chat model writes the scenes' text, camera, motion and duration. Decoding is constrained
+   by xgrammar to a JSON schema built for the request, so the output always parses.
+3. Scenes that come back empty or repeated are asked for again, one at a time.
+4. Durations are scaled to the requested film length; seeds, transitions and (for English-only
+   models) the Chinese subtitles and visual prompts are filled in by rule.
+Which model or rule wrote each field is recorded in `Storyboard.provenance`; anything the user
+should know (a model that could not load, a scene count that was capped) goes to `notes`.
+"""
+from __future__ import annotations
+
+import json
+import re
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.beats import Beat, detect_language, plan_beats, subjects
+from pipeline.safety import ContentFilter
+from pipeline.storyboard import (CAMERAS, MAX_DURATION, MAX_SCENES, MAX_SEED, MIN_DURATION,
+                                 MOTIONS, FieldProblem, Scene, Storyboard, StoryboardError)
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT_CHARS = 500        # a prompt is one or two sentences; longer ones are refused
+DEFAULT_SCENE_SECONDS = 4.0   # film length per scene when --seconds is not given
+RULE_BASED = "rule-based"
+
+OnText = Callable[[str], None]
+
+
+class PromptRejected(ValueError):
+    """The prompt cannot be planned; the message names the problem in one line."""
+
+
+@dataclass
+class PlanRequest:
+    prompt: str
+    scenes: int = 5               # how many scenes (capped at MAX_SCENES)
+    seconds: float | None = None  # target film length; default DEFAULT_SCENE_SECONDS per scene
+    style: str = "cinematic, soft natural light"  # style words shared by every scene
+    language: str = "auto"        # language of the descriptions: "zh", "en" or "auto"
+    model: str | None = None      # chat model id, folder or GGUF file; None = default
+    seed: int | None = None       # one seed shared by every scene; None = random
+    use_model: bool = True        # False = rule-based planner only
+
+
+@dataclass
+class PlanTimings:
+    load_s: float = 0.0
+    generate_s: float = 0.0
+    tokens: int = 0
+    reasks: int = 0
+
+
+@dataclass
+class _Draft:
+    """What the model wrote for one scene, before rules fill the rest."""
+
+    description: str = ""
+    visual_prompt: str = ""
+    camera: str = "static"
+    motion: str = "medium"
+    duration: float = DEFAULT_SCENE_SECONDS
+    source: dict[str, str] = field(default_factory=dict)
+
+
+def check_prompt(prompt: str, content_filter: ContentFilter | None = None) -> str:
+    """The prompt, stripped; raises PromptRejected naming what is wrong."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise PromptRejected("prompt is empty: describe the film in a sentence")
+    text = " ".join(prompt.split())
+    if len(text) > MAX_PROMPT_CHARS:
+        raise PromptRejected(f"prompt is {len(text)} characters long; the limit is "
+                             f"{MAX_PROMPT_CHARS}: describe the film in a sentence or two")
+    problem = (content_filter or ContentFilter.default()).check_prompt(text)
+    if problem:
+        raise PromptRejected(str(problem))
+    return text
+
+
+def plan_storyboard(request: PlanRequest, on_text: OnText | None = None,
+                    timings: PlanTimings | None = None) -> Storyboard:
+    """Write a storyboard for `request`; raises PromptRejected for a prompt it cannot use."""
+    prompt = check_prompt(request.prompt)
+    notes: list[str] = []
+    count = max(1, int(request.scenes))
+    if count > MAX_SCENES:
+        notes.append(f"{count} scenes asked for; a film has at most {MAX_SCENES}, so it has "
+                     f"{MAX_SCENES}")
+        count = MAX_SCENES
+    language = detect_language(prompt) if request.language == "auto" else request.language
+    if language not in ("en", "zh"):
+        raise PromptRejected(f"language {request.language!r} is not one of: zh, en, auto")
+    target = _target_seconds(request.seconds, count, notes)
+    seed = request.seed if request.seed is not None else random.randint(0, MAX_SEED)
+    beats = plan_beats(prompt, language, count)
+    timings = timings or PlanTimings()
+
+    drafts, title, planner = None, "", RULE_BASED
+    if request.use_model:
+        drafts, title, planner = _drafts_from_model(prompt, beats, language, request, seed,
+                                                    notes, on_text, timings)
+    if drafts is None:
+        drafts = [_rule_draft(beat, language, k, count) for k, beat in enumerate(beats)]
+        notes.append("the rule-based planner wrote this storyboard (no model was used)")
+    board = _assemble(prompt, drafts, title, beats, language, request.style, target, seed)
+    board.planner, board.notes = planner, notes
+    board.provenance = _provenance(drafts, planner, language)
+    board.provenance["title"] = planner if title else "rule: the prompt's first subject"
+    return board
+
+
+# ---- the model -----------------------------------------------------------------------------
+
+
+def _drafts_from_model(prompt: str, beats: list[Beat], language: str, request: PlanRequest,
+                       seed: int, notes: list[str], on_text: OnText | None,
+                       timings: PlanTimings) -> tuple[list[_Draft] | None, str, str]:
+    from models.llm import EMBEDDED, ModelUnavailable, load_chat_model
+
+    started = time.perf_counter()
+    try:
+        chat = load_chat_model(request.model)
+    except ModelUnavailable as err:
+        notes.append(str(err))
+        if request.model in (None, EMBEDDED):
+            return None, "", RULE_BASED
+        notes.append("the embedded SmolLM2-135M-Instruct wrote this storyboard instead")
+        try:
+            chat = load_chat_model(EMBEDDED)
+        except ModelUnavailable as err2:
+            notes.append(str(err2))
+            return None, "", RULE_BASED
+    timings.load_s = time.perf_counter() - started
+    writer = _SceneWriter(chat, language, seed, on_text, timings)
+    drafts, title = writer.write_all(prompt, beats)
+    for k in _bad_scenes(drafts, writer.text_field):
+        for attempt in range(2):
+            others = [d for j, d in enumerate(drafts) if j != k]
+            redo = writer.rewrite(prompt, beats[k], k, len(beats), others, attempt)
+            if redo and not _is_bad(redo, others, writer.text_field):
+                drafts[k] = redo
+                break
+        else:
+            drafts[k] = _rule_draft(beats[k], language, k, len(beats))
+            notes.append(f"scene {k + 1}: the model repeated an earlier scene twice, so its text "
+                         f"comes from the rule-based planner")
+    return drafts, title, chat.model_id
+
+
+class _SceneWriter:
+    """Asks one chat model for scenes, constrained to a JSON schema."""
+
+    def __init__(self, chat: Any, language: str, seed: int, on_text: OnText | None,
+                 timings: PlanTimings):
+        self.chat, self.seed, self.on_text, self.timings = chat, seed, on_text, timings
+        # An English-only model cannot write Chinese subtitles: it writes the English visual
+        # prompt and the subtitle comes from the prompt's own words (beats.py).
+        self.writes_subtitles = language == "en" or chat.multilingual
+        self.writes_visuals = chat.multilingual or language == "zh"
+        self.text_field = "description" if self.writes_subtitles else "visual_prompt"
+        self.language = language
+        self._compiler = None
+
+    def write_all(self, prompt: str, beats: list[Beat]) -> tuple[list[_Draft], str]:
+        # The embedded model's titles wander off the topic: it gets one by rule instead.
+        schema = _schema(beats, self.writes_subtitles, self.writes_visuals,
+                         title=self.chat.multilingual)
+        request = _scene_request(prompt, beats, self.language, self.writes_subtitles)
+        data = self._generate(request, schema)
+        drafts = [self._draft(raw) for raw in data["scenes"]]
+        return drafts, data.get("title", "")
+
+    def rewrite(self, prompt: str, beat: Beat, index: int, count: int, others: list[_Draft],
+                attempt: int) -> _Draft | None:
+        schema = _schema([beat], self.writes_subtitles, self.writes_visuals, title=False)
+        avoid = "; ".join(getattr(d, self.text_field) for d in others if getattr(d, self.text_field))
+        request = (f"Film idea: {prompt}\nWrite scene {index + 1} of {count}, about: "
+                   f"{beat.subject_en}.\nIt must be different from these scenes: {avoid}")
+        self.timings.reasks += 1
+        data = self._generate(request, schema, temperature=0.9 + 0.2 * attempt,
+                              seed_offset=index * 7 + attempt + 1)
+        return self._draft(data["scenes"][0]) if data.get("scenes") else None
+
+    def _draft(self, raw: dict[str, Any]) -> _Draft:
+        source = {"camera": "model", "motion": "model", "duration": "model"}
+        draft = _Draft(camera=raw["camera"], motion=raw["motion"], duration=float(raw["duration"]))
+        if self.writes_subtitles:
+            draft.description = " ".join(str(raw["description"]).split())
+            source["description"] = "model"
+        if self.writes_visuals:
+            draft.visual_prompt = " ".join(str(raw["visual_prompt"]).split())
+            source["visual_prompt"] = "model"
+        draft.source = source
+        return draft
+
+    def _generate(self, request: str, schema: dict[str, Any], temperature: float = 0.7,
+                  seed_offset: int = 0) -> dict[str, Any]:
+        import torch
+        import xgrammar as xgr
+        from xgrammar.contrib.hf import LogitsProcessor
+
+        tokenizer, model = self.chat.tokenizer, self.chat.model
+        if self._compiler is None:
+            info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=model.config.vocab_size)
+            self._compiler = xgr.GrammarCompiler(info)
+        grammar = self._compiler.compile_json_schema(json.dumps(schema), any_whitespace=False)
+        messages = _messages(request, self.text_field)
+        inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                               return_tensors="pt", return_dict=True,
+                                               **_template_kwargs(tokenizer))
+        inputs = {k: v.to(model.device) for k, v in inputs.items()}
+        torch.manual_seed(self.seed + seed_offset)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = model.generate(
+                **inputs, max_new_tokens=_token_budget(schema),
+                logits_processor=[LogitsProcessor(grammar)], do_sample=True,
+                temperature=temperature, top_p=0.9, repetition_penalty=1.15,
+                streamer=_Streamer(tokenizer, self.on_text) if self.on_text else None,
+                pad_token_id=tokenizer.eos_token_id)
+        new_tokens = output[0, inputs["input_ids"].shape[1]:]
+        self.timings.generate_s += time.perf_counter() - started
+        self.timings.tokens += int(new_tokens.shape[0])
+        text = tokenizer.decode(new_tokens, skip_special_tokens=True)
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:  # only when max_new_tokens cut the JSON short
+            raise RuntimeError(f"the planner model's output was cut short ({err.msg}); "
+                               f"this is a bug in the token budget") from err
+
+
+class _Streamer:
+    """transformers streamer protocol (put/end) that hands decoded text to a callback."""
+
+    def __init__(self, tokenizer: Any, on_text: OnText):
+        self.tokenizer, self.on_text = tokenizer, on_text
+        self.prompt_seen, self.ids, self.sent = False, [], ""
+
+    def put(self, value: Any) -> None:
+        if not self.prompt_seen:  # the first call carries the prompt
+            self.prompt_seen = True
+            return
+        self.ids.extend(value.reshape(-1).tolist())
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if len(text) > len(self.sent) and not text.endswith("\ufffd"):
+            self.on_text(text[len(self.sent):])
+            self.sent = text
+
+    def end(self) -> None:
+        pass
+
+
+EXAMPLE_IDEA = "a lighthouse keeper finds a message in a bottle"
+EXAMPLE_BEATS = ("opening: a lighthouse keeper", "a message in a bottle",
+                 "ending: a lighthouse keeper")
+EXAMPLE_SCENES = (
+    ("A lonely lighthouse stands on a cliff while grey waves crash below.", "aerial view",
+     "medium", 4),
+    ("The old keeper pulls a glass bottle from the wet sand and reads the note inside.",
+     "close up", "low", 5),
+    ("At night the keeper lights the great lamp and smiles at the dark sea.", "wide shot", "low", 4),
+)
+
+
+def _messages(request: str, text_field: str) -> list[dict[str, str]]:
+    """A system prompt, one worked example (small models copy the form), then the request."""
+    example = {"title": "The Message", "scenes": [
+        {text_field: text, "camera": cam, "motion": mot, "duration": dur}
+        for text, cam, mot, dur in EXAMPLE_SCENES]}
+    example_request = f"Film idea: {EXAMPLE_IDEA}\nScenes:\n" + "\n".join(
+        f"{k}. {b}" for k, b in enumerate(EXAMPLE_BEATS, start=1))
+    system = ("You are a film director. You write storyboards as JSON. Each scene is one vivid "
+              "sentence about what the camera sees, different from every other scene.")
+    return [{"role": "system", "content": system},
+            {"role": "user", "content": example_request},
+            {"role": "assistant", "content": json.dumps(example, ensure_ascii=False)},
+            {"role": "user", "content": request}]
+
+
+def _scene_request(prompt: str, beats: list[Beat], language: str, writes_subtitles: bool) -> str:
+    lines = [f"Film idea: {prompt}", "Scenes:"]
+    for k, beat in enumerate(beats, start=1):
+        role = f"{beat.role}: " if beat.role != "middle" else ""
+        lines.append(f"{k}. {role}{beat.subject_en}")
+    if language == "zh" and writes_subtitles:
+        lines.append("Write title and description in Chinese, visual_prompt in English.")
+    return "\n".join(lines)
+
+
+ROLE_CAMERAS = {  # which shots suit which part of the film
+    "opening": ["wide shot", "aerial view", "pan", "zoom in"],
+    "middle": ["medium shot", "close up", "tracking", "pan", "static", "zoom in"],
+    "ending": ["wide shot", "zoom out", "aerial view", "static"],
+}
+MAX_PREFIX_WORDS = 5  # a longer subject is a sentence: the model starts the scene freely
+
+
+def _scene_prefix(beat: Beat) -> str:
+    """The words a scene's sentence must start with, so a small model stays on its beat."""
+    words = beat.subject_en.split()
+    if not words or len(words) > MAX_PREFIX_WORDS or not beat.subject_en.isascii():
+        return ""
+    subject = beat.subject_en if words[0].lower() in ("the", "a", "an") or words[0][0].isupper() \
+        else f"the {beat.subject_en}"
+    lead = "At last, " if beat.role == "ending" else "Later, " if beat.repeat else ""
+    text = f"{lead}{subject}"
+    return text[:1].upper() + text[1:]
+
+
+def _scene_schema(beat: Beat, subtitles: bool, visuals: bool) -> dict[str, Any]:
+    prefix = re.escape(_scene_prefix(beat))
+    sentence = {"type": "string", "pattern": f"^{prefix}[^\"\\\\\\n]{{8,100}}\\.$"}
+    scene: dict[str, Any] = {}
+    if subtitles:  # the subtitle; English ones also become the visual prompt
+        scene["description"] = sentence if not visuals else \
+            {"type": "string", "minLength": 4, "maxLength": 60}
+    if visuals:
+        scene["visual_prompt"] = sentence
+    scene["camera"] = {"enum": ROLE_CAMERAS[beat.role]}
+    scene["motion"] = {"enum": list(MOTIONS)}
+    scene["duration"] = {"type": "integer", "minimum": 2, "maximum": 8}
+    return {"type": "object", "properties": scene, "required": list(scene),
+            "additionalProperties": False}
+
+
+def _schema(beats: list[Beat], subtitles: bool, visuals: bool, title: bool) -> dict[str, Any]:
+    """The storyboard's JSON schema for this request: one item schema per scene's beat."""
+    items = [_scene_schema(beat, subtitles, visuals) for beat in beats]
+    properties: dict[str, Any] = {}
+    if title:
+        properties["title"] = {"type": "string", "minLength": 2, "maxLength": 40}
+    properties["scenes"] = {"type": "array", "prefixItems": items, "items": False,
+                            "minItems": len(items), "maxItems": len(items)}
+    return {"type": "object", "properties": properties, "required": list(properties),
+            "additionalProperties": False}
+
+
+def _token_budget(schema: dict[str, Any]) -> int:
+    """An upper bound on the tokens the schema allows (string limits are in characters)."""
+    scenes = schema["properties"]["scenes"]["prefixItems"]
+    return 60 + sum(40 + sum(p.get("maxLength", 110) for p in item["properties"].values()
+                             if p.get("type") == "string") for item in scenes)
+
+
+def _template_kwargs(tokenizer: Any) -> dict[str, Any]:
+    template = getattr(tokenizer, "chat_template", "") or ""
+    return {"enable_thinking": False} if "enable_thinking" in template else {}
+
+
+# ---- rules ---------------------------------------------------------------------------------
+
+RULE_CAMERAS = ("medium shot", "tracking", "close up", "pan")
+EN_MIDDLE = ("We discover {s}.", "A closer look at {s}.", "{s}, seen in a new light.",
+             "The camera follows {s}.")
+
+
+def _rule_draft(beat: Beat, language: str, index: int, count: int) -> _Draft:
+    if beat.role == "opening":
+        camera, text = "wide shot", f"The story of {beat.subject_en} begins."
+    elif beat.role == "ending":
+        camera, text = "zoom out", f"{beat.subject_en[:1].upper()}{beat.subject_en[1:]} comes to a quiet end."
+    else:
+        camera = RULE_CAMERAS[(index - 1) % len(RULE_CAMERAS)]
+        template = EN_MIDDLE[((index - 1) // max(1, count - 2) + index - 1) % len(EN_MIDDLE)]
+        text = template.format(s=beat.subject_en)
+        text = text[:1].upper() + text[1:]
+    source = {"camera": "rule", "motion": "rule", "duration": "rule",
+              "description": "rule", "visual_prompt": "rule"}
+    return _Draft(description=text if language == "en" else "", visual_prompt=text,
+                  camera=camera, motion="medium", duration=DEFAULT_SCENE_SECONDS, source=source)
+
+
+def _rule_title(prompt: str, beats: list[Beat], language: str) -> str:
+    if language == "zh":
+        topic = beats[0].subtitle_zh if beats[0].role == "opening" and len(beats) == 1 else \
+            subjects(prompt, "zh")[0]
+        return topic if len(topic) <= 16 else topic[:15] + "…"
+    topic = beats[0].subject_en
+    return topic.title() if len(topic) <= 40 else topic[:39] + "…"
+
+
+def _bad_scenes(drafts: list[_Draft], text_field: str) -> list[int]:
+    return [k for k, d in enumerate(drafts) if _is_bad(d, drafts[:k], text_field)]
+
+
+def _is_bad(draft: _Draft, others: list[_Draft], text_field: str) -> bool:
+    text = _normal(getattr(draft, text_field))
+    return len(text) < 8 or any(_similar(text, _normal(getattr(o, text_field))) for o in others)
+
+
+def _normal(text: str) -> str:
+    return " ".join("".join(c.lower() if c.isalnum() else " " for c in text).split())
+
+
+def _similar(a: str, b: str) -> bool:
+    """Same text, or mostly the same words (a small model's favourite way to repeat itself)."""
+    if a == b:
+        return True
+    wa, wb = set(a.split()), set(b.split())
+    return bool(wa and wb) and len(wa & wb) / len(wa | wb) > 0.7
+
+
+def _target_seconds(seconds: float | None, count: int, notes: list[str]) -> float:
+    if seconds is None:
+        return DEFAULT_SCENE_SECONDS * count
+    low, high = MIN_DURATION * 2 * count, MAX_DURATION * count
+    if not low <= seconds <= high:
+        clipped = min(max(seconds, low), high)
+        notes.append(f"a {seconds:g}-second film cannot have {count} scenes of "
+                     f"{MIN_DURATION * 2:g}-{MAX_DURATION:g} s; it lasts {clipped:g} s")
+        return clipped
+    return float(seconds)
+
+
+def _scaled_durations(drafts: list[_Draft], target: float) -> list[float]:
+    """The model's relative durations, scaled to the film's length, in half seconds."""
+    total = sum(d.duration for d in drafts)
+    raw = [d.duration * target / total for d in drafts]
+    durations = [min(max(round(r * 2) / 2, MIN_DURATION * 2), MAX_DURATION) for r in raw]
+    longest = max(range(len(durations)), key=durations.__getitem__)
+    durations[longest] = min(max(durations[longest] + target - sum(durations), MIN_DURATION),
+                             MAX_DURATION)
+    return durations
+
+
+def _assemble(prompt: str, drafts: list[_Draft], title: str, beats: list[Beat], language: str,
+              style: str, target: float, seed: int) -> Storyboard:
+    scenes = []
+    for k, (draft, beat, seconds) in enumerate(zip(drafts, beats,
+                                                   _scaled_durations(drafts, target))):
+        description = draft.description
+        if language == "zh" and not description:
+            description = beat.subtitle_zh
+            draft.source["description"] = "prompt"
+        visual = draft.visual_prompt
+        if not visual:
+            visual = draft.description
+            draft.source["visual_prompt"] = "description"
+        visual = f"{visual.rstrip('.')}, {draft.camera}, {style}" if style else visual
+        scenes.append(Scene(description=description, visual_prompt=visual, camera=draft.camera,
+                            motion=draft.motion, duration=seconds,
+                            transition="cut" if k == 0 else "crossfade", seed=seed))
+    if not title:
+        title = _rule_title(prompt, beats, language)
+    board = Storyboard(title=title, style=style, scenes=scenes, language=language)
+    try:  # the planner must never hand out a storyboard the renderer would refuse
+        return Storyboard.from_dict(board.to_dict())
+    except StoryboardError as err:
+        raise RuntimeError(f"the planner produced an invalid storyboard: {err}") from err
+
+
+def _provenance(drafts: list[_Draft], planner: str, language: str) -> dict[str, str]:
+    """For each field, who wrote it, per scene when scenes differ."""
+    names = {"model": planner, "rule": RULE_BASED,
+             "prompt": "the prompt's own clauses (the model writes English only)",
+             "description": "the description plus camera and style words"}
+    result: dict[str, str] = {}
+    for name in ("description", "visual_prompt", "camera", "motion", "duration"):
+        sources = [names.get(d.source.get(name, "rule"), d.source.get(name, "rule")) for d in drafts]
+        if len(set(sources)) == 1:
+            result[name] = sources[0]
+        else:
+            result[name] = "; ".join(f"scene {k}: {s}" for k, s in enumerate(sources, start=1))
+    if planner != RULE_BASED and "duration" in result:
+        result["duration"] = f"{result['duration']}, scaled to the film's length"
+    result["transition"] = result["seed"] = "rule: cut into the first scene, crossfade after; one " \
+        "seed shared by every scene"
+    if language == "zh":
+        result["language"] = "zh"
+    return result
