@@ -20,8 +20,9 @@ ZH_WRAPPERS = (
                r"(关于|讲述|描写|展现)?"),
     re.compile(r"的?(短视频|视频|短片|影片|电影|动画|故事|片子)$"),
 )
-ZH_LEADS = re.compile(r"^(包含|包括|其中有|里面有|还有|出现|展现|有|以及|并且|和|与)+")
-ZH_SPLIT = re.compile(r"[，。；、,;！!？?\s]+|以及|还有|和|与|及|跟")
+ZH_LEADS = re.compile(r"^(然后|接着|之后|后来|最后|首先|随后|包含|包括|其中有|里面有|还有|出现|展现|有|以及|"
+                      r"并且|和|与)+")
+ZH_SPLIT = re.compile(r"[，。；、,;！!？?\s]+|以及|还有|然后|接着|随后|和|与|及|跟")
 EN_WRAPPERS = (
     re.compile(r"^(please\s+)?((make|create|generate|write|film|shoot|produce)\s+)?"
                r"((me\s+)?(a|an|the)\s+)?((short|little|small)\s+)?"

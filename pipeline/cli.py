@@ -11,8 +11,13 @@ import os
 import sys
 from collections.abc import Callable
 
+from pathlib import Path
+
+from pipeline.events import RenderFinished, describe
 from pipeline.planner import PlanRequest, PromptRejected, PlanTimings, plan_storyboard
-from pipeline.storyboard import MAX_SCENES
+from pipeline.render import BACKENDS, RenderError, RenderSettings, render_storyboard
+from pipeline.safety import ContentFilter
+from pipeline.storyboard import MAX_SCENES, Storyboard, StoryboardError
 
 log = logging.getLogger("pipeline")
 
@@ -68,9 +73,92 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_render_settings(parser: argparse.ArgumentParser) -> None:
+    defaults = RenderSettings()
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="svd (video model), animatic (camera moves on stills, CPU), or auto")
+    parser.add_argument("--video-model", default=None, help="SVD hub id or diffusers folder")
+    parser.add_argument("--image-model", default=None,
+                        help="keyframe text-to-image hub id or diffusers folder")
+    parser.add_argument("--width", type=int, default=defaults.width)
+    parser.add_argument("--height", type=int, default=defaults.height)
+    parser.add_argument("--steps", type=int, default=defaults.steps, help="SVD denoising steps")
+    parser.add_argument("--frames", type=int, default=defaults.frames, help="frames per SVD run")
+    parser.add_argument("--fps", type=int, default=defaults.fps, help="the film's frame rate")
+    parser.add_argument("--profile", choices=("auto", "fast", "balanced", "low"), default="auto",
+                        help="GPU memory profile")
+    parser.add_argument("--keyframe-steps", type=int, default=defaults.keyframe_steps)
+    parser.add_argument("--scene", type=int, action="append", default=[], dest="only_scenes",
+                        help="render only this scene (1-based; repeat for more)")
+
+
+def render_settings(args: argparse.Namespace) -> RenderSettings:
+    return RenderSettings(
+        backend=args.backend, video_model=args.video_model, image_model=args.image_model,
+        width=args.width, height=args.height, steps=args.steps, frames=args.frames, fps=args.fps,
+        profile=args.profile, seed=getattr(args, "render_seed", None),
+        keyframe_steps=args.keyframe_steps, only_scenes=args.only_scenes)
+
+
+def add_render_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("storyboard", type=Path, help="a storyboard JSON file (from `plan`)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the scene clips")
+    parser.add_argument("--seed", type=int, default=None, dest="render_seed",
+                        help="use this seed for every scene instead of the storyboard's")
+    add_render_settings(parser)
+
+
+def load_storyboard(path: Path) -> Storyboard:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read storyboard {path}: {err}") from None
+    try:
+        board = Storyboard.from_json(text)
+    except StoryboardError as err:
+        raise UserError(f"{path}: {err}") from None
+    problems = ContentFilter.default().check_storyboard(board)
+    if problems:
+        raise UserError(f"{path}: {'; '.join(map(str, problems))}")
+    return board
+
+
+def render_and_report(board: Storyboard, out: Path, settings: RenderSettings,
+                      base_dir: Path) -> RenderFinished:
+    """Render, printing one line per event; returns the final event."""
+    try:
+        settings.check()
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    finished = RenderFinished()
+    try:
+        for event in render_storyboard(board, out, settings, base_dir=base_dir):
+            print(describe(event), flush=True)
+            if isinstance(event, RenderFinished):
+                finished = event
+    except RenderError as err:
+        raise UserError(str(err)) from None
+    return finished
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    board = load_storyboard(args.storyboard)
+    bad = [n for n in args.only_scenes if not 1 <= n <= len(board.scenes)]
+    if bad:
+        raise UserError(f"--scene {bad[0]}: the storyboard has scenes 1-{len(board.scenes)}")
+    try:
+        finished = render_and_report(board, args.out, render_settings(args),
+                                     args.storyboard.resolve().parent)
+    except KeyboardInterrupt:
+        print("cancelled: finished clips are kept", file=sys.stderr)
+        return 130
+    return 0 if not finished.failed and not finished.cancelled else 1
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int], str]] = {
     "plan": (add_plan_options, cmd_plan, "write a storyboard for a prompt (JSON on stdout)"),
+    "render": (add_render_options, cmd_render, "render a storyboard's scenes to clips"),
 }
 
 

@@ -178,7 +178,7 @@ class _SceneWriter:
         request = _scene_request(prompt, beats, self.language, self.writes_subtitles)
         data = self._generate(request, schema)
         drafts = [self._draft(raw) for raw in data["scenes"]]
-        return drafts, data.get("title", "")
+        return drafts, _clean(data.get("title", ""))
 
     def rewrite(self, prompt: str, beat: Beat, index: int, count: int, others: list[_Draft],
                 attempt: int) -> _Draft | None:
@@ -195,10 +195,10 @@ class _SceneWriter:
         source = {"camera": "model", "motion": "model", "duration": "model"}
         draft = _Draft(camera=raw["camera"], motion=raw["motion"], duration=float(raw["duration"]))
         if self.writes_subtitles:
-            draft.description = " ".join(str(raw["description"]).split())
+            draft.description = _clean(raw["description"])
             source["description"] = "model"
         if self.writes_visuals:
-            draft.visual_prompt = " ".join(str(raw["visual_prompt"]).split())
+            draft.visual_prompt = _clean(raw["visual_prompt"])
             source["visual_prompt"] = "model"
         draft.source = source
         return draft
@@ -232,11 +232,12 @@ class _SceneWriter:
         self.timings.generate_s += time.perf_counter() - started
         self.timings.tokens += int(new_tokens.shape[0])
         text = tokenizer.decode(new_tokens, skip_special_tokens=True)
-        try:
-            return json.loads(text)
+        try:  # strict=False: the grammar's plain strings may hold raw tabs and other controls
+            return json.loads(text, strict=False)
         except json.JSONDecodeError as err:  # only when max_new_tokens cut the JSON short
-            raise RuntimeError(f"the planner model's output was cut short ({err.msg}); "
-                               f"this is a bug in the token budget") from err
+            raise RuntimeError(f"the planner model's output was cut short ({err.msg} at "
+                               f"{text[max(0, err.pos - 40):err.pos + 10]!r}); this is a bug in "
+                               f"the token budget") from err
 
 
 class _Streamer:
@@ -319,7 +320,10 @@ def _scene_prefix(beat: Beat) -> str:
 
 def _scene_schema(beat: Beat, subtitles: bool, visuals: bool) -> dict[str, Any]:
     prefix = re.escape(_scene_prefix(beat))
-    sentence = {"type": "string", "pattern": f"^{prefix}[^\"\\\\\\n]{{8,100}}\\.$"}
+    # After the prefix a word must end (no "Mars" -> "Marston"); the sentence ends with a period.
+    after = "[ ,;:'’]" if prefix else ""
+    text = "[^\"\\\\\\x00-\\x1f]"  # no quote, backslash or control character: plain JSON text
+    sentence = {"type": "string", "pattern": f"^{prefix}{after}{text}{{8,100}}\\.$"}
     scene: dict[str, Any] = {}
     if subtitles:  # the subtitle; English ones also become the visual prompt
         scene["description"] = sentence if not visuals else \
@@ -396,6 +400,14 @@ def _bad_scenes(drafts: list[_Draft], text_field: str) -> list[int]:
 def _is_bad(draft: _Draft, others: list[_Draft], text_field: str) -> bool:
     text = _normal(getattr(draft, text_field))
     return len(text) < 8 or any(_similar(text, _normal(getattr(o, text_field))) for o in others)
+
+
+def _clean(text: Any) -> str:
+    """One line of text: control characters dropped, runs of white space folded."""
+    return " ".join(CONTROL.sub(" ", str(text)).split())
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _normal(text: str) -> str:

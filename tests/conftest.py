@@ -20,3 +20,33 @@ def embedded_chat():
     from models.llm import EMBEDDED, load_chat_model
 
     return load_chat_model(EMBEDDED)
+
+
+@pytest.fixture(scope="session")
+def tiny_svd(tmp_path_factory) -> Path:
+    """A tiny random StableVideoDiffusionPipeline saved in diffusers format."""
+    from models.random_init import build_svd
+
+    return build_svd(tmp_path_factory.mktemp("tiny-svd"))
+
+
+@pytest.fixture(scope="session")
+def tiny_text_to_image(tmp_path_factory) -> Path:
+    """A tiny random Stable Diffusion pipeline saved in diffusers format."""
+    from models.random_init import build_text_to_image
+
+    return build_text_to_image(tmp_path_factory.mktemp("tiny-t2i"))
+
+
+def make_board(*scenes: dict, title: str = "Test film"):
+    """A storyboard from partial scene dicts (missing fields get sensible values)."""
+    from pipeline.storyboard import Storyboard
+
+    full = []
+    for k, scene in enumerate(scenes, start=1):
+        base = {"description": f"Scene {k} of the test film.", "visual_prompt": f"a test scene {k}",
+                "camera": "static", "motion": "medium", "duration": 1.0, "transition": "cut",
+                "keyframe": None, "seed": 3}
+        base.update(scene)
+        full.append(base)
+    return Storyboard.from_dict({"title": title, "style": "test", "scenes": full})

@@ -1,0 +1,64 @@
+"""Shared by the benchmarks: the environment record, a results file, a printed table."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results"
+PACKAGES = ("torch", "transformers", "diffusers", "accelerate", "xgrammar", "av", "moviepy",
+            "gradio", "xformers")
+
+
+def device_name() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def environment() -> dict[str, Any]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {"device": device_name(), "python": platform.python_version(), "versions": versions,
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def write_results(name: str, rows: list[dict[str, Any]], summary: dict[str, Any],
+                  out_dir: Path | None = None) -> Path:
+    path = (out_dir or RESULTS) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    rows = [{"device": env["device"], **row} for row in rows]
+    path.write_text(json.dumps({**env, "summary": summary, "rows": rows}, ensure_ascii=False,
+                               indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(_fmt(row.get(c)).ljust(widths[c]) for c in columns))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return "" if value is None else str(value)[:60]

@@ -1,0 +1,144 @@
+"""Loading the diffusion pipelines (keyframe text-to-image, Stable Video Diffusion) and placing
+them in GPU memory according to a memory profile.
+
+Weights are read from a local folder or the Hugging Face cache only (`local_files_only`):
+rendering never downloads anything. A missing or gated model raises ModelUnavailable whose
+message gives the exact steps to get it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.llm import ModelUnavailable
+from models.memory import Profile
+from models.registry import DEFAULT_KEYFRAME, SVD_XT, find_spec, how_to_get
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: str             # where the pipeline computes: "cuda" or "cpu"
+    dtype_name: str         # "float16", "bfloat16" or "float32"
+
+
+def default_video_model() -> str:
+    return SVD_XT.repo_id
+
+
+def default_image_model() -> str:
+    return DEFAULT_KEYFRAME.repo_id
+
+
+def placement() -> Placement:
+    import torch
+
+    if torch.cuda.is_available():
+        return Placement("cuda", "float16")
+    return Placement("cpu", "float32")
+
+
+def is_available(model_id: str) -> bool:
+    """True when the weights are on this machine (a folder, or the hub cache)."""
+    path = Path(model_id).expanduser()
+    if path.is_dir():
+        return (path / "model_index.json").is_file()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(model_id, "model_index.json")
+    except ValueError:  # not a valid repo id either
+        return False
+    return isinstance(found, str)
+
+
+_loaded: dict[tuple[str, str], Any] = {}
+_lock = threading.Lock()
+
+
+def load_video_pipeline(model_id: str) -> Any:
+    """A StableVideoDiffusionPipeline, loaded once and kept."""
+    from diffusers import StableVideoDiffusionPipeline
+
+    return _load(("video", model_id), StableVideoDiffusionPipeline, model_id)
+
+
+def load_image_pipeline(model_id: str) -> Any:
+    """A text-to-image pipeline for keyframes (AutoPipelineForText2Image), loaded once."""
+    from diffusers import AutoPipelineForText2Image
+
+    return _load(("image", model_id), AutoPipelineForText2Image, model_id)
+
+
+def _load(key: tuple[str, str], cls: Any, model_id: str) -> Any:
+    import torch
+
+    with _lock:
+        if key in _loaded:
+            return _loaded[key]
+        where = placement()
+        path = Path(model_id).expanduser()
+        source = str(path) if path.is_dir() else model_id
+        kwargs: dict[str, Any] = {"torch_dtype": getattr(torch, where.dtype_name)}
+        if not path.is_dir():
+            kwargs["local_files_only"] = True
+        log.info("loading %s pipeline %s (%s on %s)", key[0], model_id, where.dtype_name, where.device)
+        try:
+            pipe = cls.from_pretrained(source, **kwargs)
+        except (OSError, ValueError, EnvironmentError) as err:
+            raise ModelUnavailable(_missing_message(model_id, err)) from err
+        pipe.set_progress_bar_config(disable=True)
+        if where.device == "cpu":
+            pipe.to("cpu")
+        _loaded[key] = pipe
+        return pipe
+
+
+def _missing_message(model_id: str, err: BaseException) -> str:
+    spec = find_spec(model_id)
+    detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    if Path(model_id).expanduser().exists():
+        return f"cannot load the diffusers pipeline in {model_id} ({detail})"
+    steps = how_to_get(spec) if spec else (f"run `hf download {model_id}` (accept its licence on "
+                                           f"the model page first if it is gated)")
+    return f"model {model_id} is not on this machine; to get it: {steps}"
+
+
+def apply_profile(pipe: Any, profile: Profile) -> None:
+    """Place a loaded pipeline on the GPU as the profile says (no-op on the CPU)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return
+    pipe.remove_all_hooks()
+    pipe.to("cpu")
+    torch.cuda.empty_cache()
+    if profile.offload == "none":
+        pipe.to("cuda")
+    elif profile.offload == "model":
+        pipe.enable_model_cpu_offload()
+    else:
+        pipe.enable_sequential_cpu_offload()
+    unet = getattr(pipe, "unet", None)
+    if unet is not None and hasattr(unet, "enable_forward_chunking"):
+        if profile.forward_chunking:
+            unet.enable_forward_chunking()
+        elif hasattr(unet, "disable_forward_chunking"):
+            unet.disable_forward_chunking()
+
+
+def release(kind: str) -> None:
+    """Move every loaded pipeline of a kind ("image" or "video") off the GPU."""
+    import torch
+
+    with _lock:
+        for (loaded_kind, _), pipe in _loaded.items():
+            if loaded_kind == kind:
+                pipe.remove_all_hooks()
+                pipe.to("cpu")
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,126 @@
+"""Pipelines with random weights, saved in diffusers format, for tests and GPU benchmarks.
+
+No weights can be downloaded where Storyreel is tested, so tests build tiny pipelines from small
+configs and benchmarks build the full-size SVD-XT architecture (the real configs below), save
+them with `save_pretrained`, and the product loads them with `from_pretrained` like any model.
+Speed does not depend on the weights' values; output quality does, so nothing here is for films.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# Stable Video Diffusion XT (stabilityai/stable-video-diffusion-img2vid-xt), as published.
+SVD_XT_UNET = dict(  # diffusers' UNetSpatioTemporalConditionModel defaults are this model
+    sample_size=96, in_channels=8, out_channels=4, layers_per_block=2,
+    down_block_types=("CrossAttnDownBlockSpatioTemporal",) * 3 + ("DownBlockSpatioTemporal",),
+    up_block_types=("UpBlockSpatioTemporal",) + ("CrossAttnUpBlockSpatioTemporal",) * 3,
+    block_out_channels=(320, 640, 1280, 1280), addition_time_embed_dim=256,
+    projection_class_embeddings_input_dim=768, cross_attention_dim=1024,
+    transformer_layers_per_block=1, num_attention_heads=(5, 10, 20, 20), num_frames=25)
+SVD_XT_VAE = dict(
+    in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+    block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+    sample_size=768, scaling_factor=0.18215, force_upcast=True)
+SVD_XT_IMAGE_ENCODER = dict(  # OpenCLIP ViT-H/14 vision tower
+    hidden_size=1280, intermediate_size=5120, num_attention_heads=16, num_hidden_layers=32,
+    patch_size=14, image_size=224, projection_dim=1024, hidden_act="gelu", layer_norm_eps=1e-5)
+SVD_SCHEDULER = dict(
+    beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+    interpolation_type="linear", num_train_timesteps=1000, prediction_type="v_prediction",
+    sigma_max=700.0, sigma_min=0.002, steps_offset=1, timestep_spacing="leading",
+    timestep_type="continuous", use_karras_sigmas=True)
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+# A tiny SVD with the same structure (diffusers' own fast-test sizes).
+TINY_UNET = dict(
+    block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=8,
+    out_channels=4, down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+    up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+    cross_attention_dim=32, num_attention_heads=8, projection_class_embeddings_input_dim=96,
+    addition_time_embed_dim=32)
+TINY_VAE = dict(block_out_channels=(32, 64), in_channels=3, out_channels=3,
+                down_block_types=("DownEncoderBlock2D",) * 2, latent_channels=4)
+TINY_IMAGE_ENCODER = dict(hidden_size=32, projection_dim=32, num_hidden_layers=5,  # the pipeline
+                          num_attention_heads=4, image_size=224, intermediate_size=37,  # resizes
+                          patch_size=14)  # every image to 224x224 itself
+
+
+def build_svd(folder: Path, size: str = "tiny", seed: int = 0, dtype: str = "float32") -> Path:
+    """Save a random-weight StableVideoDiffusionPipeline ("tiny" or "svd-xt") to `folder`."""
+    import torch
+    from diffusers import (AutoencoderKLTemporalDecoder, EulerDiscreteScheduler,
+                           StableVideoDiffusionPipeline, UNetSpatioTemporalConditionModel)
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    full = size == "svd-xt"
+    torch.manual_seed(seed)
+    unet = UNetSpatioTemporalConditionModel(**(SVD_XT_UNET if full else TINY_UNET))
+    vae = AutoencoderKLTemporalDecoder(**(SVD_XT_VAE if full else TINY_VAE))
+    encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(**(SVD_XT_IMAGE_ENCODER if full else TINY_IMAGE_ENCODER)))
+    crop = 224
+    pipe = StableVideoDiffusionPipeline(
+        vae=vae, image_encoder=encoder, unet=unet,
+        scheduler=EulerDiscreteScheduler(**SVD_SCHEDULER),
+        feature_extractor=CLIPImageProcessor(crop_size=crop, size={"shortest_edge": crop},
+                                             image_mean=CLIP_MEAN, image_std=CLIP_STD))
+    if full:  # small random weights keep fp16 activations finite through 32+ layers
+        _shrink_weights(pipe)
+    pipe.to(dtype=getattr(torch, dtype))
+    pipe.save_pretrained(folder)
+    return Path(folder)
+
+
+def build_text_to_image(folder: Path, seed: int = 0) -> Path:
+    """Save a tiny random-weight Stable Diffusion pipeline (loads via AutoPipelineForText2Image)."""
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16), layers_per_block=1, sample_size=32, in_channels=4,
+        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+        norm_num_groups=4)
+    vae = AutoencoderKL(block_out_channels=(8, 16), in_channels=3, out_channels=3,
+                        down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4,
+                        norm_num_groups=4)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        bos_token_id=0, eos_token_id=2, pad_token_id=1, hidden_size=32, intermediate_size=37,
+        num_attention_heads=4, num_hidden_layers=2, vocab_size=1000, max_position_embeddings=77))
+    tokenizer = CLIPTokenizer(*_tiny_clip_vocab(folder / "_vocab"), model_max_length=77)
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+        scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012,
+                                         beta_schedule="scaled_linear", steps_offset=1),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def _tiny_clip_vocab(folder: Path) -> tuple[str, str]:
+    """A character-level CLIP vocabulary (every printable ASCII character, with and without
+    the end-of-word mark), enough for CLIPTokenizer to tokenize any English prompt."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tokens = ["<|startoftext|>", "<|endoftext|>", "!"]
+    for code in range(33, 127):
+        tokens += [chr(code), chr(code) + "</w>"]
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    return str(folder / "vocab.json"), str(folder / "merges.txt")
+
+
+def _shrink_weights(pipe: object, scale: float = 0.02) -> None:
+    import torch
+
+    with torch.no_grad():
+        for module in (pipe.unet, pipe.vae, pipe.image_encoder):  # type: ignore[attr-defined]
+            for name, param in module.named_parameters():
+                if param.dim() > 1:
+                    param.normal_(0.0, scale)

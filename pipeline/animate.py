@@ -1,0 +1,157 @@
+"""Animate: a keyframe becomes the scene's frames, at the film's frame rate and exact length.
+
+Two backends:
+- `svd_frames`: Stable Video Diffusion (image-to-video, no text). A scene longer than one run
+  is continued from the run's last frame; the runs' frames are then re-timed to the film's fps.
+- `animatic_frames`: the keyframe with the scene's camera move (zoom, pan, tilt), on the CPU,
+  with an "ANIMATIC" tag in the corner so nobody mistakes it for generated video.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from pipeline.fonts import font
+from pipeline.storyboard import Scene
+
+# motion -> SVD's motion_bucket_id (0-255; 127 is the model's default)
+MOTION_BUCKET = {"low": 60, "medium": 127, "high": 200}
+MIN_COND_FPS = 6     # the slowest frame rate SVD is conditioned on; longer scenes take more runs
+MAX_COND_FPS = 30
+
+
+@dataclass(frozen=True)
+class VideoParams:
+    width: int
+    height: int
+    fps: int                  # the film's frame rate
+    num_frames: int           # frames per SVD run (SVD-XT: 25)
+    num_inference_steps: int
+    noise_aug_strength: float
+    min_guidance_scale: float
+    max_guidance_scale: float
+    decode_chunk_size: int
+
+
+def frame_count(duration: float, fps: int) -> int:
+    return max(1, round(duration * fps))
+
+
+def svd_plan(duration: float, num_frames: int) -> tuple[int, int]:
+    """(runs, conditioning fps) so the runs' frames span `duration` at a plausible frame rate."""
+    runs = max(1, math.ceil(duration * MIN_COND_FPS / (num_frames - 1)))
+    native = num_frames + (runs - 1) * (num_frames - 1)
+    cond_fps = int(min(max(round((native - 1) / duration), MIN_COND_FPS), MAX_COND_FPS))
+    return runs, cond_fps
+
+
+def retime(frames: list[np.ndarray], count: int) -> Iterator[np.ndarray]:
+    """`count` frames evenly spread over `frames`, blending neighbours (linear in time)."""
+    last = len(frames) - 1
+    for i in range(count):
+        position = i * last / (count - 1) if count > 1 else 0.0
+        low = int(math.floor(position))
+        high = min(low + 1, last)
+        weight = position - low
+        if weight < 1e-3 or low == high:
+            yield frames[low]
+        else:
+            mixed = frames[low].astype(np.float32) * (1 - weight) + frames[high] * weight
+            yield mixed.round().astype(np.uint8)
+
+
+def svd_frames(pipe: Any, keyframe: Image.Image, scene: Scene, params: VideoParams,
+               on_step: Callable[[int, int], None]) -> list[np.ndarray]:
+    """Run SVD (as many runs as the scene's length needs) and re-time to the film's fps.
+
+    `on_step(done, total)` is called after every denoising step and may raise to cancel.
+    """
+    import torch
+
+    runs, cond_fps = svd_plan(scene.duration, params.num_frames)
+    total_steps = runs * params.num_inference_steps
+    native: list[np.ndarray] = []
+    image = keyframe
+    for run in range(runs):
+        generator = torch.Generator("cpu").manual_seed(scene.seed + run)
+
+        def callback(_pipe: Any, step: int, _t: Any, kwargs: dict[str, Any], run: int = run):
+            on_step(run * params.num_inference_steps + step + 1, total_steps)
+            return kwargs
+
+        output = pipe(
+            image=image, height=params.height, width=params.width,
+            num_frames=params.num_frames, num_inference_steps=params.num_inference_steps,
+            fps=cond_fps, motion_bucket_id=MOTION_BUCKET[scene.motion],
+            noise_aug_strength=params.noise_aug_strength,
+            decode_chunk_size=params.decode_chunk_size,
+            min_guidance_scale=params.min_guidance_scale,
+            max_guidance_scale=params.max_guidance_scale,
+            generator=generator, output_type="np", callback_on_step_end=callback)
+        frames = [(f * 255).round().clip(0, 255).astype(np.uint8) for f in output.frames[0]]
+        native.extend(frames if run == 0 else frames[1:])  # a run's first frame repeats the last
+        image = Image.fromarray(frames[-1])
+    return list(retime(native, frame_count(scene.duration, params.fps)))
+
+
+# ---- animatic ------------------------------------------------------------------------------
+
+MOTION_SPEED = {"low": 0.6, "medium": 1.0, "high": 1.6}
+
+
+def camera_path(camera: str, motion: str, t: float) -> tuple[float, float, float]:
+    """(zoom, x, y) at time t in [0, 1]: zoom >= 1 magnifies; x, y in [-1, 1] pan the view."""
+    k = MOTION_SPEED[motion]
+    ease = t * t * (3 - 2 * t)  # smoothstep: starts and ends gently
+    match camera:
+        case "zoom in":
+            return 1 + 0.25 * k * ease, 0.0, 0.0
+        case "zoom out":
+            return 1 + 0.25 * k * (1 - ease), 0.0, 0.0
+        case "pan":
+            return 1.2, (ease * 2 - 1) * min(1.0, 0.6 * k), 0.0
+        case "tracking":
+            return 1.15 + 0.08 * k * ease, (ease * 2 - 1) * min(1.0, 0.5 * k), 0.0
+        case "aerial view":  # a slow tilt down over the landscape
+            return 1.2 + 0.05 * k * ease, 0.0, (ease * 2 - 1) * min(1.0, 0.6 * k)
+        case "wide shot":
+            return 1.08 - 0.08 * ease, 0.0, 0.0
+        case "medium shot":
+            return 1 + 0.06 * k * ease, 0.0, 0.0
+        case "close up":
+            return 1.05 + 0.12 * k * ease, 0.0, 0.0
+    return 1.0, 0.0, 0.0  # static
+
+
+def animatic_frames(keyframe: Image.Image, scene: Scene, width: int, height: int,
+                    fps: int) -> Iterator[np.ndarray]:
+    """The scene's camera move over its keyframe, `duration * fps` frames, labelled."""
+    source = keyframe.convert("RGB")
+    if source.size != (width, height):
+        source = source.resize((width, height), Image.LANCZOS)
+    tag = _animatic_tag(height)
+    count = frame_count(scene.duration, fps)
+    for i in range(count):
+        zoom, x, y = camera_path(scene.camera, scene.motion, i / (count - 1) if count > 1 else 0.0)
+        w, h = width / zoom, height / zoom
+        left = (width - w) / 2 * (1 + x)
+        top = (height - h) / 2 * (1 + y)
+        frame = source.resize((width, height), Image.BILINEAR, box=(left, top, left + w, top + h))
+        frame.paste(tag, (width - tag.width - height // 40, height // 40), tag)
+        yield np.asarray(frame)
+
+
+def _animatic_tag(height: int) -> Image.Image:
+    size = max(10, height // 30)
+    label = "ANIMATIC"
+    text_font = font(size)
+    box = ImageDraw.Draw(Image.new("RGBA", (1, 1))).textbbox((0, 0), label, font=text_font)
+    tag = Image.new("RGBA", (box[2] + size, box[3] + size // 2), (0, 0, 0, 120))
+    ImageDraw.Draw(tag).text((size // 2, size // 6), label, font=text_font,
+                             fill=(255, 255, 255, 230))
+    return tag

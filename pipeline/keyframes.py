@@ -1,0 +1,96 @@
+"""Keyframe: the first image of each scene.
+
+Stable Video Diffusion takes no text, so every scene needs a first frame: the scene's uploaded
+image, the previous scene's last frame ("continue"), or a text-to-image model's picture of the
+scene's visual prompt. The animatic backend may instead use a title card drawn here.
+"""
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, UnidentifiedImageError
+
+from pipeline.fonts import font
+from pipeline.storyboard import Scene
+
+NEGATIVE_PROMPT = "blurry, low quality, distorted, text, watermark"
+MAX_UPLOAD_PIXELS = 50_000_000  # refuse decompression bombs
+
+
+class SceneError(RuntimeError):
+    """A scene that cannot be rendered as written; the message says why and what to do."""
+
+
+def fit(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Centre-crop to the film's aspect ratio, then resize to exactly width x height."""
+    image = image.convert("RGB")
+    src_w, src_h = image.size
+    target = width / height
+    if src_w / src_h > target:
+        new_w = round(src_h * target)
+        box = ((src_w - new_w) // 2, 0, (src_w - new_w) // 2 + new_w, src_h)
+    else:
+        new_h = round(src_w / target)
+        box = (0, (src_h - new_h) // 2, src_w, (src_h - new_h) // 2 + new_h)
+    return image.resize((width, height), Image.LANCZOS, box=box)
+
+
+def load_upload(path: Path, number: int, width: int, height: int) -> Image.Image:
+    """An uploaded keyframe, checked to be a real image of sane size."""
+    if not path.is_file():
+        raise SceneError(f"scene {number}, keyframe: {path} does not exist")
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_UPLOAD_PIXELS:
+                raise SceneError(f"scene {number}, keyframe: {path.name} is "
+                                 f"{image.width}x{image.height}; the limit is 50 megapixels")
+            image.load()
+            return fit(image, width, height)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
+        raise SceneError(f"scene {number}, keyframe: {path.name} is not an image Storyreel can "
+                         f"read ({type(err).__name__})") from None
+
+
+def generate(pipe: Any, scene: Scene, width: int, height: int, steps: int, guidance: float,
+             on_step: Callable[[int, int], None]) -> Image.Image:
+    """A keyframe from a text-to-image pipeline; on_step may raise to cancel."""
+    import torch
+
+    generator = torch.Generator("cpu").manual_seed(scene.seed)
+
+    def callback(_pipe: Any, step: int, _timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        on_step(step + 1, steps)
+        return kwargs
+
+    call: dict[str, Any] = {"prompt": scene.visual_prompt, "width": width, "height": height,
+                            "num_inference_steps": steps, "guidance_scale": guidance,
+                            "generator": generator, "callback_on_step_end": callback}
+    if guidance > 1.0:
+        call["negative_prompt"] = NEGATIVE_PROMPT
+    result = pipe(**call)
+    return fit(result.images[0], width, height)
+
+
+def title_card(scene: Scene, number: int, title: str, width: int, height: int) -> Image.Image:
+    """A card with the scene's text on a colour field (seeded), for animatics without a model."""
+    rng = np.random.default_rng(scene.seed + number)
+    top, bottom = rng.integers(20, 110, 3), rng.integers(60, 170, 3)
+    ramp = np.linspace(0.0, 1.0, height)[:, None, None]
+    pixels = (top * (1 - ramp) + bottom * ramp).astype(np.uint8)
+    card = Image.fromarray(np.broadcast_to(pixels, (height, width, 3)).copy())
+    draw = ImageDraw.Draw(card)
+    small, large = font(max(12, height // 24)), font(max(16, height // 12))
+    draw.text((width // 16, height // 12), f"{title}  ·  {number}", font=small,
+              fill=(235, 235, 235))
+    chars = max(8, int(width * 0.8 / large.size * (2.0 if scene.description.isascii() else 1.0)))
+    lines = textwrap.wrap(scene.description, width=chars)[:4]
+    y = height // 2 - len(lines) * large.size * 6 // 10
+    for line in lines:
+        w = draw.textlength(line, font=large)
+        draw.text(((width - w) / 2, y), line, font=large, fill=(255, 255, 255))
+        y += int(large.size * 1.3)
+    return card

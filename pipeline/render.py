@@ -1,0 +1,343 @@
+"""Render: every scene of a storyboard becomes a clip, one after another.
+
+    for event in render_storyboard(board, Path("outputs/job"), RenderSettings(backend="animatic")):
+        print(describe(event))
+
+The work runs in a worker thread; this generator hands its events on as they happen (the
+FramePack pattern), so a UI can show each scene the moment it is done. Cancel is cooperative:
+`cancel.set()` is checked after every denoising step; the scene in flight is dropped and the
+finished clips stay. Closing the generator cancels too.
+
+Per scene, in `out_dir`: scene_NN.mp4 (H.264 yuv420p), scene_NN_keyframe.png,
+scene_NN_last.png and scene_NN.json (models, seed, parameters, timings).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from pipeline.animate import MOTION_BUCKET, VideoParams, animatic_frames, svd_frames, svd_plan
+from pipeline.events import (Event, Notice, RenderFinished, SceneDone, SceneFailed, SceneStarted,
+                             StepProgress)
+from pipeline.keyframes import SceneError, fit, generate, load_upload, title_card
+from pipeline.storyboard import CONTINUE, Scene, Storyboard
+from pipeline.video_io import write_mp4
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "svd", "animatic")
+
+
+@dataclass
+class RenderSettings:
+    backend: str = "auto"           # "svd", "animatic", or "auto": svd when its weights and a GPU are here
+    video_model: str | None = None  # SVD id or folder; None = the default (SVD-XT)
+    image_model: str | None = None  # keyframe text-to-image id or folder; None = the default
+    width: int = 1024               # frame size; SVD-XT was trained at 1024x576
+    height: int = 576
+    steps: int = 25                 # SVD denoising steps per run
+    frames: int = 25                # frames per SVD run (SVD-XT 25, SVD 14)
+    fps: int = 24                   # the film's frame rate
+    profile: str = "auto"           # memory profile: fast, balanced, low, or auto (from free VRAM)
+    seed: int | None = None         # overrides every scene's seed when set
+    keyframe_steps: int = 2         # text-to-image steps (turbo models need 1-4)
+    keyframe_guidance: float = 0.0  # turbo models are trained without guidance
+    noise_aug_strength: float = 0.02
+    min_guidance_scale: float = 1.0
+    max_guidance_scale: float = 3.0
+    only_scenes: list[int] = field(default_factory=list)  # 1-based; empty = every scene
+
+    def check(self) -> None:
+        problems = []
+        if self.backend not in BACKENDS:
+            problems.append(f"backend {self.backend!r} is not one of: {', '.join(BACKENDS)}")
+        if not (64 <= self.width <= 2048 and 64 <= self.height <= 2048):
+            problems.append(f"size {self.width}x{self.height} is outside 64-2048 pixels")
+        elif self.width % 8 or self.height % 8:
+            problems.append(f"size {self.width}x{self.height}: width and height must be "
+                            f"multiples of 8")
+        if not 1 <= self.steps <= 200:
+            problems.append(f"steps {self.steps} is outside 1-200")
+        if not 2 <= self.frames <= 64:
+            problems.append(f"frames {self.frames} is outside 2-64")
+        if not 1 <= self.fps <= 60:
+            problems.append(f"fps {self.fps} is outside 1-60")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+class RenderError(RuntimeError):
+    """The job cannot start (a model that will not load); the message says how to fix it."""
+
+
+class RenderCancelled(Exception):
+    """Raised inside a step callback to stop the scene in flight."""
+
+
+def scene_paths(out_dir: Path, number: int) -> dict[str, Path]:
+    stem = out_dir / f"scene_{number:02d}"
+    return {"clip": stem.with_suffix(".mp4"), "keyframe": Path(f"{stem}_keyframe.png"),
+            "last_frame": Path(f"{stem}_last.png"), "info": stem.with_suffix(".json")}
+
+
+def render_storyboard(board: Storyboard, out_dir: Path, settings: RenderSettings | None = None,
+                      cancel: threading.Event | None = None,
+                      base_dir: Path | None = None) -> Iterator[Event]:
+    """Render the storyboard's scenes into `out_dir`, yielding events as they happen.
+
+    `base_dir` resolves relative keyframe paths (the storyboard file's folder).
+    """
+    settings = settings or RenderSettings()
+    settings.check()
+    cancel = cancel or threading.Event()
+    events: queue.Queue[Event | BaseException | None] = queue.Queue()
+    renderer = _Renderer(board, Path(out_dir), settings, cancel, events.put,
+                         base_dir or Path.cwd())
+
+    def work() -> None:
+        try:
+            renderer.run()
+        except BaseException as err:  # handed to the consumer below, which re-raises it
+            events.put(err)
+        finally:
+            events.put(None)
+
+    worker = threading.Thread(target=work, name="storyreel-render", daemon=True)
+    worker.start()
+    try:
+        while (item := events.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        cancel.set()  # a consumer that stops listening stops the work
+        worker.join()
+
+
+class _Renderer:
+    def __init__(self, board: Storyboard, out_dir: Path, settings: RenderSettings,
+                 cancel: threading.Event, emit: Any, base_dir: Path):
+        self.board, self.out_dir, self.settings = board, out_dir, settings
+        self.cancel, self.emit, self.base_dir = cancel, emit, base_dir
+        self.backend = ""
+        self.profile: Any = None
+        self.video_pipe: Any = None
+        self.image_pipe: Any = None
+        self.image_model: str | None = None
+        self.video_model: str | None = None
+
+    # ---- the job -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        started = time.perf_counter()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._choose_backend()
+        self._load_image_model()
+        wanted = set(self.settings.only_scenes) or set(range(1, len(self.board.scenes) + 1))
+        done, failed, cancelled = [], [], False
+        for number, scene in enumerate(self.board.scenes, start=1):
+            if number not in wanted:
+                continue
+            if self.cancel.is_set():
+                cancelled = True
+                break
+            if self.settings.seed is not None:
+                scene = Scene(**{**asdict(scene), "seed": self.settings.seed})
+            self.emit(SceneStarted(number, len(self.board.scenes), self.backend))
+            try:
+                self.emit(self._render_scene(number, scene))
+                done.append(number)
+            except RenderCancelled:
+                cancelled = True
+                self.emit(Notice("cancelled; the scene in flight was dropped", number))
+                break
+            except SceneError as err:
+                failed.append(number)
+                self.emit(SceneFailed(number, str(err)))
+            except Exception as err:  # an unexpected failure: reported, logged, next scene
+                log.exception("scene %d failed", number)
+                failed.append(number)
+                self.emit(SceneFailed(number, f"{type(err).__name__}: {err}"))
+        self.emit(RenderFinished(done, failed, cancelled, time.perf_counter() - started))
+
+    def _choose_backend(self) -> None:
+        from models.diffusion import default_video_model, is_available, placement
+
+        self.video_model = self.settings.video_model or default_video_model()
+        wanted = self.settings.backend
+        if wanted == "auto":
+            gpu = placement().device == "cuda"
+            if gpu and is_available(self.video_model):
+                wanted = "svd"
+            else:
+                wanted = "animatic"
+                why = "no GPU" if not gpu else f"{self.video_model} is not on this machine"
+                self.emit(Notice(f"rendering an animatic (camera moves over still keyframes), "
+                                 f"not generated video: {why}"))
+        self.backend = wanted
+        if wanted == "svd":
+            self._load_video_model()
+
+    def _load_video_model(self) -> None:
+        from models.diffusion import apply_profile, load_video_pipeline
+        from models.llm import ModelUnavailable, release_chat_models
+        from models.memory import pick_profile
+
+        try:
+            self.video_pipe = load_video_pipeline(self.video_model)
+        except ModelUnavailable as err:
+            raise RenderError(str(err)) from None
+        release_chat_models()  # the planner's LLM leaves the GPU before the video model needs it
+        self.profile = pick_profile(self.settings.profile)
+        apply_profile(self.video_pipe, self.profile)
+
+    def _load_image_model(self) -> None:
+        from models.diffusion import default_image_model, is_available, load_image_pipeline
+        from models.llm import ModelUnavailable
+
+        needs_images = any(s.keyframe is None for s in self.board.scenes)
+        if not needs_images:
+            return
+        model = self.settings.image_model or default_image_model()
+        if self.settings.image_model is None and not is_available(model):
+            self.emit(Notice(self._no_image_model_message(model)))
+            return
+        try:
+            self.image_pipe = load_image_pipeline(model)
+            self.image_model = model
+        except ModelUnavailable as err:
+            self.emit(Notice(f"{err}; {self._no_image_model_message(model)}"))
+
+    def _no_image_model_message(self, model: str) -> str:
+        from models.registry import DEFAULT_KEYFRAME, how_to_get
+
+        fix = how_to_get(DEFAULT_KEYFRAME) if model == DEFAULT_KEYFRAME.repo_id else \
+            f"check the folder or id {model}"
+        if self.backend == "animatic":
+            return (f"no keyframe model ({model}): scenes without an uploaded keyframe get a "
+                    f"title card; to get the model: {fix}")
+        return (f"no keyframe model ({model}): scenes without an uploaded or continued "
+                f"keyframe cannot be rendered with SVD; to get it: {fix}")
+
+    # ---- one scene -----------------------------------------------------------------------
+
+    def _render_scene(self, number: int, scene: Scene) -> SceneDone:
+        started = time.perf_counter()
+        paths = scene_paths(self.out_dir, number)
+        s = self.settings
+        keyframe, source = self._keyframe(number, scene)
+        keyframe_s = time.perf_counter() - started
+        keyframe.save(paths["keyframe"])
+        video_started = time.perf_counter()
+        if self.backend == "svd":
+            frames = self._svd_with_retries(number, scene, keyframe)
+        else:
+            frames = list(animatic_frames(keyframe, scene, s.width, s.height, s.fps))
+        video_s = time.perf_counter() - video_started
+        self._check_cancel()
+        encode_started = time.perf_counter()
+        self.emit(StepProgress(number, "encode", 0, 1))
+        count = write_mp4(frames, paths["clip"], s.fps)
+        Image.fromarray(frames[-1]).save(paths["last_frame"])
+        encode_s = time.perf_counter() - encode_started
+        info = self._scene_info(number, scene, source, count, keyframe_s, video_s, encode_s)
+        paths["info"].write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
+        return SceneDone(number, paths["clip"], paths["keyframe"], paths["last_frame"],
+                         paths["info"], time.perf_counter() - started, self.backend)
+
+    def _keyframe(self, number: int, scene: Scene) -> tuple[Image.Image, str]:
+        s = self.settings
+        if scene.keyframe == CONTINUE:
+            previous = scene_paths(self.out_dir, number - 1)["last_frame"]
+            if not previous.is_file():
+                raise SceneError(f"scene {number}, keyframe: 'continue' needs scene {number - 1}'s "
+                                 f"last frame, which has not been rendered")
+            with Image.open(previous) as image:
+                return fit(image, s.width, s.height), f"continue: last frame of scene {number - 1}"
+        if scene.keyframe:
+            path = Path(scene.keyframe).expanduser()
+            path = path if path.is_absolute() else self.base_dir / path
+            return load_upload(path, number, s.width, s.height), f"upload: {path.name}"
+        if self.image_pipe is not None:
+            image = generate(self.image_pipe, scene, s.width, s.height, s.keyframe_steps,
+                             s.keyframe_guidance, self._progress(number, "keyframe"))
+            return image, f"generated: {self.image_model}"
+        if self.backend == "animatic":
+            return title_card(scene, number, self.board.title, s.width, s.height), "title card"
+        raise SceneError(f"scene {number}: {self._no_image_model_message(s.image_model or 'default')}"
+                         f", or give the scene a keyframe image")
+
+    def _svd_with_retries(self, number: int, scene: Scene, keyframe: Image.Image) -> list:
+        """SVD frames; on CUDA out-of-memory, step down a profile and try the scene again."""
+        import torch
+
+        from models.diffusion import apply_profile
+        from models.memory import step_down
+
+        while True:
+            params = self._video_params()
+            try:
+                return svd_frames(self.video_pipe, keyframe, scene, params,
+                                  self._progress(number, "video"))
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                lower = step_down(self.profile)
+                if lower is None:
+                    raise SceneError(f"scene {number}: out of GPU memory even in the low profile; "
+                                     f"try a smaller --width/--height or fewer --frames") from None
+                self.emit(Notice(f"out of GPU memory in the {self.profile.name} profile; "
+                                 f"retrying in the {lower.name} profile", number))
+                self.profile = lower
+                apply_profile(self.video_pipe, lower)
+
+    def _video_params(self) -> VideoParams:
+        s = self.settings
+        chunk = self.profile.decode_chunk_size if self.profile else 8
+        return VideoParams(s.width, s.height, s.fps, s.frames, s.steps, s.noise_aug_strength,
+                           s.min_guidance_scale, s.max_guidance_scale, chunk)
+
+    def _progress(self, number: int, stage: str) -> Any:
+        def on_step(step: int, steps: int) -> None:
+            self._check_cancel()
+            self.emit(StepProgress(number, stage, step, steps))
+        return on_step
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise RenderCancelled()
+
+    def _scene_info(self, number: int, scene: Scene, source: str, count: int, keyframe_s: float,
+                    video_s: float, encode_s: float) -> dict[str, Any]:
+        s = self.settings
+        info: dict[str, Any] = {
+            "scene": number, "backend": self.backend, "seed": scene.seed,
+            "description": scene.description, "visual_prompt": scene.visual_prompt,
+            "camera": scene.camera, "motion": scene.motion, "duration": scene.duration,
+            "keyframe": source, "image_model": self.image_model,
+            "frames": count, "fps": s.fps, "width": s.width, "height": s.height,
+            "timings": {"keyframe_s": round(keyframe_s, 3), "video_s": round(video_s, 3),
+                        "encode_s": round(encode_s, 3)},
+        }
+        if self.backend == "svd":
+            runs, cond_fps = svd_plan(scene.duration, s.frames)
+            info.update({"video_model": self.video_model, "profile": self.profile.name,
+                         "svd": {"num_frames": s.frames, "num_inference_steps": s.steps,
+                                 "runs": runs, "fps": cond_fps,
+                                 "motion_bucket_id": MOTION_BUCKET[scene.motion],
+                                 "noise_aug_strength": s.noise_aug_strength,
+                                 "min_guidance_scale": s.min_guidance_scale,
+                                 "max_guidance_scale": s.max_guidance_scale,
+                                 "decode_chunk_size": self._video_params().decode_chunk_size}})
+        else:
+            info["label"] = "animatic: a camera move over a still keyframe, not generated video"
+        return info
+

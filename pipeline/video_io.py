@@ -1,0 +1,83 @@
+"""Writing and reading mp4 files: H.264, yuv420p, even dimensions, moov atom first.
+
+That combination plays in every browser. Files are written to a temporary name and renamed
+when complete, so a clip that exists on disk is always a whole clip.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    return width - width % 2, height - height % 2
+
+
+def write_mp4(frames: Iterable[np.ndarray], path: Path, fps: float, crf: int = 18,
+              preset: str = "veryfast", audio: Path | None = None) -> int:
+    """Encode RGB uint8 frames (H, W, 3) to `path`; returns the number of frames written."""
+    path = Path(path)
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    count = 0
+    with av.open(str(partial), mode="w", format="mp4",
+                 options={"movflags": "+faststart"}) as container:
+        stream = None
+        for frame in frames:
+            if stream is None:
+                height, width = even_size(frame.shape[1], frame.shape[0])[::-1]
+                stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                stream.options = {"crf": str(crf), "preset": preset}
+            frame = np.ascontiguousarray(frame[:stream.height, :stream.width, :3])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+            count += 1
+        if stream is None:
+            raise ValueError(f"no frames to write to {path}")
+        for packet in stream.encode():
+            container.mux(packet)
+    os.replace(partial, path)
+    return count
+
+
+def read_frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def probe(path: Path) -> dict[str, object]:
+    """What a player sees: codec, pixel format, size, frame count, duration in seconds."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(video=0))
+        fps = float(video.average_rate) if video.average_rate else 0.0
+        info: dict[str, object] = {
+            "codec": video.codec_context.name, "pix_fmt": video.codec_context.pix_fmt,
+            "width": video.codec_context.width, "height": video.codec_context.height,
+            "frames": frames, "fps": fps, "duration": frames / fps if fps else 0.0,
+            "audio": [s.codec_context.name for s in container.streams.audio],
+        }
+    return info
+
+
+def last_frame(path: Path) -> Image.Image:
+    with av.open(str(path)) as container:
+        frame = None
+        for frame in container.decode(video=0):
+            pass
+    if frame is None:
+        raise ValueError(f"{path} holds no video frames")
+    return frame.to_image()
+
+
+def moov_before_mdat(path: Path) -> bool:
+    """True when the index (moov) precedes the media data, so playback starts at once."""
+    data = Path(path).read_bytes()[:1 << 20]
+    moov, mdat = data.find(b"moov"), data.find(b"mdat")
+    return moov != -1 and (mdat == -1 or moov < mdat)
