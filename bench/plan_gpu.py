@@ -29,7 +29,7 @@ PROMPTS = ("制作一段关于森林探险的短视频，包含河流和小动�
            "春节的夜晚，灯笼和烟花照亮了小镇")
 
 
-def build_model(folder: Path, layers: int | None) -> None:
+def build_model(folder: Path, layers: int | None, tokenizer_dir: Path | None) -> None:
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
@@ -39,7 +39,12 @@ def build_model(folder: Path, layers: int | None) -> None:
     if layers:
         config.update(num_hidden_layers=layers, hidden_size=256, intermediate_size=512,
                       num_attention_heads=4, num_key_value_heads=2, head_dim=64)
-    base = load_chat_model(EMBEDDED).tokenizer
+    if tokenizer_dir:
+        from transformers import AutoTokenizer
+
+        base = AutoTokenizer.from_pretrained(tokenizer_dir)
+    else:
+        base = load_chat_model(EMBEDDED).tokenizer
     tokenizer = extend_vocabulary(base, config["vocab_size"] - 512)
     torch.manual_seed(0)
     model = Qwen3ForCausalLM(Qwen3Config(**config, bos_token_id=base.bos_token_id,
@@ -79,6 +84,8 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=None,
                         help="a small model with this many layers (CPU smoke test)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--tokenizer", type=Path, default=None,
+                        help="a SmolLM2 tokenizer folder (default: the embedded model's)")
     args = parser.parse_args()
 
     import torch
@@ -91,7 +98,7 @@ def main() -> None:
     quiet_libraries()
     folder = Path(tempfile.mkdtemp()) / "qwen3-1.7b-random"
     started = time.perf_counter()
-    build_model(folder, args.small)
+    build_model(folder, args.small, args.tokenizer)
     build_s = time.perf_counter() - started
     chat = load_chat_model(str(folder))
     rows = []

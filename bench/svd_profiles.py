@@ -94,7 +94,7 @@ def main() -> None:
                      "num_frames": args.frames, "steps": args.steps, "dtype": "float16" if cuda
                      else "float32", "finite": bool(np.isfinite(np.asarray(frames[0])).all())})
         print(rows[-1], flush=True)
-    path = write_results("svd_profiles", rows, {"load_s": round(load_s, 2)}, args.out)
+        path = write_results("svd_profiles", rows, {"load_s": round(load_s, 2)}, args.out)
     print_table(rows, ["profile", "clip_s", "peak_gib", "reserved_gib", "median_step_s",
                        "decode_chunk_size"])
     print(f"wrote {path}")
