@@ -84,6 +84,9 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=None,
                         help="a small model with this many layers (CPU smoke test)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--cache", choices=("dynamic", "static"), default=None,
+                        help="KV cache (default: what the product uses on this device)")
+    parser.add_argument("--prompts", type=int, default=len(PROMPTS))
     parser.add_argument("--tokenizer", type=Path, default=None,
                         help="a SmolLM2 tokenizer folder (default: the embedded model's)")
     args = parser.parse_args()
@@ -101,8 +104,11 @@ def main() -> None:
     build_model(folder, args.small, args.tokenizer)
     build_s = time.perf_counter() - started
     chat = load_chat_model(str(folder))
+    if args.cache:
+        chat.model.generation_config.cache_implementation = None if args.cache == "dynamic" \
+            else args.cache
     rows = []
-    for run, prompt in enumerate((PROMPTS[0],) + PROMPTS):  # the first run warms up
+    for run, prompt in enumerate((PROMPTS[0],) + PROMPTS[:args.prompts]):  # run 0 warms up
         timings = PlanTimings()
         started = time.perf_counter()
         board = plan_storyboard(PlanRequest(prompt, scenes=args.scenes, seed=run,
@@ -140,8 +146,9 @@ def main() -> None:
                "median_overhead_pct": statistics.median(overheads) if overheads else None,
                "build_s": round(build_s, 1), "model": "Qwen3-1.7B architecture, random bf16"
                if not args.small else f"small {args.small}-layer Qwen3"}
-    path = write_results("plan_gpu" if not args.small else "plan_gpu_smoke", rows, summary,
-                         args.out)
+    summary["cache"] = chat.model.generation_config.cache_implementation or "dynamic"
+    name = "plan_gpu" if not args.small else "plan_gpu_smoke"
+    path = write_results(f"{name}_{summary['cache']}", rows, summary, args.out)
     print_table(rows, ["prompt", "plan_s", "tokens", "unconstrained_s", "overhead_pct"])
     print(summary)
     print(f"wrote {path}")

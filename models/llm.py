@@ -115,6 +115,10 @@ def _load(model_id: str) -> ChatModel:
     if "gguf_file" in kwargs and model_id == EMBEDDED:
         _save_converted(tokenizer, model)
     model.to(device).eval()
+    if device == "cuda":
+        # A static KV cache lets transformers compile the decoding step (CUDA graphs): a small
+        # model's per-token time is otherwise kernel-launch bound (see bench/plan_gpu.py).
+        model.generation_config.cache_implementation = "static"
     label = f"{EMBEDDED_LLM.repo_id} (embedded)" if model_id == EMBEDDED else model_id
     return ChatModel(model_id=label, tokenizer=tokenizer, model=model,
                      multilingual=multilingual, device=device)

@@ -169,7 +169,6 @@ class _SceneWriter:
         self.writes_visuals = chat.multilingual or language == "zh"
         self.text_field = "description" if self.writes_subtitles else "visual_prompt"
         self.language = language
-        self._compiler = None
 
     def write_all(self, prompt: str, beats: list[Beat]) -> tuple[list[_Draft], str]:
         # The embedded model's titles wander off the topic: it gets one by rule instead.
@@ -206,25 +205,26 @@ class _SceneWriter:
     def _generate(self, request: str, schema: dict[str, Any], temperature: float = 0.7,
                   seed_offset: int = 0) -> dict[str, Any]:
         import torch
-        import xgrammar as xgr
-        from xgrammar.contrib.hf import LogitsProcessor
+        from transformers import StoppingCriteriaList
+
+        from pipeline.constrained import GrammarGuide
 
         tokenizer, model = self.chat.tokenizer, self.chat.model
-        if self._compiler is None:
-            info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=model.config.vocab_size)
-            self._compiler = xgr.GrammarCompiler(info)
-        grammar = self._compiler.compile_json_schema(json.dumps(schema), any_whitespace=False)
+        grammar = _grammar_compiler(self.chat).compile_json_schema(json.dumps(schema),
+                                                                   any_whitespace=False)
         messages = _messages(request, self.text_field)
         inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
                                                return_tensors="pt", return_dict=True,
                                                **_template_kwargs(tokenizer))
         inputs = {k: v.to(model.device) for k, v in inputs.items()}
+        guide = GrammarGuide(grammar, model.device)
         torch.manual_seed(self.seed + seed_offset)
         started = time.perf_counter()
         with torch.inference_mode():
             output = model.generate(
                 **inputs, max_new_tokens=_token_budget(schema),
-                logits_processor=[LogitsProcessor(grammar)], do_sample=True,
+                logits_processor=[guide.processor],
+                stopping_criteria=StoppingCriteriaList([guide.stopper]), do_sample=True,
                 temperature=temperature, top_p=0.9, repetition_penalty=1.15,
                 streamer=_Streamer(tokenizer, self.on_text) if self.on_text else None,
                 pad_token_id=tokenizer.eos_token_id)
@@ -238,6 +238,21 @@ class _SceneWriter:
             raise RuntimeError(f"the planner model's output was cut short ({err.msg} at "
                                f"{text[max(0, err.pos - 40):err.pos + 10]!r}); this is a bug in "
                                f"the token budget") from err
+
+
+_compilers: dict[int, Any] = {}
+
+
+def _grammar_compiler(chat: Any) -> Any:
+    """One xgrammar compiler per loaded model: building its vocabulary table takes seconds."""
+    import xgrammar as xgr
+
+    key = id(chat.tokenizer)
+    if key not in _compilers:
+        info = xgr.TokenizerInfo.from_huggingface(chat.tokenizer,
+                                                  vocab_size=chat.model.config.vocab_size)
+        _compilers[key] = xgr.GrammarCompiler(info)
+    return _compilers[key]
 
 
 class _Streamer:
