@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from pathlib import Path
 
+from pipeline.assemble import (AssemblyError, AssemblySettings, FilmResult, assemble_film,
+                               check_music)
 from pipeline.events import RenderFinished, describe
 from pipeline.planner import PlanRequest, PromptRejected, PlanTimings, plan_storyboard
 from pipeline.render import BACKENDS, RenderError, RenderSettings, render_storyboard
@@ -155,10 +157,107 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0 if not finished.failed and not finished.cancelled else 1
 
 
+def add_assembly_options(parser: argparse.ArgumentParser) -> None:
+    defaults = AssemblySettings()
+    parser.add_argument("--music", type=Path, default=None,
+                        help="background music (mp3/wav/m4a/ogg), trimmed or looped, faded")
+    parser.add_argument("--music-volume", type=float, default=defaults.music_volume,
+                        help="music volume, 0-1")
+    parser.add_argument("--no-subtitles", action="store_true",
+                        help="do not burn subtitles into the picture (the .srt is still written)")
+    parser.add_argument("--crossfade", type=float, default=defaults.crossfade,
+                        help="seconds of overlap for crossfade transitions")
+
+
+def assembly_settings(args: argparse.Namespace) -> AssemblySettings:
+    if not 0 <= args.music_volume <= 1:
+        raise UserError(f"--music-volume {args.music_volume} is outside 0-1")
+    if not 0 <= args.crossfade <= 5:
+        raise UserError(f"--crossfade {args.crossfade} is outside 0-5 seconds")
+    settings = AssemblySettings(crossfade=args.crossfade, subtitles=not args.no_subtitles,
+                                music=args.music, music_volume=args.music_volume)
+    if settings.music is not None:
+        try:
+            check_music(settings.music)
+        except AssemblyError as err:
+            raise UserError(str(err)) from None
+    return settings
+
+
+def report_film(result: FilmResult) -> None:
+    print(f"film: {result.film} ({result.duration:.2f} s, {result.frames} frames, assembled in "
+          f"{result.seconds:.1f} s)")
+    for label, path in (("subtitles", result.srt), ("details", result.info),
+                        ("poster", result.poster), ("contact sheet", result.contact_sheet)):
+        print(f"{label}: {path}")
+
+
+def add_assemble_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("storyboard", type=Path, help="the storyboard the clips were rendered from")
+    parser.add_argument("--clips", type=Path, required=True, help="folder holding scene_NN.mp4")
+    parser.add_argument("--out", type=Path, required=True, help="the film, an .mp4 file")
+    add_assembly_options(parser)
+
+
+def cmd_assemble(args: argparse.Namespace) -> int:
+    board = load_storyboard(args.storyboard)
+    settings = assembly_settings(args)
+    try:
+        report_film(assemble_film(board, args.clips, args.out, settings))
+    except AssemblyError as err:
+        raise UserError(str(err)) from None
+    return 0
+
+
+def add_make_options(parser: argparse.ArgumentParser) -> None:
+    add_plan_options(parser)
+    parser.add_argument("--out", type=Path, required=True, help="the film, an .mp4 file")
+    add_render_settings(parser)
+    add_assembly_options(parser)
+
+
+def cmd_make(args: argparse.Namespace) -> int:
+    """plan -> render -> assemble; the clips go to FILM_scenes/ beside the film."""
+    if args.out.suffix.lower() != ".mp4":
+        raise UserError(f"--out must name an .mp4 file (got {args.out.name})")
+    assembly = assembly_settings(args)  # a bad music file is refused before any work
+    settings = render_settings(args)
+    try:
+        settings.check()
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    try:
+        board = plan_storyboard(plan_request(args))
+    except PromptRejected as err:
+        raise UserError(str(err)) from None
+    for note in board.notes:
+        print(f"note: {note}", file=sys.stderr)
+    clips = args.out.with_name(f"{args.out.stem}_scenes")
+    clips.mkdir(parents=True, exist_ok=True)
+    (clips / "storyboard.json").write_text(board.to_json(), encoding="utf-8")
+    print(f"storyboard: {len(board.scenes)} scenes by {board.planner} -> {clips / 'storyboard.json'}")
+    try:
+        finished = render_and_report(board, clips, settings, Path.cwd())
+    except KeyboardInterrupt:
+        print("cancelled: finished clips are kept", file=sys.stderr)
+        return 130
+    if finished.failed or finished.cancelled:
+        print(f"error: the film was not assembled: scene(s) {finished.failed} failed"
+              if finished.failed else "error: cancelled", file=sys.stderr)
+        return 1
+    try:
+        report_film(assemble_film(board, clips, args.out, assembly))
+    except AssemblyError as err:
+        raise UserError(str(err)) from None
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int], str]] = {
     "plan": (add_plan_options, cmd_plan, "write a storyboard for a prompt (JSON on stdout)"),
     "render": (add_render_options, cmd_render, "render a storyboard's scenes to clips"),
+    "assemble": (add_assemble_options, cmd_assemble, "join rendered clips into a film"),
+    "make": (add_make_options, cmd_make, "prompt -> storyboard -> clips -> film"),
 }
 
 

@@ -334,7 +334,7 @@ def _scene_prefix(beat: Beat) -> str:
 
 
 def _scene_schema(beat: Beat, subtitles: bool, visuals: bool) -> dict[str, Any]:
-    prefix = re.escape(_scene_prefix(beat))
+    prefix = re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", _scene_prefix(beat))  # regex-safe
     # After the prefix a word must end (no "Mars" -> "Marston"); the sentence ends with a period.
     after = "[ ,;:'’]" if prefix else ""
     text = "[^\"\\\\\\x00-\\x1f]"  # no quote, backslash or control character: plain JSON text

@@ -1,0 +1,194 @@
+"""Film assembly: order, transitions, exact length, subtitles (Chinese too), music, refusals."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from pipeline.assemble import AssemblyError, AssemblySettings, assemble_film, check_music
+from pipeline.fonts import font
+from pipeline.render import RenderSettings, render_storyboard
+from pipeline.video_io import moov_before_mdat, probe, read_frames
+from tests.conftest import ROOT, make_board
+
+FPS = 12
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """Three animatic clips: 1 s (cut), 1.5 s (crossfade), 1 s (crossfade), with colour cards."""
+    folder = tmp_path_factory.mktemp("clips")
+    colours = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
+    scenes = []
+    for k, colour in enumerate(colours):
+        still = folder / f"still{k}.png"
+        Image.new("RGB", (128, 72), colour).save(still)
+        scenes.append({"keyframe": str(still), "duration": (1.0, 1.5, 1.0)[k],
+                       "transition": "cut" if k == 0 else "crossfade",
+                       "description": ("森林探险的故事从这里开始", "A river runs through the woods.",
+                                       "小动物们出现了")[k]})
+    board = make_board(*scenes)
+    list(render_storyboard(board, folder, RenderSettings(backend="animatic", width=128,
+                                                         height=72, fps=FPS)))
+    return board, folder
+
+
+def sine_wav(path: Path, seconds: float, rate: int = 22050) -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (np.sin(2 * np.pi * 440 * t) * 12000).astype(np.int16)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return path
+
+
+def test_film_is_browser_playable_and_exactly_as_long_as_planned(rendered, tmp_path):
+    board, clips = rendered
+    result = assemble_film(board, clips, tmp_path / "film.mp4", AssemblySettings(crossfade=0.5))
+    info = probe(result.film)
+    assert (info["codec"], info["pix_fmt"]) == ("h264", "yuv420p")
+    assert info["width"] % 2 == 0 and info["height"] % 2 == 0
+    expected = 1.0 + 1.5 + 1.0 - 2 * 0.5
+    assert abs(info["duration"] - expected) <= 1 / FPS
+    assert moov_before_mdat(result.film)
+    details = json.loads(result.info.read_text(encoding="utf-8"))
+    assert details["crossfade_seconds"] == 0.5 and len(details["scenes"]) == 3
+    assert details["storyboard"]["scenes"][1]["description"] == "A river runs through the woods."
+    assert all(s["seed"] == 3 and s["backend"] == "animatic" for s in details["scenes"])
+
+
+def test_scenes_are_in_order_and_crossfades_blend(rendered, tmp_path):
+    board, clips = rendered
+    result = assemble_film(board, clips, tmp_path / "film.mp4",
+                           AssemblySettings(crossfade=0.5, subtitles=False))
+    frames = read_frames(result.film)
+    centre = [f[20:40, 20:60].reshape(-1, 3).mean(axis=0) for f in frames]
+    dominant = [int(np.argmax(c)) for c in centre]
+    assert dominant[0] == 0 and dominant[len(frames) // 2] == 1 and dominant[-1] == 2
+    # In the first crossfade (frames 6-11 of the film) red gives way to green gradually.
+    fade = [c[1] - c[0] for c in centre[6:12]]
+    assert fade == sorted(fade) and fade[0] < 0 < fade[-1]
+
+
+def test_cuts_do_not_overlap(rendered, tmp_path):
+    board, clips = rendered
+    result = assemble_film(board, clips, tmp_path / "film.mp4",
+                           AssemblySettings(crossfade=0.0, subtitles=False))
+    assert probe(result.film)["frames"] == (1.0 + 1.5 + 1.0) * FPS
+
+
+def test_srt_is_timed_to_the_scenes(rendered, tmp_path):
+    board, clips = rendered
+    result = assemble_film(board, clips, tmp_path / "film.mp4", AssemblySettings(crossfade=0.5))
+    blocks = result.srt.read_text(encoding="utf-8").strip().split("\n\n")
+    assert [b.splitlines()[2] for b in blocks] == [s.description for s in board.scenes]
+    assert blocks[0].splitlines()[1] == "00:00:00,000 --> 00:00:00,500"
+    assert blocks[1].splitlines()[1] == "00:00:00,500 --> 00:00:01,500"
+    assert blocks[2].splitlines()[1] == "00:00:01,500 --> 00:00:02,500"
+
+
+def test_chinese_glyphs_render_as_chinese_not_boxes():
+    def glyph(char: str) -> np.ndarray:
+        canvas = Image.new("L", (64, 64), 0)
+        ImageDraw.Draw(canvas).text((4, 4), char, font=font(48), fill=255)
+        return np.asarray(canvas) > 128
+
+    forest, river, animal = glyph("森"), glyph("河"), glyph("物")
+    assert forest.sum() > 100 and river.sum() > 100
+    # A font without Chinese draws the same "tofu" box for every character.
+    assert (forest != river).sum() > 100 and (river != animal).sum() > 100
+    assert font(20).getmask("森").getbbox() is not None
+
+
+def test_subtitles_are_burned_in_the_bottom_band(rendered, tmp_path):
+    board, clips = rendered
+    plain = read_frames(assemble_film(board, clips, tmp_path / "a.mp4",
+                                      AssemblySettings(subtitles=False)).film)
+    titled = read_frames(assemble_film(board, clips, tmp_path / "b.mp4").film)
+    bottom = np.abs(titled[3][50:70].astype(int) - plain[3][50:70]).mean()
+    top = np.abs(titled[3][0:20].astype(int) - plain[3][0:20]).mean()
+    assert bottom > 10 and top < 2
+
+
+def test_music_is_looped_to_the_film_and_encoded_as_aac(rendered, tmp_path):
+    board, clips = rendered
+    song = sine_wav(tmp_path / "song.wav", 1.0)
+    result = assemble_film(board, clips, tmp_path / "film.mp4",
+                           AssemblySettings(music=song, music_volume=0.8))
+    assert probe(result.film)["audio"] == ["aac"]
+    with av.open(str(result.film)) as container:
+        audio = container.streams.audio[0]
+        seconds = sum(f.samples for f in container.decode(audio=0)) / audio.rate
+    assert abs(seconds - result.duration) < 0.1
+    details = json.loads(result.info.read_text())
+    assert details["music"]["volume"] == 0.8
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", "is empty"),
+    (b"this is not a song at all" * 50, "not audio"),
+    (b"ID3\x03\x00\x00\x00" + bytes(range(256)) * 20, "not audio"),
+])
+def test_bad_music_is_refused_with_its_name(tmp_path, content, words):
+    bad = tmp_path / "song.mp3"
+    bad.write_bytes(content)
+    with pytest.raises(AssemblyError, match=f"song.mp3 .*{words}|song.mp3 {words}"):
+        check_music(bad)
+    with pytest.raises(AssemblyError, match="does not exist"):
+        check_music(tmp_path / "missing.ogg")
+
+
+def test_a_missing_clip_names_its_scene(rendered, tmp_path):
+    board, clips = rendered
+    partial = tmp_path / "clips"
+    partial.mkdir()
+    for name in ("scene_01.mp4", "scene_03.mp4"):
+        (partial / name).write_bytes((clips / name).read_bytes())
+    with pytest.raises(AssemblyError, match="scene 2: its clip scene_02.mp4 is missing"):
+        assemble_film(board, partial, tmp_path / "film.mp4")
+    assert not (tmp_path / "film.mp4").exists()
+
+
+def test_poster_and_contact_sheet(rendered, tmp_path):
+    board, clips = rendered
+    result = assemble_film(board, clips, tmp_path / "film.mp4")
+    poster, sheet = Image.open(result.poster), Image.open(result.contact_sheet)
+    assert poster.size == (128, 72)
+    assert sheet.width > 3 * 300 and sheet.height > 200
+
+
+def test_make_refuses_bad_music_before_any_work(tmp_path):
+    bad = tmp_path / "song.mp3"
+    bad.write_text("nope")
+    done = subprocess.run([sys.executable, "-m", "pipeline", "make", "a fox in the snow", "--out",
+                           str(tmp_path / "film.mp4"), "--music", str(bad)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "song.mp3" in done.stderr and "not audio" in done.stderr
+    assert not (tmp_path / "film_scenes").exists()
+
+
+def test_make_goes_from_prompt_to_film(tmp_path, embedded_chat):
+    song = sine_wav(tmp_path / "song.wav", 2.0)
+    done = subprocess.run([sys.executable, "-m", "pipeline", "make",
+                           "制作一段关于森林探险的短视频，包含河流和小动物", "--scenes", "3",
+                           "--seconds", "9", "--seed", "4", "--out", str(tmp_path / "film.mp4"),
+                           "--backend", "animatic", "--width", "256", "--height", "144",
+                           "--fps", "12", "--music", str(song)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    film = tmp_path / "film.mp4"
+    info = probe(film)
+    assert abs(info["duration"] - (9 - 2 * 0.5)) <= 1 / 12 and info["audio"] == ["aac"]
+    details = json.loads((tmp_path / "film.json").read_text(encoding="utf-8"))
+    assert details["storyboard"]["language"] == "zh" and "SmolLM2" in details["storyboard"]["planner"]
+    assert (tmp_path / "film.srt").read_text(encoding="utf-8").count("-->") == 3
+    assert (tmp_path / "film_poster.png").is_file() and (tmp_path / "film_contact.png").is_file()
