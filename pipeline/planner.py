@@ -125,14 +125,15 @@ def plan_storyboard(request: PlanRequest, on_text: OnText | None = None,
 def _drafts_from_model(prompt: str, beats: list[Beat], language: str, request: PlanRequest,
                        seed: int, notes: list[str], on_text: OnText | None,
                        timings: PlanTimings) -> tuple[list[_Draft] | None, str, str]:
-    from models.llm import EMBEDDED, ModelUnavailable, load_chat_model
+    from models.llm import EMBEDDED, ModelUnavailable, default_llm_id, load_chat_model
 
     started = time.perf_counter()
+    wanted = request.model or default_llm_id()
     try:
-        chat = load_chat_model(request.model)
+        chat = load_chat_model(wanted)
     except ModelUnavailable as err:
         notes.append(str(err))
-        if request.model in (None, EMBEDDED):
+        if wanted == EMBEDDED:
             return None, "", RULE_BASED
         notes.append("the embedded SmolLM2-135M-Instruct wrote this storyboard instead")
         try:

@@ -92,3 +92,26 @@ def test_cli_plan_prints_json_and_refuses_blank_prompts():
     blank = run_cli("plan", " ")
     assert blank.returncode == 2
     assert blank.stderr.strip().splitlines() == ["error: prompt is empty: describe the film in a sentence"]
+
+
+def test_gpu_default_that_is_missing_falls_back_to_the_embedded_model(embedded_chat, monkeypatch):
+    import models.llm
+
+    monkeypatch.setattr(models.llm, "default_llm_id", lambda: "Qwen/Qwen3-1.7B")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    board = plan_storyboard(PlanRequest("a kite over a beach", scenes=2, seed=1))
+    assert "SmolLM2" in board.planner
+    assert any("hf download Qwen/Qwen3-1.7B" in n for n in board.notes)
+
+
+def test_no_model_at_all_means_the_rule_based_planner_says_so(monkeypatch):
+    import models.llm
+
+    def missing(_model_id):
+        raise models.llm.ModelUnavailable("the embedded planner model is not installed")
+
+    monkeypatch.setattr(models.llm, "load_chat_model", missing)
+    board = plan_storyboard(PlanRequest("a kite over a beach", scenes=3, seed=1))
+    assert board.planner == "rule-based"
+    assert any("not installed" in n for n in board.notes)
+    assert any("rule-based" in n for n in board.notes)

@@ -185,3 +185,23 @@ def test_cli_render_prints_a_line_per_event(tmp_path):
                          timeout=300)
     assert bad.returncode == 2 and "scene 1, description: is empty" in bad.stderr
     assert not (tmp_path / "clips2").exists()
+
+
+def test_forward_chunking_of_the_low_profile_leaves_svd_output_unchanged(tiny_svd):
+    """diffusers issue #6258 reported degraded SVD output with forward chunking; the low
+    profile relies on it, so the same seed must give the same frames with and without it."""
+    import torch
+    from diffusers import StableVideoDiffusionPipeline
+
+    pipe = StableVideoDiffusionPipeline.from_pretrained(str(tiny_svd))
+    pipe.set_progress_bar_config(disable=True)
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+
+    def frames():
+        return pipe(image=image, height=64, width=64, num_frames=4, num_inference_steps=2,
+                    generator=torch.Generator().manual_seed(0), output_type="np").frames[0]
+
+    plain = frames()
+    pipe.unet.enable_forward_chunking()
+    chunked = frames()
+    assert np.abs(plain - chunked).max() < 1e-5

@@ -1,0 +1,161 @@
+"""History: every job, its storyboard, scene clips, seeds, timings and film, in TinyDB.
+
+TinyDB is neither thread- nor process-safe and rewrites its file in place. So every operation
+here holds one lock (a threading lock inside the process, an flock on a lock file across
+processes) around the whole read-modify-write, and the storage writes a temporary file, fsyncs
+it and renames it over the database: a crash leaves the old file or the new one, never half.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tinydb import Query, TinyDB
+from tinydb.storages import Storage
+
+STATES = ("planned", "rendering", "interrupted", "done", "failed", "cancelled")
+
+
+class AtomicJSONStorage(Storage):
+    """TinyDB storage that replaces the whole file atomically on every write."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        return json.loads(text) if text.strip() else None
+
+    def write(self, data: dict[str, Any]) -> None:
+        text = json.dumps(data, ensure_ascii=False)
+        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}")
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, self.path)
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def close(self) -> None:
+        pass
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class History:
+    """Jobs of every user in `root/history.json`; job folders under `root/<user>/<job id>/`."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._thread_lock = threading.RLock()
+        self._db = TinyDB(self.root / "history.json", storage=AtomicJSONStorage)
+        self._jobs = self._db.table("jobs")
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._thread_lock, open(self.root / "history.lock", "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                self._jobs.clear_cache()
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    # ---- jobs ----------------------------------------------------------------------------
+
+    def create(self, user: str, prompt: str, storyboard: dict[str, Any] | None = None,
+               **fields: Any) -> dict[str, Any]:
+        job_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        folder = self.user_dir(user) / job_id
+        folder.mkdir(parents=True, exist_ok=True)
+        job = {"id": job_id, "user": user, "prompt": prompt, "title": "",
+               "status": "planned", "created": now(), "updated": now(),
+               "storyboard": storyboard, "dir": str(folder), "scenes": {}, "film": None,
+               "message": "", **fields}
+        if storyboard:
+            job["title"] = storyboard.get("title", "")
+        with self._locked():
+            self._jobs.insert(job)
+        return job
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        with self._locked():
+            return self._jobs.get(Query().id == job_id)
+
+    def update(self, job_id: str, **fields: Any) -> dict[str, Any]:
+        if "status" in fields and fields["status"] not in STATES:
+            raise ValueError(f"unknown job state {fields['status']!r}")
+        with self._locked():
+            self._jobs.update({**fields, "updated": now()}, Query().id == job_id)
+            return self._jobs.get(Query().id == job_id)
+
+    def record_scene(self, job_id: str, number: int, scene: dict[str, Any]) -> None:
+        """Store one finished (or failed) scene the moment it exists."""
+        with self._locked():
+            job = self._jobs.get(Query().id == job_id)
+            if job is None:
+                raise KeyError(job_id)
+            scenes = dict(job.get("scenes") or {})
+            scenes[str(number)] = scene
+            self._jobs.update({"scenes": scenes, "updated": now()}, Query().id == job_id)
+
+    def jobs(self, user: str | None = None) -> list[dict[str, Any]]:
+        """Newest first; one user's jobs, or everyone's when user is None (admins)."""
+        with self._locked():
+            found = self._jobs.all() if user is None else self._jobs.search(Query().user == user)
+        return sorted(found, key=lambda j: j["created"], reverse=True)
+
+    def delete(self, job_id: str) -> None:
+        """Remove the job and its files."""
+        with self._locked():
+            job = self._jobs.get(Query().id == job_id)
+            if job is None:
+                return
+            self._jobs.remove(Query().id == job_id)
+        folder = Path(job["dir"]).resolve()
+        if folder.is_relative_to(self.root) and folder != self.root:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def mark_interrupted(self) -> list[str]:
+        """After a restart: jobs still 'rendering' were cut off; say so. Returns their ids."""
+        with self._locked():
+            stale = self._jobs.search(Query().status == "rendering")
+            for job in stale:
+                self._jobs.update({"status": "interrupted", "updated": now(),
+                                   "message": "the studio stopped while this job was rendering"},
+                                  Query().id == job["id"])
+        return [job["id"] for job in stale]
+
+    # ---- files ---------------------------------------------------------------------------
+
+    def user_dir(self, user: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in user).strip(".") or "_"
+        return self.root / safe
+
+    def owner_of(self, path: Path) -> str | None:
+        """The user whose folder holds `path`, or None when it is outside every user folder."""
+        path = Path(path).resolve()
+        if not path.is_relative_to(self.root):
+            return None
+        parts = path.relative_to(self.root).parts
+        return parts[0] if len(parts) > 1 else None

@@ -1,0 +1,133 @@
+"""Jobs: plan, render, re-render and assemble one person's film, remembered in History.
+
+The studio (ui/) and scripts call these; everything they do is recorded the moment it happens:
+the storyboard when it is written or edited, each scene when its clip exists, the film when it
+is assembled. Each job lives in `outputs/<user>/<job id>/` (clips in `scenes/`, the film as
+`film.mp4` beside `film.srt`, `film.json` and the contact sheet).
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.assemble import AssemblyError, AssemblySettings, FilmResult, assemble_film
+from pipeline.events import Event, RenderFinished, SceneDone, SceneFailed
+from pipeline.history import History
+from pipeline.planner import OnText, PlanRequest, plan_storyboard
+from pipeline.render import RenderError, RenderSettings, render_storyboard
+from pipeline.safety import ContentFilter
+from pipeline.storyboard import Storyboard, StoryboardError
+
+
+class JobError(RuntimeError):
+    """A request the studio refuses (bad storyboard, someone else's job); shown to the user."""
+
+
+@dataclass(frozen=True)
+class FilmReady:
+    """The last event of a render: the assembled film and its companions."""
+
+    film: Path
+    srt: Path
+    contact_sheet: Path
+    duration: float
+
+
+class Jobs:
+    def __init__(self, history: History, render_defaults: RenderSettings,
+                 assembly: AssemblySettings | None = None):
+        self.history = history
+        self.render_defaults = render_defaults
+        self.assembly = assembly or AssemblySettings()
+
+    # ---- access --------------------------------------------------------------------------
+
+    def job(self, user: str, job_id: str, admin: bool = False) -> dict[str, Any]:
+        job = self.history.get(job_id) if job_id else None
+        if job is None or (job["user"] != user and not admin):
+            raise JobError(f"job {job_id!r} does not exist")  # never confirm others' jobs
+        return job
+
+    # ---- plan ----------------------------------------------------------------------------
+
+    def plan(self, user: str, request: PlanRequest, on_text: OnText | None = None,
+             ) -> tuple[dict[str, Any], Storyboard]:
+        board = plan_storyboard(request, on_text=on_text)
+        job = self.history.create(user, request.prompt, board.to_dict())
+        return job, board
+
+    # ---- render --------------------------------------------------------------------------
+
+    def checked_board(self, board: Storyboard) -> Storyboard:
+        problems = ContentFilter.default().check_storyboard(board)
+        if problems:
+            raise JobError("; ".join(map(str, problems)))
+        return board
+
+    def board_from_rows(self, job: dict[str, Any], rows: list[list[Any]]) -> Storyboard:
+        base = Storyboard.from_dict(job["storyboard"])
+        try:
+            return self.checked_board(base.with_rows(rows))
+        except StoryboardError as err:
+            raise JobError(str(err)) from None
+
+    def render(self, user: str, job_id: str, board: Storyboard,
+               cancel: threading.Event | None = None, only_scenes: list[int] | None = None,
+               admin: bool = False) -> Iterator[Event | FilmReady]:
+        """Render (all scenes, or `only_scenes`), record each, then assemble the film."""
+        job = self.job(user, job_id, admin)
+        folder = Path(job["dir"])
+        self.history.update(job_id, storyboard=board.to_dict(), title=board.title,
+                            status="rendering", message="")
+        settings = dataclasses.replace(self.render_defaults, only_scenes=only_scenes or [])
+        finished = RenderFinished()
+        try:
+            for event in render_storyboard(board, folder / "scenes", settings, cancel=cancel,
+                                           base_dir=folder):
+                if isinstance(event, SceneDone):
+                    self.history.record_scene(job_id, event.scene, {
+                        "status": "done", "clip": str(event.clip),
+                        "keyframe": str(event.keyframe), "seconds": round(event.seconds, 2),
+                        "backend": event.backend,
+                        "seed": board.scenes[event.scene - 1].seed})
+                elif isinstance(event, SceneFailed):
+                    self.history.record_scene(job_id, event.scene, {
+                        "status": "failed", "message": event.message})
+                elif isinstance(event, RenderFinished):
+                    finished = event
+                yield event
+        except GeneratorExit:  # the listener went away (Cancel, closed tab): the render stopped
+            self.history.update(job_id, status="cancelled", message="the render was stopped")
+            raise
+        except RenderError as err:
+            self.history.update(job_id, status="failed", message=str(err))
+            raise JobError(str(err)) from None
+        if finished.cancelled:
+            self.history.update(job_id, status="cancelled",
+                                message="cancelled; finished scenes are kept")
+            return
+        if finished.failed:
+            self.history.update(job_id, status="failed",
+                                message=f"scene(s) {', '.join(map(str, finished.failed))} failed")
+            return
+        try:
+            film = assemble_film(board, folder / "scenes", folder / "film.mp4", self.assembly)
+        except AssemblyError as err:
+            self.history.update(job_id, status="failed", message=str(err))
+            raise JobError(str(err)) from None
+        self.history.update(job_id, status="done", film=self._film_record(film))
+        yield FilmReady(film.film, film.srt, film.contact_sheet, film.duration)
+
+    @staticmethod
+    def _film_record(film: FilmResult) -> dict[str, Any]:
+        return {"path": str(film.film), "srt": str(film.srt), "info": str(film.info),
+                "poster": str(film.poster), "contact_sheet": str(film.contact_sheet),
+                "duration": round(film.duration, 3)}
+
+    def delete(self, user: str, job_id: str, admin: bool = False) -> None:
+        self.job(user, job_id, admin)
+        self.history.delete(job_id)

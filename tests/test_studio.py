@@ -1,0 +1,174 @@
+"""The studio through its API (gradio_client) and its command line: plan, edit, render,
+history, accounts and who may fetch which file."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from gradio.processing_utils import hash_file
+from gradio.utils import get_upload_folder
+from gradio_client import Client
+
+from app import create_studio
+from pipeline.render import RenderSettings
+from tests.conftest import ROOT
+from ui.access import Accounts
+
+SMALL = RenderSettings(backend="animatic", width=128, height=72, fps=12)
+
+
+@pytest.fixture()
+def studio(tmp_path, monkeypatch, embedded_chat):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
+    demo, launch = create_studio(tmp_path / "outputs", SMALL)
+    _, url, _ = launch(prevent_thread_lock=True, server_port=None)
+    client = Client(url, verbose=False)
+    yield client, url, tmp_path / "outputs"
+    client.close()
+    demo.close()
+
+
+def has_file(value) -> bool:
+    """A real output value (a skipped output arrives as {"__type__": "update"})."""
+    return isinstance(value, str) or (isinstance(value, dict) and bool(value.get("video")))
+
+
+def plan(client: Client, prompt: str, scenes: int = 2, seconds: float = 4):
+    job = client.submit(prompt, "cinematic", scenes, seconds, api_name="/plan")
+    streamed = [o[0] for o in job]
+    stream, table, job_id, notes = job.outputs()[-1]
+    return streamed, table, job_id
+
+
+def test_plan_edit_render_gives_previews_then_the_film(studio):
+    client, _url, outputs = studio
+    streamed, table, job_id = plan(client, "A fox explores a snowy village")
+    assert len(streamed) > 3 and '"scenes"' in streamed[-1]  # the planner's text streamed in
+    assert len(table["data"]) == 2 and job_id
+    table["data"][1][0] = "The fox curls up by a warm fire."  # edit a cell
+    job = client.submit(job_id, table, api_name="/render")
+    updates = list(job)
+    previews_seen = [len(u[1] or []) for u in updates]
+    film_at = next(i for i, u in enumerate(updates) if has_file(u[2]))
+    assert max(previews_seen[:film_at]) == 2  # both previews arrived before the film
+    assert previews_seen.index(1) < previews_seen.index(2) < film_at
+    progress, previews, film, files = updates[-1]
+    assert Path(film["video"] if isinstance(film, dict) else film).is_file()
+    assert sorted(Path(f).suffix for f in files) == [".mp4", ".png", ".srt"]
+    record = json.loads((outputs / "history.json").read_text(encoding="utf-8"))
+    job_record = next(iter(record["jobs"].values()))
+    assert job_record["status"] == "done" and set(job_record["scenes"]) == {"1", "2"}
+    assert job_record["storyboard"]["scenes"][1]["description"] == "The fox curls up by a warm fire."
+    assert "(animatic)" in previews[0]["caption"]
+
+
+def test_a_bad_cell_is_named_and_nothing_is_lost(studio):
+    client, _url, outputs = studio
+    _, table, job_id = plan(client, "A kite over a beach")
+    before = json.loads((outputs / "history.json").read_text(encoding="utf-8"))
+    table["data"][0][4] = "forever"
+    with pytest.raises(Exception, match="scene 1, duration: must be a number"):
+        client.predict(job_id, table, api_name="/render")
+    after = json.loads((outputs / "history.json").read_text(encoding="utf-8"))
+    assert after == before
+    assert not list(outputs.glob("**/*.mp4"))
+
+
+def test_history_lists_opens_and_deletes_jobs(studio):
+    client, _url, outputs = studio
+    _, table, job_id = plan(client, "A lighthouse at dawn")
+    rows, _posters = client.predict(api_name="/history")
+    assert [r[0] for r in rows["data"]] == [job_id] and rows["data"][0][3] == "planned"
+    opened = client.predict(job_id, api_name="/open_job")
+    assert opened[0]["data"] == table["data"] and opened[1] == job_id
+    job_dir = Path(json.loads((outputs / "history.json").read_text())["jobs"]["1"]["dir"])
+    assert job_dir.is_dir()
+    rows, _ = client.predict(job_id, api_name="/delete_job")
+    assert rows["data"] == [] and not job_dir.exists()
+
+
+def test_listen_without_accounts_refuses_to_start(tmp_path):
+    done = subprocess.run([sys.executable, "app.py", "--listen"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "need accounts" in done.stderr and "adduser" in done.stderr
+
+
+def test_adduser_stores_a_salted_hash_not_the_password(tmp_path):
+    users = tmp_path / "users.json"
+    for name in ("alice", "bob"):
+        done = subprocess.run([sys.executable, "app.py", "adduser", name, "--auth", str(users),
+                               "--password-stdin"], cwd=ROOT, input="correct horse battery\n",
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    text = users.read_text()
+    assert "correct horse" not in text
+    stored = json.loads(text)
+    assert stored["alice"]["hash"] != stored["bob"]["hash"]  # salted
+    accounts = Accounts.load(users)
+    assert accounts.check("alice", "correct horse battery") and not accounts.check("alice", "x")
+    short = subprocess.run([sys.executable, "app.py", "adduser", "carol", "--auth", str(users),
+                            "--password-stdin"], cwd=ROOT, input="short\n", capture_output=True,
+                           text=True, timeout=120)
+    assert short.returncode == 2 and "at least 8" in short.stderr
+
+
+def fetch(url: str, cookie: str | None = None) -> int:
+    request = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def login(url: str, name: str, password: str) -> str:
+    data = f"username={name}&password={password}".encode()
+    request = urllib.request.Request(url + "login", data=data, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        cookies = response.headers.get_all("set-cookie")
+    return "; ".join(c.split(";")[0] for c in cookies)
+
+
+def test_each_person_sees_and_fetches_only_their_own_files(tmp_path, monkeypatch, embedded_chat):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
+    accounts = Accounts.load(tmp_path / "users.json")
+    accounts.add("alice", "alice-password")
+    accounts.add("bob", "bob-password")
+    demo, launch = create_studio(tmp_path / "outputs", SMALL, accounts)
+    _, url, _ = launch(prevent_thread_lock=True, server_port=None)
+    try:
+        with pytest.raises(Exception):
+            Client(url, verbose=False)  # no login, no API
+        assert fetch(url + "gradio_api/info") in (401, 403)
+        alice = Client(url, auth=["alice", "alice-password"], verbose=False)
+        bob = Client(url, auth=["bob", "bob-password"], verbose=False)
+        _, table, job_id = plan(alice, "A fox in the snow")
+        *_, (_progress, _previews, film, files) = list(alice.submit(job_id, table,
+                                                                    api_name="/render"))
+        film_file = next(f for f in files if f.endswith(".mp4"))
+        original = next((tmp_path / "outputs" / "alice").rglob("film.mp4"))
+        # The URL the browser got: Gradio's cached copy of alice's film.
+        served = Path(get_upload_folder()) / hash_file(original) / "film.mp4"
+        assert served.is_file()
+        alice_cookie = login(url, "alice", "alice-password")
+        bob_cookie = login(url, "bob", "bob-password")
+        for target in (served, original):
+            link = f"{url}gradio_api/file={target}"
+            assert fetch(link, alice_cookie) == 200
+            assert fetch(link, bob_cookie) == 404
+            assert fetch(link) in (401, 403, 404)
+        assert bob.predict(api_name="/history")[0]["data"] == []
+        with pytest.raises(Exception, match="does not exist"):
+            bob.predict(job_id, api_name="/open_job")
+        with pytest.raises(Exception, match="does not exist"):
+            bob.predict(job_id, table, api_name="/render")
+        assert Path(film_file).name == "film.mp4"
+        alice.close()
+        bob.close()
+    finally:
+        demo.close()

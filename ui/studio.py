@@ -1,0 +1,323 @@
+"""The studio: Gradio Blocks around the in-process pipeline.
+
+Create: prompt -> "Write storyboard" (the planner's text streams in) -> editable table ->
+"Render" (previews arrive scene by scene, with progress and Cancel) -> the film and its files.
+History: your past jobs. System: device, memory, models and how to get missing ones.
+
+Handlers are small generators that read the pipeline's events and yield UI updates; GPU work
+(plan, render) shares one concurrency id with limit 1, so other people wait in the queue.
+"""
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from pipeline.events import Notice, SceneDone, SceneFailed, SceneStarted, StepProgress
+from pipeline.jobs import FilmReady, JobError, Jobs
+from pipeline.planner import PlanRequest, PromptRejected
+from pipeline.render import scene_paths
+from pipeline.storyboard import MAX_SCENES, TABLE_COLUMNS, Storyboard
+from ui.access import Accounts, FileRegistry
+from ui.text import i18n
+
+GPU = "gpu"            # concurrency id shared by every event that uses the GPU
+QUEUE_SIZE = 20        # more waiting renders than this are refused with "queue is full"
+LOCAL_USER = "local"   # the one user of a studio without accounts
+
+
+@dataclass
+class Studio:
+    jobs: Jobs
+    accounts: Accounts | None = None
+    registry: FileRegistry = field(default_factory=FileRegistry)
+    cancels: dict[str, threading.Event] = field(default_factory=dict)
+    backend_note: str = ""
+
+    def user(self, request: gr.Request | None) -> str:
+        name = getattr(request, "username", None) if request is not None else None
+        return name or LOCAL_USER
+
+    def admin(self, request: gr.Request | None) -> bool:
+        return self.accounts.is_admin(self.user(request)) if self.accounts else True
+
+    def share(self, path: Path | str, request: gr.Request | None) -> str:
+        """A file handed to this person's browser (recorded, so others cannot fetch it)."""
+        return self.registry.register(path, self.user(request))
+
+
+    def plan(self, prompt: str, style: str, scenes: float, seconds: float | None,
+             request: gr.Request):
+        """Stream the planner's text, then show the storyboard table."""
+        user = self.user(request)
+        text: queue.Queue[Any] = queue.Queue()
+        result: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                result["job"], result["board"] = self.jobs.plan(user, PlanRequest(
+                    prompt=prompt, scenes=int(scenes or 5), seconds=seconds or None,
+                    style=style or PlanRequest.style), on_text=text.put)
+            except PromptRejected as err:
+                result["error"] = str(err)
+            finally:
+                text.put(None)
+
+        threading.Thread(target=work, daemon=True).start()
+        streamed = ""
+        while (piece := text.get()) is not None:
+            streamed += piece
+            yield streamed, gr.skip(), gr.skip(), gr.skip()
+        if "error" in result:
+            raise gr.Error(result["error"])
+        board: Storyboard = result["board"]
+        notes = "\n".join(f"- {n}" for n in board.notes)
+        notes += f"\n\n*{board.planner}* · " + " · ".join(f"{k}: {v}" for k, v in
+                                                           board.provenance.items())
+        yield streamed, board.to_rows(), result["job"]["id"], notes
+
+    def render(self, job_id: str, table: Any, request: gr.Request):
+        user, admin = self.user(request), self.admin(request)
+        try:
+            job = self.jobs.job(user, job_id, admin)
+            board = self.jobs.board_from_rows(job, _rows(table))
+        except JobError as err:
+            raise gr.Error(str(err)) from None
+        yield from self._stream(request, job, board, None)
+
+    def rerender(self, job_id: str, table: Any, scene: float, new_seed: bool,
+                 request: gr.Request):
+        user, admin = self.user(request), self.admin(request)
+        try:
+            job = self.jobs.job(user, job_id, admin)
+            board = self.jobs.board_from_rows(job, _rows(table))
+        except JobError as err:
+            raise gr.Error(str(err)) from None
+        number = int(scene or 0)
+        if not 1 <= number <= len(board.scenes):
+            raise gr.Error(f"scene {number}: the storyboard has scenes 1-{len(board.scenes)}")
+        if new_seed:
+            board.scenes[number - 1].seed = random.randint(0, 2**32 - 1)
+        yield from self._stream(request, job, board, [number])
+
+    def _stream(self, request: gr.Request, job: dict[str, Any], board: Storyboard,
+                only: list[int] | None):
+        """Yield (progress, previews, film, downloads, table) as the render's events arrive."""
+        cancel = threading.Event()
+        self.cancels[request.session_hash or job["id"]] = cancel
+        folder = Path(job["dir"]) / "scenes"
+        previews: dict[int, tuple[str, str]] = {}
+        if only:  # keep showing the scenes that are not being re-rendered
+            for number in range(1, len(board.scenes) + 1):
+                clip = scene_paths(folder, number)["clip"]
+                if number not in only and clip.is_file():
+                    previews[number] = (self.share(clip, request), _caption(board, number))
+        total = len(only or board.scenes)
+        started, done, status = time.perf_counter(), 0, ""
+        try:
+            for event in self.jobs.render(self.user(request), job["id"], board, cancel, only,
+                                         self.admin(request)):
+                film, files = gr.skip(), gr.skip()
+                if isinstance(event, SceneStarted):
+                    status = f"scene {event.scene} ({done + 1} of {total}) started"
+                elif isinstance(event, StepProgress):
+                    status = f"scene {event.scene} ({done + 1} of {total}): {event.stage} step " \
+                             f"{event.step}/{event.steps}"
+                elif isinstance(event, SceneDone):
+                    done += 1
+                    previews[event.scene] = (self.share(event.clip, request),
+                                             _caption(board, event.scene, event.backend))
+                    status = f"scene {event.scene} done ({done} of {total})"
+                elif isinstance(event, SceneFailed):
+                    status = f"scene {event.scene} failed: {event.message}"
+                    gr.Warning(status)
+                elif isinstance(event, Notice):
+                    gr.Info(event.message)
+                elif isinstance(event, FilmReady):
+                    film = self.share(event.film, request)
+                    files = [self.share(p, request) for p in (event.film, event.srt,
+                                                             event.contact_sheet)]
+                    status = f"film ready: {event.duration:.1f} s"
+                yield (_progress(status, started, done, total),
+                       [previews[k] for k in sorted(previews)], film, files)
+        except JobError as err:
+            raise gr.Error(str(err)) from None
+        finally:
+            self.cancels.pop(request.session_hash or job["id"], None)
+
+    def cancel_render(self, request: gr.Request) -> str:
+        event = self.cancels.get(request.session_hash)
+        if event is not None:
+            event.set()
+        return "cancelling: the scene in flight stops within one step; finished scenes are kept"
+
+    def list_jobs(self, request: gr.Request):
+        jobs = self.jobs.history.jobs(None if self.admin(request) and self.accounts else
+                                     self.user(request))
+        rows, posters = [], []
+        for job in jobs:
+            film = job.get("film") or {}
+            length = film.get("duration") or sum(s.get("duration", 0) for s in
+                                                 (job.get("storyboard") or {}).get("scenes", []))
+            rows.append([job["id"], job["created"][:16].replace("T", " "), job["prompt"][:80],
+                         job["status"], round(float(length), 1)])
+            thumb = film.get("poster") or _first_keyframe(job)
+            if thumb and Path(thumb).is_file():
+                posters.append((self.share(thumb, request), job["id"]))
+        return rows, posters
+
+    def open_job(self, job_id: str, request: gr.Request):
+        try:
+            job = self.jobs.job(self.user(request), (job_id or "").strip(), self.admin(request))
+        except JobError as err:
+            raise gr.Error(str(err)) from None
+        board = Storyboard.from_dict(job["storyboard"])
+        folder = Path(job["dir"]) / "scenes"
+        previews = [(self.share(scene_paths(folder, n)["clip"], request), _caption(board, n))
+                    for n in range(1, len(board.scenes) + 1)
+                    if scene_paths(folder, n)["clip"].is_file()]
+        film = job.get("film") or {}
+        film_path = self.share(film["path"], request) if film and Path(film["path"]).is_file() else None
+        files = [self.share(film[k], request) for k in ("path", "srt", "contact_sheet")
+                 if film and Path(film[k]).is_file()]
+        return (board.to_rows(), job["id"], job["prompt"], previews, film_path, files or None,
+                f"{job['status']}: {job.get('message') or ''}")
+
+    def delete_job(self, job_id: str, request: gr.Request):
+        try:
+            self.jobs.delete(self.user(request), (job_id or "").strip(), self.admin(request))
+        except JobError as err:
+            raise gr.Error(str(err)) from None
+        return self.list_jobs(request)
+
+    @staticmethod
+    def system_markdown() -> str:
+        from models.status import system_report
+
+        report = system_report()
+        lines = [f"**Device:** {report.device}", f"**Memory profile:** {report.profile}"]
+        if report.vram_free_gib is not None:
+            lines.append(f"**VRAM:** {report.vram_used_gib:.1f} GiB used by Storyreel, "
+                         f"{report.vram_free_gib:.1f} GiB free")
+        lines.append("**Loaded models:** " + (", ".join(report.loaded) or "none yet"))
+        lines.append("\n| model | role | present | licence | how to get it |\n|---|---|---|---|---|")
+        for state in report.models:
+            lines.append(f"| {state.spec.repo_id} | {state.spec.role} | "
+                         f"{'yes' if state.present else 'no'} | {state.spec.licence} | "
+                         f"{'' if state.present else state.how_to_get} |")
+        return "\n".join(lines)
+
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _rows(table: Any) -> list[list[Any]]:
+    if table is None:
+        return []
+    if isinstance(table, dict):  # gradio_client sends {"headers": [...], "data": [...]}
+        table = table.get("data", [])
+    if hasattr(table, "values"):  # a pandas DataFrame
+        table = table.values.tolist()
+    return [list(row) for row in table]
+
+
+def _caption(board: Storyboard, number: int, backend: str = "") -> str:
+    label = " (animatic)" if backend == "animatic" else ""
+    return f"{number}. {board.scenes[number - 1].description}{label}"
+
+
+def _progress(status: str, started: float, done: int, total: int) -> str:
+    elapsed = time.perf_counter() - started
+    estimate = f", about {elapsed / done * (total - done):.0f} s left" if done else ""
+    return f"{status} · {elapsed:.0f} s elapsed{estimate}"
+
+
+def _first_keyframe(job: dict[str, Any]) -> str | None:
+    for scene in (job.get("scenes") or {}).values():
+        if scene.get("keyframe"):
+            return scene["keyframe"]
+    return None
+
+
+# ---- layout --------------------------------------------------------------------------------
+
+
+def build(studio: Studio) -> gr.Blocks:
+    with gr.Blocks(title="Storyreel") as demo:
+        job_id = gr.Textbox(label=i18n("job"), elem_id="job-id", interactive=False)
+        with gr.Tab(i18n("create")):
+            with gr.Row():
+                prompt = gr.Textbox(label=i18n("prompt"), elem_id="prompt", scale=4,
+                                    placeholder="制作一段关于森林探险的短视频，包含河流和小动物")
+                style = gr.Textbox(label=i18n("style"), value=PlanRequest.style, scale=2)
+            with gr.Row():
+                scenes = gr.Slider(1, MAX_SCENES, value=5, step=1, label=i18n("scenes"))
+                seconds = gr.Number(label=i18n("seconds"), value=20, minimum=2, maximum=360)
+                plan_btn = gr.Button(i18n("plan"), elem_id="plan-btn", variant="primary")
+            planner_text = gr.Textbox(label=i18n("planner_text"), lines=3, max_lines=6,
+                                      elem_id="planner-text", interactive=False)
+            notes = gr.Markdown(elem_id="plan-notes")
+            storyboard = gr.Dataframe(
+                headers=list(TABLE_COLUMNS), datatype=["str", "str", "str", "str", "number",
+                                                       "str", "str", "number"],
+                type="array", interactive=True, label=i18n("storyboard"), elem_id="storyboard",
+                wrap=True, column_count=len(TABLE_COLUMNS), show_row_numbers=True)
+            with gr.Row():
+                render_btn = gr.Button(i18n("render"), elem_id="render-btn", variant="primary")
+                cancel_btn = gr.Button(i18n("cancel"), elem_id="cancel-btn", variant="stop")
+            progress = gr.Markdown(elem_id="progress")
+            previews = gr.Gallery(label=i18n("previews"), elem_id="previews", columns=3,
+                                  allow_preview=True, height="auto")
+            film = gr.Video(label=i18n("film"), elem_id="film", format="mp4")
+            downloads = gr.File(label=i18n("downloads"), file_count="multiple",
+                                elem_id="downloads")
+            with gr.Row():
+                scene_no = gr.Number(label=i18n("rerender_scene"), value=1, precision=0,
+                                     minimum=1, maximum=MAX_SCENES)
+                new_seed = gr.Checkbox(label=i18n("new_seed"), value=True)
+                rerender_btn = gr.Button(i18n("rerender"), elem_id="rerender-btn")
+        with gr.Tab(i18n("history")) as history_tab:
+            refresh_btn = gr.Button(i18n("refresh"), elem_id="history-refresh")
+            jobs_table = gr.Dataframe(headers=["id", "date", "prompt", "status", "seconds"],
+                                      type="array", interactive=False, label=i18n("jobs"),
+                                      elem_id="history")
+            posters = gr.Gallery(label=i18n("thumbnails"), columns=6, height="auto")
+            with gr.Row():
+                open_id = gr.Textbox(label=i18n("job_to_open"), elem_id="open-id")
+                open_btn = gr.Button(i18n("open"), elem_id="open-btn")
+                delete_btn = gr.Button(i18n("delete"), elem_id="delete-btn", variant="stop")
+            job_status = gr.Markdown()
+        with gr.Tab(i18n("system")) as system_tab:
+            system = gr.Markdown(elem_id="system")
+            system_btn = gr.Button(i18n("refresh"))
+
+        render_outputs = [progress, previews, film, downloads]
+        plan_btn.click(studio.plan,
+                       [prompt, style, scenes, seconds], [planner_text, storyboard, job_id, notes],
+                       api_name="plan", concurrency_id=GPU, concurrency_limit=1)
+        render_event = render_btn.click(
+            studio.render, [job_id, storyboard],
+            render_outputs, api_name="render", concurrency_id=GPU, concurrency_limit=1)
+        rerender_event = rerender_btn.click(
+            studio.rerender,
+            [job_id, storyboard, scene_no, new_seed], render_outputs, api_name="rerender_scene",
+            concurrency_id=GPU, concurrency_limit=1)
+        cancel_btn.click(studio.cancel_render, None, progress,
+                         cancels=[render_event, rerender_event], queue=False,
+                         api_name="cancel")
+        refresh_btn.click(studio.list_jobs, None, [jobs_table, posters], api_name="history")
+        history_tab.select(studio.list_jobs, None, [jobs_table, posters],
+                           api_visibility="private")
+        open_btn.click(studio.open_job, open_id,
+                       [storyboard, job_id, prompt, previews, film, downloads, job_status],
+                       api_name="open_job")
+        delete_btn.click(studio.delete_job, open_id,
+                         [jobs_table, posters], api_name="delete_job")
+        for trigger in (system_btn.click, system_tab.select):
+            trigger(studio.system_markdown, None, system, api_visibility="private")
+    return demo

@@ -1,0 +1,32 @@
+"""The studio's words in English and Chinese; the browser's language picks one."""
+from __future__ import annotations
+
+import gradio as gr
+
+EN = {
+    "create": "Create", "history": "History", "system": "System",
+    "prompt": "Your film in one sentence", "style": "Style words (shared by every scene)",
+    "scenes": "Scenes", "seconds": "Film length (seconds)", "plan": "Write storyboard",
+    "planner_text": "The planner is writing…", "storyboard": "Storyboard (edit any cell; add, "
+    "delete or move rows; a row left blank is deleted)",
+    "render": "Render", "cancel": "Cancel", "progress": "Progress", "previews": "Scenes so far",
+    "film": "Film", "downloads": "Downloads (mp4, srt, contact sheet)",
+    "rerender_scene": "Scene to re-render", "new_seed": "New seed",
+    "rerender": "Re-render this scene", "job": "Job", "refresh": "Refresh", "open": "Open",
+    "delete": "Delete", "jobs": "Your jobs", "thumbnails": "Posters",
+    "job_to_open": "Job id (copy it from the list)", "notes": "Notes",
+}
+ZH = {
+    "create": "创作", "history": "历史", "system": "系统",
+    "prompt": "用一句话描述你的影片", "style": "风格词（所有场景共用）", "scenes": "场景数",
+    "seconds": "影片时长（秒）", "plan": "生成分镜", "planner_text": "分镜生成中…",
+    "storyboard": "分镜表（可编辑任意单元格；可增删、移动行；整行留空即删除）",
+    "render": "渲染", "cancel": "取消", "progress": "进度", "previews": "已完成的场景",
+    "film": "影片", "downloads": "下载（mp4、字幕、缩略图总览）",
+    "rerender_scene": "要重新渲染的场景", "new_seed": "换一个随机种子",
+    "rerender": "重新渲染此场景", "job": "任务", "refresh": "刷新", "open": "打开",
+    "delete": "删除", "jobs": "我的任务", "thumbnails": "海报", "job_to_open": "任务编号（从列表复制）",
+    "notes": "说明",
+}
+
+i18n = gr.I18n(en=EN, zh=ZH, **{"zh-CN": ZH})
