@@ -8,11 +8,14 @@ is assembled. Each job lives in `outputs/<user>/<job id>/` (clips in `scenes/`, 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from PIL import Image, UnidentifiedImageError
 
 from pipeline.assemble import AssemblyError, AssemblySettings, FilmResult, assemble_film
 from pipeline.events import Event, RenderFinished, SceneDone, SceneFailed
@@ -20,7 +23,10 @@ from pipeline.history import History
 from pipeline.planner import OnText, PlanRequest, plan_storyboard
 from pipeline.render import RenderError, RenderSettings, render_storyboard
 from pipeline.safety import ContentFilter
-from pipeline.storyboard import Storyboard, StoryboardError
+from pipeline.storyboard import CONTINUE, Storyboard, StoryboardError
+
+UPLOADS = "uploads"  # a job's uploaded keyframes, beside its scenes
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 class JobError(RuntimeError):
@@ -71,9 +77,40 @@ class Jobs:
     def board_from_rows(self, job: dict[str, Any], rows: list[list[Any]]) -> Storyboard:
         base = Storyboard.from_dict(job["storyboard"])
         try:
-            return self.checked_board(base.with_rows(rows))
+            board = self.checked_board(base.with_rows(rows))
         except StoryboardError as err:
             raise JobError(str(err)) from None
+        self.check_keyframes(job, board)
+        return board
+
+    @staticmethod
+    def check_keyframes(job: dict[str, Any], board: Storyboard) -> None:
+        """Keyframe images must be files uploaded to this job: no path may reach elsewhere."""
+        folder = Path(job["dir"]).resolve()
+        for number, scene in enumerate(board.scenes, start=1):
+            if scene.keyframe and scene.keyframe != CONTINUE:
+                path = (folder / scene.keyframe).resolve()
+                if not path.is_relative_to(folder / UPLOADS) or not path.is_file():
+                    raise JobError(f"scene {number}, keyframe: {scene.keyframe!r} is not an image "
+                                   f"uploaded to this job; upload one, or write 'continue'")
+
+    def add_keyframe(self, user: str, job_id: str, number: int, upload: Path,
+                     admin: bool = False) -> str:
+        """Check an uploaded image and keep it in the job; returns the keyframe cell's value."""
+        job = self.job(user, job_id, admin)
+        if upload.suffix.lower() not in IMAGE_SUFFIXES:
+            raise JobError(f"scene {number}, keyframe: {upload.name} is not a PNG, JPEG or WebP "
+                           f"image")
+        try:
+            with Image.open(upload) as image:
+                image.verify()
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+            raise JobError(f"scene {number}, keyframe: {upload.name} is not an image Storyreel "
+                           f"can read") from None
+        target = Path(job["dir"]) / UPLOADS / f"scene_{number:02d}{upload.suffix.lower()}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(upload, target)
+        return f"{UPLOADS}/{target.name}"
 
     def render(self, user: str, job_id: str, board: Storyboard,
                cancel: threading.Event | None = None, only_scenes: list[int] | None = None,

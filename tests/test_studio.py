@@ -172,3 +172,31 @@ def test_each_person_sees_and_fetches_only_their_own_files(tmp_path, monkeypatch
         bob.close()
     finally:
         demo.close()
+
+
+def test_keyframe_uploads_are_checked_and_paths_cannot_escape_the_job(studio, tmp_path):
+    from gradio_client import handle_file
+    from PIL import Image
+
+    client, _url, outputs = studio
+    _, table, job_id = plan(client, "A red barn in a field")
+    picture = tmp_path / "barn.png"
+    Image.new("RGB", (320, 180), (180, 30, 30)).save(picture)
+    edited = client.predict(job_id, table, 1, handle_file(str(picture)),
+                            api_name="/upload_keyframe")
+    assert edited["data"][0][6] == "uploads/scene_01.png"
+    for name, content in (("notes.png", b"not an image"), ("notes.txt", b"hello"),
+                          ("empty.png", b"")):
+        bad = tmp_path / name
+        bad.write_bytes(content)
+        with pytest.raises(Exception, match="scene 1, keyframe"):
+            client.predict(job_id, table, 1, handle_file(str(bad)), api_name="/upload_keyframe")
+    for escape in ("../../../../etc/passwd", "/etc/hostname", "uploads/../../other.png"):
+        table["data"][0][6] = escape
+        with pytest.raises(Exception, match="is not an image uploaded to this job"):
+            client.predict(job_id, table, api_name="/render")
+    *_, (_progress, _previews, film, _files) = list(client.submit(job_id, edited,
+                                                                   api_name="/render"))
+    assert has_file(film)
+    scene = json.loads(next(outputs.rglob("scene_01.json")).read_text())
+    assert scene["keyframe"] == "upload: scene_01.png"

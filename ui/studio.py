@@ -80,23 +80,21 @@ class Studio:
                                                            board.provenance.items())
         yield streamed, board.to_rows(), result["job"]["id"], notes
 
-    def render(self, job_id: str, table: Any, request: gr.Request):
-        user, admin = self.user(request), self.admin(request)
+    def _job_and_board(self, job_id: str, table: Any, request: gr.Request):
+        """The person's job and the edited table as a checked storyboard (or a gr.Error)."""
         try:
-            job = self.jobs.job(user, job_id, admin)
-            board = self.jobs.board_from_rows(job, _rows(table))
+            job = self.jobs.job(self.user(request), job_id, self.admin(request))
+            return job, self.jobs.board_from_rows(job, _rows(table))
         except JobError as err:
             raise gr.Error(str(err)) from None
+
+    def render(self, job_id: str, table: Any, request: gr.Request):
+        job, board = self._job_and_board(job_id, table, request)
         yield from self._stream(request, job, board, None)
 
     def rerender(self, job_id: str, table: Any, scene: float, new_seed: bool,
                  request: gr.Request):
-        user, admin = self.user(request), self.admin(request)
-        try:
-            job = self.jobs.job(user, job_id, admin)
-            board = self.jobs.board_from_rows(job, _rows(table))
-        except JobError as err:
-            raise gr.Error(str(err)) from None
+        job, board = self._job_and_board(job_id, table, request)
         number = int(scene or 0)
         if not 1 <= number <= len(board.scenes):
             raise gr.Error(f"scene {number}: the storyboard has scenes 1-{len(board.scenes)}")
@@ -106,7 +104,7 @@ class Studio:
 
     def _stream(self, request: gr.Request, job: dict[str, Any], board: Storyboard,
                 only: list[int] | None):
-        """Yield (progress, previews, film, downloads, table) as the render's events arrive."""
+        """Yield (progress, previews, film, downloads) as the render's events arrive."""
         cancel = threading.Event()
         self.cancels[request.session_hash or job["id"]] = cancel
         folder = Path(job["dir"]) / "scenes"
@@ -148,6 +146,23 @@ class Studio:
             raise gr.Error(str(err)) from None
         finally:
             self.cancels.pop(request.session_hash or job["id"], None)
+
+    def upload_keyframe(self, job_id: str, table: Any, scene: float, upload: str | None,
+                        request: gr.Request):
+        """Keep an uploaded image as a scene's keyframe and write it into the table."""
+        rows = _rows(table)
+        number = int(scene or 0)
+        if not upload:
+            raise gr.Error("choose an image to upload first")
+        if not 1 <= number <= len(rows):
+            raise gr.Error(f"scene {number}: the storyboard has scenes 1-{len(rows)}")
+        try:
+            value = self.jobs.add_keyframe(self.user(request), job_id, number, Path(upload),
+                                           self.admin(request))
+        except JobError as err:
+            raise gr.Error(str(err)) from None
+        rows[number - 1][TABLE_COLUMNS.index("keyframe")] = value
+        return rows
 
     def cancel_render(self, request: gr.Request) -> str:
         event = self.cancels.get(request.session_hash)
@@ -256,7 +271,8 @@ def build(studio: Studio) -> gr.Blocks:
                                     placeholder="制作一段关于森林探险的短视频，包含河流和小动物")
                 style = gr.Textbox(label=i18n("style"), value=PlanRequest.style, scale=2)
             with gr.Row():
-                scenes = gr.Slider(1, MAX_SCENES, value=5, step=1, label=i18n("scenes"))
+                scenes = gr.Slider(1, MAX_SCENES, value=5, step=1, label=i18n("scenes"),
+                                   elem_id="scenes")
                 seconds = gr.Number(label=i18n("seconds"), value=20, minimum=2, maximum=360)
                 plan_btn = gr.Button(i18n("plan"), elem_id="plan-btn", variant="primary")
             planner_text = gr.Textbox(label=i18n("planner_text"), lines=3, max_lines=6,
@@ -281,6 +297,10 @@ def build(studio: Studio) -> gr.Blocks:
                                      minimum=1, maximum=MAX_SCENES)
                 new_seed = gr.Checkbox(label=i18n("new_seed"), value=True)
                 rerender_btn = gr.Button(i18n("rerender"), elem_id="rerender-btn")
+            with gr.Row():
+                keyframe_file = gr.File(label=i18n("keyframe_upload"), file_types=[
+                    ".png", ".jpg", ".jpeg", ".webp"], type="filepath", elem_id="keyframe-upload")
+                keyframe_btn = gr.Button(i18n("use_keyframe"), elem_id="keyframe-btn")
         with gr.Tab(i18n("history")) as history_tab:
             refresh_btn = gr.Button(i18n("refresh"), elem_id="history-refresh")
             jobs_table = gr.Dataframe(headers=["id", "date", "prompt", "status", "seconds"],
@@ -307,6 +327,8 @@ def build(studio: Studio) -> gr.Blocks:
             studio.rerender,
             [job_id, storyboard, scene_no, new_seed], render_outputs, api_name="rerender_scene",
             concurrency_id=GPU, concurrency_limit=1)
+        keyframe_btn.click(studio.upload_keyframe, [job_id, storyboard, scene_no, keyframe_file],
+                           storyboard, api_name="upload_keyframe")
         cancel_btn.click(studio.cancel_render, None, progress,
                          cancels=[render_event, rerender_event], queue=False,
                          api_name="cancel")
