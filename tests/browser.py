@@ -32,7 +32,7 @@ def write_storyboard(page: Page, url: str, prompt: str, scenes: int) -> None:
     number.fill(str(scenes))
     number.press("Enter")
     page.locator("#plan-btn").click()
-    rows = page.locator("#storyboard tbody tr")
+    rows = page.locator("#storyboard [role=row][data-index]")
     deadline = time.time() + 180
     while rows.count() < scenes and time.time() < deadline:
         page.wait_for_timeout(250)
@@ -41,9 +41,9 @@ def write_storyboard(page: Page, url: str, prompt: str, scenes: int) -> None:
 
 
 def edit_cell(page: Page, row: int, column: int, text: str) -> None:
-    cell = page.locator("#storyboard tbody tr").nth(row).locator("td").nth(column)
-    cell.dblclick()
-    editor = page.locator("#storyboard tbody textarea, #storyboard tbody input").first
+    """Double-click a storyboard cell (0-based data row and column), type, press Enter."""
+    page.locator(f'#storyboard [data-testid="cell-{row}-{column}"]').dblclick()
+    editor = page.locator("#storyboard textarea, #storyboard input:not([type=checkbox])").first
     editor.fill(text)
     editor.press("Enter")
     page.locator("#prompt textarea").click()  # leave the table so the edit is committed
@@ -103,7 +103,7 @@ def open_history(page: Page, url: str) -> float:
     page.get_by_role("tab", name="History").click()
     page.locator("#history").wait_for(state="visible", timeout=60_000)
     page.locator("#history-refresh").click()
-    page.locator("#history tbody tr").first.wait_for(timeout=60_000)
+    page.locator("#history [role=row][data-index]").first.wait_for(timeout=60_000)
     return time.perf_counter() - started
 
 

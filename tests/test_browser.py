@@ -24,7 +24,7 @@ def test_write_edit_render_and_play_in_a_browser(tmp_path, monkeypatch, embedded
     try:
         with browser_pages(2) as (page, other):
             write_storyboard(page, url, "A fox explores a snowy village", scenes=2)
-            edit_cell(page, 0, 1, "The fox wakes up under a pine tree.")
+            edit_cell(page, 0, 0, "The fox wakes up under a pine tree.")
             marks = render_and_time(page, scenes=2)
             assert marks["first_preview_s"] <= marks["all_previews_s"] <= marks["film_s"]
             assert film_plays(page)
