@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -189,7 +190,7 @@ def test_keyframe_uploads_are_checked_and_paths_cannot_escape_the_job(studio, tm
                           ("empty.png", b"")):
         bad = tmp_path / name
         bad.write_bytes(content)
-        with pytest.raises(Exception, match="scene 1, keyframe"):
+        with pytest.raises(Exception, match="scene 1, keyframe|Invalid file type"):
             client.predict(job_id, table, 1, handle_file(str(bad)), api_name="/upload_keyframe")
     for escape in ("../../../../etc/passwd", "/etc/hostname", "uploads/../../other.png"):
         table["data"][0][6] = escape
@@ -200,3 +201,80 @@ def test_keyframe_uploads_are_checked_and_paths_cannot_escape_the_job(studio, tm
     assert has_file(film)
     scene = json.loads(next(outputs.rglob("scene_01.json")).read_text())
     assert scene["keyframe"] == "upload: scene_01.png"
+
+
+def test_one_scene_is_re_rendered_and_the_film_re_assembled(studio):
+    client, _url, outputs = studio
+    _, table, job_id = plan(client, "A paper boat on a rainy street", scenes=3, seconds=9)
+    list(client.submit(job_id, table, api_name="/render"))
+    clips = {n: next(outputs.rglob(f"scene_0{n}.mp4")) for n in (1, 2, 3)}
+    before = {n: p.read_bytes() for n, p in clips.items()}
+    film = next(outputs.rglob("film.mp4"))
+    film_before = film.stat().st_mtime_ns
+    table["data"][1][0] = "The boat spins in a puddle."
+    *_, (progress, previews, new_film, _files) = list(client.submit(
+        job_id, table, 2, True, api_name="/rerender_scene"))
+    assert has_file(new_film) and "film ready" in progress and len(previews) == 3
+    assert clips[1].read_bytes() == before[1] and clips[3].read_bytes() == before[3]
+    assert clips[2].read_bytes() != before[2]
+    assert film.stat().st_mtime_ns > film_before
+    srt = next(outputs.rglob("film.srt")).read_text(encoding="utf-8")
+    assert "The boat spins in a puddle." in srt
+
+
+def test_system_tab_names_the_device_and_how_to_get_missing_models():
+    from ui.studio import Studio
+
+    text = Studio.system_markdown()
+    assert "**Device:** CPU" in text
+    assert "| stabilityai/stable-video-diffusion-img2vid-xt | video | no |" in text
+    assert "hf auth login" in text
+    assert "| HuggingFaceTB/SmolLM2-135M-Instruct | llm | yes |" in text
+
+
+def test_uploads_over_the_size_limit_are_refused(studio, tmp_path):
+    from gradio_client import handle_file
+
+    client, _url, _outputs = studio
+    _, table, job_id = plan(client, "A red barn in a field", scenes=1, seconds=3)
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG" + bytes(21 * 2**20))
+    with pytest.raises(Exception):
+        client.predict(job_id, table, 1, handle_file(str(huge)), api_name="/upload_keyframe")
+    assert not list(_outputs.rglob("uploads/*"))
+
+
+def test_cancel_stops_the_render_and_keeps_finished_scenes(tmp_path, monkeypatch, embedded_chat,
+                                                          tiny_svd, tiny_text_to_image):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
+    settings = RenderSettings(backend="svd", video_model=str(tiny_svd),
+                              image_model=str(tiny_text_to_image), width=64, height=64, steps=8,
+                              frames=3, fps=4)
+    demo, launch = create_studio(tmp_path / "outputs", settings)
+    _, url, _ = launch(prevent_thread_lock=True, server_port=None)
+    try:
+        client = Client(url, verbose=False)
+        _, table, job_id = plan(client, "A lantern in the night", scenes=3, seconds=6)
+        job = client.submit(job_id, table, api_name="/render")
+        for update in job:
+            if len(update[1] or []) == 1:  # the first preview is on screen: press Cancel
+                client.predict(api_name="/cancel")
+                break
+        deadline = time.time() + 60
+        while not job.done() and time.time() < deadline:
+            time.sleep(0.2)
+        history = json.loads((tmp_path / "outputs" / "history.json").read_text())
+        record = next(iter(history["jobs"].values()))
+        for _ in range(50):  # the worker notices within one denoising step
+            if record["status"] == "cancelled":
+                break
+            time.sleep(0.2)
+            history = json.loads((tmp_path / "outputs" / "history.json").read_text())
+            record = next(iter(history["jobs"].values()))
+        assert record["status"] == "cancelled"
+        clips = sorted(p.name for p in (tmp_path / "outputs").rglob("scene_0?.mp4"))
+        assert clips[0] == "scene_01.mp4" and "scene_03.mp4" not in clips
+        assert not list((tmp_path / "outputs").rglob("film.mp4"))
+        client.close()
+    finally:
+        demo.close()
