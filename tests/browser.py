@@ -14,12 +14,13 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 
 
 @contextmanager
-def browser_pages(count: int = 1) -> Iterator[list[Page]]:
+def browser_pages(count: int = 1, locale: str = "en-US") -> Iterator[list[Page]]:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                             args=[*FLAGS, f"--lang={locale}"])
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1800},
-                                          locale="en-US")
+                                          locale=locale)
             yield [context.new_page() for _ in range(count)]
         finally:
             browser.close()

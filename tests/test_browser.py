@@ -37,3 +37,21 @@ def test_write_edit_render_and_play_in_a_browser(tmp_path, monkeypatch, embedded
         assert job["storyboard"]["scenes"][0]["description"] == "The fox wakes up under a pine tree."
     finally:
         demo.close()
+
+
+def test_a_chinese_browser_gets_a_chinese_interface(tmp_path, monkeypatch):
+    from tests.browser import browser_pages
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
+    demo, launch = create_studio(tmp_path / "outputs", RenderSettings(backend="animatic"))
+    _, url, _ = launch(prevent_thread_lock=True, server_port=None)
+    try:
+        with browser_pages(1, locale="zh-CN") as (page,):
+            page.goto(url)
+            page.get_by_text("生成分镜").first.wait_for(timeout=30_000)
+            assert page.locator("#render-btn").inner_text().strip() == "渲染"
+        with browser_pages(1, locale="en-US") as (page,):
+            page.goto(url)
+            assert page.locator("#render-btn").inner_text().strip() == "Render"
+    finally:
+        demo.close()
