@@ -6,6 +6,8 @@ everything else (notes, progress) to stderr, so `plan ... > storyboard.json` wor
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import os
 import sys
@@ -15,7 +17,10 @@ from pathlib import Path
 
 from pipeline.assemble import (AssemblyError, AssemblySettings, FilmResult, assemble_film,
                                check_music)
+from pipeline import manifest
 from pipeline.events import RenderFinished, describe
+from pipeline.history import History, default_root
+from pipeline.manifest import CliJob
 from pipeline.planner import PlanRequest, PromptRejected, PlanTimings, plan_storyboard
 from pipeline.render import BACKENDS, RenderError, RenderSettings, render_storyboard
 from pipeline.safety import ContentFilter
@@ -126,8 +131,8 @@ def load_storyboard(path: Path) -> Storyboard:
 
 
 def render_and_report(board: Storyboard, out: Path, settings: RenderSettings,
-                      base_dir: Path) -> RenderFinished:
-    """Render, printing one line per event; returns the final event."""
+                      base_dir: Path, job: CliJob | None = None) -> RenderFinished:
+    """Render, printing one line per event and recording it in the job; returns the last."""
     try:
         settings.check()
     except ValueError as err:
@@ -136,10 +141,22 @@ def render_and_report(board: Storyboard, out: Path, settings: RenderSettings,
     try:
         for event in render_storyboard(board, out, settings, base_dir=base_dir):
             print(describe(event), flush=True)
+            if job is not None:
+                job.record(event)
             if isinstance(event, RenderFinished):
                 finished = event
     except RenderError as err:
+        if job is not None:
+            job.finish("failed", str(err))
         raise UserError(str(err)) from None
+    except KeyboardInterrupt:
+        if job is not None:
+            job.finish("cancelled", "stopped with Ctrl-C; finished clips are kept")
+        raise
+    if job is not None and (finished.failed or finished.cancelled):
+        job.finish("cancelled" if finished.cancelled else "failed",
+                   f"scene(s) {', '.join(map(str, finished.failed))} failed"
+                   if finished.failed else "cancelled")
     return finished
 
 
@@ -148,12 +165,22 @@ def cmd_render(args: argparse.Namespace) -> int:
     bad = [n for n in args.only_scenes if not 1 <= n <= len(board.scenes)]
     if bad:
         raise UserError(f"--scene {bad[0]}: the storyboard has scenes 1-{len(board.scenes)}")
+    settings = render_settings(args)
     try:
-        finished = render_and_report(board, args.out, render_settings(args),
-                                     args.storyboard.resolve().parent)
+        settings.check()
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    job = manifest.start(History(default_root()), board, args.out, settings,
+                         args.storyboard.resolve().parent)
+    try:
+        finished = render_and_report(board, args.out, settings, job.base_dir, job)
     except KeyboardInterrupt:
         print("cancelled: finished clips are kept", file=sys.stderr)
         return 130
+    if not finished.failed and not finished.cancelled:
+        missing = job.missing_scenes()
+        job.finish("planned" if missing else "done",
+                   f"scene(s) {', '.join(map(str, missing))} not rendered yet" if missing else "")
     return 0 if not finished.failed and not finished.cancelled else 1
 
 
@@ -236,19 +263,75 @@ def cmd_make(args: argparse.Namespace) -> int:
     clips.mkdir(parents=True, exist_ok=True)
     (clips / "storyboard.json").write_text(board.to_json(), encoding="utf-8")
     print(f"storyboard: {len(board.scenes)} scenes by {board.planner} -> {clips / 'storyboard.json'}")
+    job = manifest.start(History(default_root()), board, clips, settings, Path.cwd(),
+                         prompt=args.prompt, film=args.out, assembly=assembly)
+    return finish_job(job)
+
+
+def finish_job(job: CliJob) -> int:
+    """Render the job's missing scenes, then assemble its film if it has one."""
+    job.reconcile()
+    missing = job.missing_scenes()
+    if missing:
+        settings = dataclasses.replace(job.settings, only_scenes=missing)
+        try:
+            finished = render_and_report(job.board, job.folder, settings, job.base_dir, job)
+        except KeyboardInterrupt:
+            print("cancelled: finished clips are kept", file=sys.stderr)
+            return 130
+        if finished.failed or finished.cancelled:
+            print(f"error: the film was not assembled: scene(s) {finished.failed} failed"
+                  if finished.failed else "error: cancelled", file=sys.stderr)
+            return 1
+    if job.film is not None:
+        try:
+            film = assemble_film(job.board, job.folder, job.film, job.assembly)
+        except AssemblyError as err:
+            job.finish("failed", str(err))
+            raise UserError(str(err)) from None
+        report_film(film)
+        job.finish("done", film={"path": str(film.film), "srt": str(film.srt),
+                                 "contact_sheet": str(film.contact_sheet),
+                                 "duration": round(film.duration, 3)})
+    else:
+        job.finish("done")
+    return 0
+
+
+def add_resume_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", help="a render folder (holding job.json) or a job id")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    history = History(default_root())
     try:
-        finished = render_and_report(board, clips, settings, Path.cwd())
-    except KeyboardInterrupt:
-        print("cancelled: finished clips are kept", file=sys.stderr)
-        return 130
-    if finished.failed or finished.cancelled:
-        print(f"error: the film was not assembled: scene(s) {finished.failed} failed"
-              if finished.failed else "error: cancelled", file=sys.stderr)
-        return 1
-    try:
-        report_film(assemble_film(board, clips, args.out, assembly))
-    except AssemblyError as err:
+        job = manifest.load(history, args.target)
+    except LookupError as err:
         raise UserError(str(err)) from None
+    missing = job.missing_scenes()
+    kept = len(job.board.scenes) - len(missing)
+    print(f"resuming job {job.job_id}: {kept} finished scene(s) kept, rendering "
+          f"{', '.join(map(str, missing)) or 'nothing'}")
+    job.finish("rendering")
+    return finish_job(job)
+
+
+def add_history_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the jobs as JSON")
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    jobs = History(default_root()).jobs()
+    if args.json:
+        print(json.dumps(jobs, ensure_ascii=False, indent=2))
+        return 0
+    for job in jobs:
+        scenes = len((job.get("storyboard") or {}).get("scenes", []))
+        done = sum(1 for s in (job.get("scenes") or {}).values() if s.get("status") == "done")
+        print(f"{job['id']}  {job['status']:<11}  {done}/{scenes} scenes  "
+              f"{job['created'][:16].replace('T', ' ')}  {job['title'][:40]}  {job['dir']}")
+    if not jobs:
+        print("no jobs yet")
     return 0
 
 
@@ -258,6 +341,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "render": (add_render_options, cmd_render, "render a storyboard's scenes to clips"),
     "assemble": (add_assemble_options, cmd_assemble, "join rendered clips into a film"),
     "make": (add_make_options, cmd_make, "prompt -> storyboard -> clips -> film"),
+    "resume": (add_resume_options, cmd_resume,
+               "finish a render that was stopped: only its missing scenes, then the film"),
+    "history": (add_history_options, cmd_history, "list jobs and their states"),
 }
 
 

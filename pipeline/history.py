@@ -57,6 +57,11 @@ class AtomicJSONStorage(Storage):
         pass
 
 
+def default_root() -> Path:
+    """Where films and history live: STORYREEL_OUTPUTS, else outputs/ in the project."""
+    return Path(os.environ.get("STORYREEL_OUTPUTS") or Path(__file__).resolve().parents[1] / "outputs")
+
+
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -76,7 +81,10 @@ class History:
         with self._thread_lock, open(self.root / "history.lock", "a") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             try:
+                # Another process may have written since: forget the query cache and the
+                # next document id TinyDB remembers (else two processes insert the same id).
                 self._jobs.clear_cache()
+                self._jobs._next_id = None
                 yield
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
@@ -84,9 +92,10 @@ class History:
     # ---- jobs ----------------------------------------------------------------------------
 
     def create(self, user: str, prompt: str, storyboard: dict[str, Any] | None = None,
-               **fields: Any) -> dict[str, Any]:
+               folder: Path | None = None, **fields: Any) -> dict[str, Any]:
+        """A new job; its files go to `folder` (default: outputs/<user>/<job id>/)."""
         job_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-        folder = self.user_dir(user) / job_id
+        folder = Path(folder).resolve() if folder else self.user_dir(user) / job_id
         folder.mkdir(parents=True, exist_ok=True)
         job = {"id": job_id, "user": user, "prompt": prompt, "title": "",
                "status": "planned", "created": now(), "updated": now(),
@@ -133,7 +142,7 @@ class History:
                 return
             self._jobs.remove(Query().id == job_id)
         folder = Path(job["dir"]).resolve()
-        if folder.is_relative_to(self.root) and folder != self.root:
+        if folder.is_relative_to(self.root) and folder != self.root:  # never outside outputs/
             shutil.rmtree(folder, ignore_errors=True)
 
     def mark_interrupted(self) -> list[str]:

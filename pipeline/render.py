@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -250,7 +251,10 @@ class _Renderer:
         Image.fromarray(frames[-1]).save(paths["last_frame"])
         encode_s = time.perf_counter() - encode_started
         info = self._scene_info(number, scene, source, count, keyframe_s, video_s, encode_s)
-        paths["info"].write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
+        # Written last and atomically: a scene whose info file exists is finished.
+        partial = paths["info"].with_name(f".{paths['info'].name}.partial")
+        partial.write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
+        os.replace(partial, paths["info"])
         return SceneDone(number, paths["clip"], paths["keyframe"], paths["last_frame"],
                          paths["info"], time.perf_counter() - started, self.backend)
 

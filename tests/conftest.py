@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+# Command-line jobs record themselves in History: keep the tests' jobs out of outputs/.
+os.environ.setdefault("STORYREEL_OUTPUTS", tempfile.mkdtemp(prefix="storyreel-test-outputs-"))
 
 
 @pytest.fixture(scope="session")

@@ -278,3 +278,60 @@ def test_cancel_stops_the_render_and_keeps_finished_scenes(tmp_path, monkeypatch
         client.close()
     finally:
         demo.close()
+
+
+def test_ten_people_at_once_all_finish_in_queue_order_and_stay_apart(tmp_path, monkeypatch,
+                                                                     embedded_chat):
+    import threading
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
+    accounts = Accounts.load(tmp_path / "users.json")
+    names = [f"user{n}" for n in range(10)]
+    for name in names:
+        accounts.users[name] = {"hash": __import__("bcrypt").hashpw(
+            f"{name}-password".encode(), __import__("bcrypt").gensalt(4)).decode(), "admin": False}
+    demo, launch = create_studio(tmp_path / "outputs", SMALL, accounts)
+    _, url, _ = launch(prevent_thread_lock=True, server_port=None)
+    try:
+        clients = {n: Client(url, auth=[n, f"{n}-password"], verbose=False) for n in names}
+        planned: dict[str, tuple] = {}
+
+        def plan_one(name: str) -> None:
+            _, table, job_id = plan(clients[name], f"A kite flown by {name}", scenes=1,
+                                    seconds=2)
+            planned[name] = (table, job_id)
+
+        threads = [threading.Thread(target=plan_one, args=(n,)) for n in names]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(planned) == 10
+        finished: dict[str, float] = {}
+        results: dict[str, tuple] = {}
+
+        def render_one(name: str) -> None:
+            table, job_id = planned[name]
+            results[name] = list(clients[name].submit(job_id, table, api_name="/render"))[-1]
+            finished[name] = time.perf_counter()
+
+        threads = []
+        for name in names:  # join the queue one after another
+            threads.append(threading.Thread(target=render_one, args=(name,)))
+            threads[-1].start()
+            time.sleep(0.3)
+        for thread in threads:
+            thread.join()
+        assert all(has_file(results[n][2]) for n in names)  # every job made its film
+        assert sorted(names, key=finished.get) == names  # in the order they queued
+        cookies = {n: login(url, n, f"{n}-password") for n in names}
+        films = {n: next((tmp_path / "outputs" / n).rglob("film.mp4")) for n in names}
+        for n, other in zip(names, names[1:] + names[:1]):
+            assert fetch(f"{url}gradio_api/file={films[n]}", cookies[n]) == 200
+            assert fetch(f"{url}gradio_api/file={films[n]}", cookies[other]) == 404
+            history = clients[n].predict(api_name="/history")[0]["data"]
+            assert [row[0] for row in history] == [planned[n][1]]
+        for client in clients.values():
+            client.close()
+    finally:
+        demo.close()
