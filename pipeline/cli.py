@@ -321,7 +321,9 @@ def add_history_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    jobs = History(default_root()).jobs()
+    history = History(default_root())
+    history.mark_interrupted()  # a 'rendering' job whose process is gone was cut off
+    jobs = history.jobs()
     if args.json:
         print(json.dumps(jobs, ensure_ascii=False, indent=2))
         return 0

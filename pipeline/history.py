@@ -57,6 +57,20 @@ class AtomicJSONStorage(Storage):
         pass
 
 
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def default_root() -> Path:
     """Where films and history live: STORYREEL_OUTPUTS, else outputs/ in the project."""
     return Path(os.environ.get("STORYREEL_OUTPUTS") or Path(__file__).resolve().parents[1] / "outputs")
@@ -146,12 +160,14 @@ class History:
             shutil.rmtree(folder, ignore_errors=True)
 
     def mark_interrupted(self) -> list[str]:
-        """After a restart: jobs still 'rendering' were cut off; say so. Returns their ids."""
+        """Jobs 'rendering' whose process is gone were cut off (a crash, a kill, a closed
+        terminal): mark them interrupted. Returns their ids."""
         with self._locked():
-            stale = self._jobs.search(Query().status == "rendering")
+            stale = [job for job in self._jobs.search(Query().status == "rendering")
+                     if not _alive(job.get("pid"))]
             for job in stale:
                 self._jobs.update({"status": "interrupted", "updated": now(),
-                                   "message": "the studio stopped while this job was rendering"},
+                                   "message": "the render was cut off; resume it to finish"},
                                   Query().id == job["id"])
         return [job["id"] for job in stale]
 

@@ -8,6 +8,7 @@ is assembled. Each job lives in `outputs/<user>/<job id>/` (clips in `scenes/`, 
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -17,16 +18,18 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.assemble import AssemblyError, AssemblySettings, FilmResult, assemble_film
+from pipeline.assemble import (AssemblyError, AssemblySettings, FilmResult, assemble_film,
+                               check_music)
 from pipeline.events import Event, RenderFinished, SceneDone, SceneFailed
 from pipeline.history import History
 from pipeline.planner import OnText, PlanRequest, plan_storyboard
-from pipeline.render import RenderError, RenderSettings, render_storyboard
+from pipeline.render import RenderError, RenderSettings, render_storyboard, scene_paths
 from pipeline.safety import ContentFilter
 from pipeline.storyboard import CONTINUE, Storyboard, StoryboardError
 
 UPLOADS = "uploads"  # a job's uploaded keyframes, beside its scenes
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+MAX_UPLOAD_BYTES = 20 * 2**20  # the studio's upload limit, checked here too
 
 
 class JobError(RuntimeError):
@@ -101,6 +104,10 @@ class Jobs:
         if upload.suffix.lower() not in IMAGE_SUFFIXES:
             raise JobError(f"scene {number}, keyframe: {upload.name} is not a PNG, JPEG or WebP "
                            f"image")
+        if not upload.is_file() or upload.stat().st_size == 0:
+            raise JobError(f"scene {number}, keyframe: {upload.name} is empty")
+        if upload.stat().st_size > MAX_UPLOAD_BYTES:
+            raise JobError(f"scene {number}, keyframe: {upload.name} is over the 20 MB limit")
         try:
             with Image.open(upload) as image:
                 image.verify()
@@ -112,19 +119,34 @@ class Jobs:
         shutil.copyfile(upload, target)
         return f"{UPLOADS}/{target.name}"
 
+    def add_music(self, user: str, job_id: str, upload: Path, admin: bool = False) -> Path:
+        """Check an uploaded music file and keep it with the job (used by every re-assembly)."""
+        job = self.job(user, job_id, admin)
+        try:
+            check_music(upload)
+        except AssemblyError as err:
+            raise JobError(str(err)) from None
+        target = Path(job["dir"]) / UPLOADS / f"music{upload.suffix.lower()}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(upload, target)
+        self.history.update(job_id, music=str(target))
+        return target
+
     def render(self, user: str, job_id: str, board: Storyboard,
                cancel: threading.Event | None = None, only_scenes: list[int] | None = None,
                admin: bool = False) -> Iterator[Event | FilmReady]:
-        """Render (all scenes, or `only_scenes`), record each, then assemble the film."""
+        """Render (all scenes, or `only_scenes`; [] renders none), record each, then assemble
+        the film."""
         job = self.job(user, job_id, admin)
         folder = Path(job["dir"])
         self.history.update(job_id, storyboard=board.to_dict(), title=board.title,
-                            status="rendering", message="")
+                            status="rendering", message="", pid=os.getpid())
         settings = dataclasses.replace(self.render_defaults, only_scenes=only_scenes or [])
         finished = RenderFinished()
+        scenes = render_storyboard(board, folder / "scenes", settings, cancel=cancel,
+                                   base_dir=folder) if only_scenes != [] else iter(())
         try:
-            for event in render_storyboard(board, folder / "scenes", settings, cancel=cancel,
-                                           base_dir=folder):
+            for event in scenes:
                 if isinstance(event, SceneDone):
                     self.history.record_scene(job_id, event.scene, {
                         "status": "done", "clip": str(event.clip),
@@ -151,8 +173,10 @@ class Jobs:
             self.history.update(job_id, status="failed",
                                 message=f"scene(s) {', '.join(map(str, finished.failed))} failed")
             return
+        music = job.get("music")
+        assembly = dataclasses.replace(self.assembly, music=Path(music) if music else None)
         try:
-            film = assemble_film(board, folder / "scenes", folder / "film.mp4", self.assembly)
+            film = assemble_film(board, folder / "scenes", folder / "film.mp4", assembly)
         except AssemblyError as err:
             self.history.update(job_id, status="failed", message=str(err))
             raise JobError(str(err)) from None
@@ -164,6 +188,12 @@ class Jobs:
         return {"path": str(film.film), "srt": str(film.srt), "info": str(film.info),
                 "poster": str(film.poster), "contact_sheet": str(film.contact_sheet),
                 "duration": round(film.duration, 3)}
+
+    def missing_scenes(self, job: dict[str, Any]) -> list[int]:
+        board = Storyboard.from_dict(job["storyboard"])
+        folder = Path(job["dir"]) / "scenes"
+        return [n for n in range(1, len(board.scenes) + 1)
+                if not all(scene_paths(folder, n)[k].is_file() for k in ("clip", "info"))]
 
     def delete(self, user: str, job_id: str, admin: bool = False) -> None:
         self.job(user, job_id, admin)

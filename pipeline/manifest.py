@@ -64,7 +64,8 @@ class CliJob:
                                       {"status": "failed", "message": event.message})
 
     def finish(self, status: str, message: str = "", **fields: Any) -> None:
-        self.history.update(self.job_id, status=status, message=message, **fields)
+        self.history.update(self.job_id, status=status, message=message, pid=os.getpid(),
+                            **fields)
 
 
 def start(history: History, board: Storyboard, folder: Path, settings: RenderSettings,
@@ -74,7 +75,7 @@ def start(history: History, board: Storyboard, folder: Path, settings: RenderSet
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     job = history.create(_user(), prompt or board.title, board.to_dict(), folder=folder,
-                         status="rendering")
+                         status="rendering", pid=os.getpid())
     cli_job = CliJob(history, job["id"], folder, board, settings, Path(base_dir).resolve(),
                      Path(film).resolve() if film else None, assembly)
     _write(cli_job)

@@ -13,6 +13,7 @@ scene_NN_last.png and scene_NN.json (models, seed, parameters, timings).
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -164,6 +165,13 @@ class _Renderer:
             except SceneError as err:
                 failed.append(number)
                 self.emit(SceneFailed(number, str(err)))
+            except OSError as err:
+                if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                failed.append(number)  # every later scene would fail the same way: stop
+                self.emit(SceneFailed(number, f"the disk is full ({self.out_dir}); free some "
+                                              f"space and resume: finished clips are kept"))
+                break
             except Exception as err:  # an unexpected failure: reported, logged, next scene
                 log.exception("scene %d failed", number)
                 failed.append(number)

@@ -205,3 +205,24 @@ def test_forward_chunking_of_the_low_profile_leaves_svd_output_unchanged(tiny_sv
     pipe.unet.enable_forward_chunking()
     chunked = frames()
     assert np.abs(plain - chunked).max() < 1e-5
+
+
+def test_a_full_disk_stops_the_job_with_a_clear_message_and_keeps_finished_clips(tmp_path,
+                                                                                 monkeypatch):
+    import errno
+
+    real = render_module.write_mp4
+    calls = []
+
+    def filling_up(frames, path, fps, **kwargs):
+        calls.append(path.name)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(frames, path, fps, **kwargs)
+
+    monkeypatch.setattr(render_module, "write_mp4", filling_up)
+    events = run(make_board({}, {}, {}), tmp_path, backend="animatic", **SMALL)
+    failed = [e for e in events if isinstance(e, SceneFailed)]
+    assert len(failed) == 1 and failed[0].scene == 2 and "disk is full" in failed[0].message
+    assert events[-1].done == [1] and calls == ["scene_01.mp4", "scene_02.mp4"]
+    assert (tmp_path / "scene_01.mp4").is_file() and not (tmp_path / "scene_03.mp4").exists()

@@ -56,6 +56,7 @@ def test_kill_minus_nine_then_resume_keeps_finished_clips(tmp_path, outputs, tin
 
     listed = cli("history", "--json")
     assert listed.returncode == 0 and json.loads(listed.stdout)[0]["id"] == jobs[0]["id"]
+    assert json.loads(listed.stdout)[0]["status"] == "interrupted"  # its process is gone
 
     resumed = cli("resume", str(out))
     assert resumed.returncode == 0, resumed.stderr

@@ -16,6 +16,7 @@ from gradio.utils import get_upload_folder
 from gradio_client import Client
 
 from app import create_studio
+from pipeline.history import History
 from pipeline.render import RenderSettings
 from tests.conftest import ROOT
 from ui.access import Accounts
@@ -335,3 +336,40 @@ def test_ten_people_at_once_all_finish_in_queue_order_and_stay_apart(tmp_path, m
             client.close()
     finally:
         demo.close()
+
+
+def test_an_interrupted_job_resumes_with_only_its_missing_scenes(studio):
+    client, _url, outputs = studio
+    _, table, job_id = plan(client, "A snowman in a garden", scenes=2, seconds=6)
+    # Render scene 1 alone: the film cannot be assembled yet, and the job says so.
+    with pytest.raises(Exception, match="scene 2: its clip scene_02.mp4 is missing"):
+        client.predict(job_id, table, 1, False, api_name="/rerender_scene")
+    first = next(outputs.rglob("scene_01.mp4"))
+    kept = first.read_bytes()
+    history = History(outputs)
+    history.update(job_id, status="rendering", pid=2**22 + 12345)  # a render whose process died
+    assert history.mark_interrupted() == [job_id]
+    rows, _ = client.predict(api_name="/history")
+    assert rows["data"][0][3] == "interrupted"
+    *_, (progress, previews, film, _files) = list(client.submit(job_id, api_name="/resume"))
+    assert has_file(film) and len(previews) == 2 and first.read_bytes() == kept
+    assert History(outputs).get(job_id)["status"] == "done"
+
+
+def test_music_is_checked_before_use_and_goes_into_the_film(studio, tmp_path):
+    from gradio_client import handle_file
+
+    from tests.test_assemble import sine_wav
+
+    client, _url, outputs = studio
+    _, table, job_id = plan(client, "A windmill at sunset", scenes=1, seconds=3)
+    corrupt = tmp_path / "song.mp3"
+    corrupt.write_bytes(b"ID3" + bytes(range(256)) * 8)
+    with pytest.raises(Exception, match="song.mp3 is not audio"):
+        client.predict(job_id, handle_file(str(corrupt)), api_name="/upload_music")
+    assert client.predict(job_id, handle_file(str(sine_wav(tmp_path / "tune.wav", 1.0))),
+                          api_name="/upload_music") == "music: music.wav"
+    *_, (_p, _v, film, _f) = list(client.submit(job_id, table, api_name="/render"))
+    from pipeline.video_io import probe
+
+    assert probe(next(outputs.rglob("film.mp4")))["audio"] == ["aac"]

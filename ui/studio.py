@@ -102,6 +102,16 @@ class Studio:
             board.scenes[number - 1].seed = random.randint(0, 2**32 - 1)
         yield from self._stream(request, job, board, [number])
 
+    def resume(self, job_id: str, request: gr.Request):
+        """Render an interrupted job's missing scenes (same seeds and models), then the film."""
+        try:
+            job = self.jobs.job(self.user(request), (job_id or "").strip(), self.admin(request))
+        except JobError as err:
+            raise gr.Error(str(err)) from None
+        board = Storyboard.from_dict(job["storyboard"])
+        missing = self.jobs.missing_scenes(job)
+        yield from self._stream(request, job, board, missing)
+
     def _stream(self, request: gr.Request, job: dict[str, Any], board: Storyboard,
                 only: list[int] | None):
         """Yield (progress, previews, film, downloads) as the render's events arrive."""
@@ -109,12 +119,12 @@ class Studio:
         self.cancels[request.session_hash or job["id"]] = cancel
         folder = Path(job["dir"]) / "scenes"
         previews: dict[int, tuple[str, str]] = {}
-        if only:  # keep showing the scenes that are not being re-rendered
+        if only is not None:  # keep showing the scenes that are not being rendered again
             for number in range(1, len(board.scenes) + 1):
                 clip = scene_paths(folder, number)["clip"]
                 if number not in only and clip.is_file():
                     previews[number] = (self.share(clip, request), _caption(board, number))
-        total = len(only or board.scenes)
+        total = len(only if only is not None else board.scenes)
         started, done, status = time.perf_counter(), 0, ""
         try:
             for event in self.jobs.render(self.user(request), job["id"], board, cancel, only,
@@ -163,6 +173,17 @@ class Studio:
             raise gr.Error(str(err)) from None
         rows[number - 1][TABLE_COLUMNS.index("keyframe")] = value
         return rows
+
+    def upload_music(self, job_id: str, upload: str | None, request: gr.Request) -> str:
+        """Check background music and keep it with the job; the next render uses it."""
+        if not upload:
+            raise gr.Error("choose a music file to upload first")
+        try:
+            kept = self.jobs.add_music(self.user(request), job_id, Path(upload),
+                                       self.admin(request))
+        except JobError as err:
+            raise gr.Error(str(err)) from None
+        return f"music: {kept.name}"
 
     def cancel_render(self, request: gr.Request) -> str:
         event = self.cancels.get(request.session_hash)
@@ -301,6 +322,11 @@ def build(studio: Studio) -> gr.Blocks:
                 keyframe_file = gr.File(label=i18n("keyframe_upload"), file_types=[
                     ".png", ".jpg", ".jpeg", ".webp"], type="filepath", elem_id="keyframe-upload")
                 keyframe_btn = gr.Button(i18n("use_keyframe"), elem_id="keyframe-btn")
+            with gr.Row():
+                music_file = gr.File(label=i18n("music_upload"), file_types=[
+                    ".mp3", ".wav", ".m4a", ".ogg", ".aac", ".flac"], type="filepath",
+                    elem_id="music-upload")
+                music_btn = gr.Button(i18n("use_music"), elem_id="music-btn")
         with gr.Tab(i18n("history")) as history_tab:
             refresh_btn = gr.Button(i18n("refresh"), elem_id="history-refresh")
             jobs_table = gr.Dataframe(headers=["id", "date", "prompt", "status", "seconds"],
@@ -310,6 +336,7 @@ def build(studio: Studio) -> gr.Blocks:
             with gr.Row():
                 open_id = gr.Textbox(label=i18n("job_to_open"), elem_id="open-id")
                 open_btn = gr.Button(i18n("open"), elem_id="open-btn")
+                resume_btn = gr.Button(i18n("resume"), elem_id="resume-btn")
                 delete_btn = gr.Button(i18n("delete"), elem_id="delete-btn", variant="stop")
             job_status = gr.Markdown()
         with gr.Tab(i18n("system")) as system_tab:
@@ -329,6 +356,8 @@ def build(studio: Studio) -> gr.Blocks:
             concurrency_id=GPU, concurrency_limit=1)
         keyframe_btn.click(studio.upload_keyframe, [job_id, storyboard, scene_no, keyframe_file],
                            storyboard, api_name="upload_keyframe")
+        music_btn.click(studio.upload_music, [job_id, music_file], progress,
+                        api_name="upload_music")
         cancel_btn.click(studio.cancel_render, None, progress,
                          cancels=[render_event, rerender_event], queue=False,
                          api_name="cancel")
@@ -338,6 +367,8 @@ def build(studio: Studio) -> gr.Blocks:
         open_btn.click(studio.open_job, open_id,
                        [storyboard, job_id, prompt, previews, film, downloads, job_status],
                        api_name="open_job")
+        resume_btn.click(studio.resume, open_id, render_outputs, api_name="resume",
+                         concurrency_id=GPU, concurrency_limit=1)
         delete_btn.click(studio.delete_job, open_id,
                          [jobs_table, posters], api_name="delete_job")
         for trigger in (system_btn.click, system_tab.select):

@@ -13,10 +13,12 @@ EN = {
     "film": "Film", "downloads": "Downloads (mp4, srt, contact sheet)",
     "rerender_scene": "Scene to re-render", "new_seed": "New seed",
     "rerender": "Re-render this scene", "job": "Job", "refresh": "Refresh", "open": "Open",
-    "delete": "Delete", "jobs": "Your jobs", "thumbnails": "Posters",
+    "delete": "Delete", "resume": "Resume (render the missing scenes)", "jobs": "Your jobs", "thumbnails": "Posters",
     "job_to_open": "Job id (copy it from the list)", "notes": "Notes",
     "keyframe_upload": "Keyframe image for the scene above (PNG, JPEG, WebP; up to 20 MB)",
     "use_keyframe": "Use as this scene's keyframe",
+    "music_upload": "Background music (mp3, wav, m4a, ogg; up to 20 MB)",
+    "use_music": "Use this music",
 }
 ZH = {
     "create": "创作", "history": "历史", "system": "系统",
@@ -27,9 +29,10 @@ ZH = {
     "film": "影片", "downloads": "下载（mp4、字幕、缩略图总览）",
     "rerender_scene": "要重新渲染的场景", "new_seed": "换一个随机种子",
     "rerender": "重新渲染此场景", "job": "任务", "refresh": "刷新", "open": "打开",
-    "delete": "删除", "jobs": "我的任务", "thumbnails": "海报", "job_to_open": "任务编号（从列表复制）",
+    "delete": "删除", "resume": "继续（渲染未完成的场景）", "jobs": "我的任务", "thumbnails": "海报", "job_to_open": "任务编号（从列表复制）",
     "notes": "说明", "keyframe_upload": "上方场景的关键帧图片（PNG、JPEG、WebP，最大 20 MB）",
-    "use_keyframe": "设为该场景的关键帧",
+    "use_keyframe": "设为该场景的关键帧", "music_upload": "背景音乐（mp3、wav、m4a、ogg，最大 20 MB）",
+    "use_music": "使用这段音乐",
 }
 
 i18n = gr.I18n(en=EN, zh=ZH, **{"zh-CN": ZH})
