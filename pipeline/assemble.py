@@ -24,7 +24,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipeline.fonts import font
+from pipeline.fonts import FontMissing, cjk_font_path, font
 from pipeline.render import scene_paths
 from pipeline.storyboard import Storyboard
 from pipeline.video_io import even_size, probe, read_frames
@@ -140,6 +140,10 @@ def assemble_film(board: Storyboard, clips_dir: Path, out: Path,
         raise AssemblyError(f"crossfade must be 0 seconds or more (got {settings.crossfade})")
     if settings.music is not None:
         check_music(settings.music)
+    try:  # subtitles, poster and contact sheet all need a font that draws Chinese too
+        cjk_font_path()
+    except FontMissing as err:
+        raise AssemblyError(str(err)) from None
     clips = _check_clips(board, clips_dir)
     fps = clips[0]["fps"]
     width, height = even_size(clips[0]["width"], clips[0]["height"])

@@ -180,7 +180,9 @@ class _Renderer:
 
     def _choose_backend(self) -> None:
         from models.diffusion import default_video_model, is_available, placement
+        from models.memory import pick_profile
 
+        self.profile = pick_profile(self.settings.profile)  # for the keyframe model too
         self.video_model = self.settings.video_model or default_video_model()
         wanted = self.settings.backend
         if wanted == "auto":
@@ -199,18 +201,17 @@ class _Renderer:
     def _load_video_model(self) -> None:
         from models.diffusion import apply_profile, load_video_pipeline
         from models.llm import ModelUnavailable, release_chat_models
-        from models.memory import pick_profile
 
         try:
             self.video_pipe = load_video_pipeline(self.video_model)
         except ModelUnavailable as err:
             raise RenderError(str(err)) from None
         release_chat_models()  # the planner's LLM leaves the GPU before the video model needs it
-        self.profile = pick_profile(self.settings.profile)
         apply_profile(self.video_pipe, self.profile)
 
     def _load_image_model(self) -> None:
-        from models.diffusion import default_image_model, is_available, load_image_pipeline
+        from models.diffusion import (apply_profile, default_image_model, is_available,
+                                      load_image_pipeline)
         from models.llm import ModelUnavailable
 
         needs_images = any(s.keyframe is None for s in self.board.scenes)
@@ -223,6 +224,7 @@ class _Renderer:
         try:
             self.image_pipe = load_image_pipeline(model)
             self.image_model = model
+            apply_profile(self.image_pipe, self.profile)  # on the GPU, as the profile allows
         except ModelUnavailable as err:
             self.emit(Notice(f"{err}; {self._no_image_model_message(model)}"))
 

@@ -192,3 +192,16 @@ def test_make_goes_from_prompt_to_film(tmp_path, embedded_chat):
     assert details["storyboard"]["language"] == "zh" and "SmolLM2" in details["storyboard"]["planner"]
     assert (tmp_path / "film.srt").read_text(encoding="utf-8").count("-->") == 3
     assert (tmp_path / "film_poster.png").is_file() and (tmp_path / "film_contact.png").is_file()
+
+
+def test_no_chinese_font_is_a_clear_message_not_a_traceback(rendered, tmp_path, monkeypatch):
+    from pipeline import fonts
+
+    board, clips = rendered
+    monkeypatch.setenv("STORYREEL_FONT", str(tmp_path / "missing.ttf"))
+    fonts.cjk_font_path.cache_clear()
+    try:
+        with pytest.raises(AssemblyError, match="install a CJK font"):
+            assemble_film(board, clips, tmp_path / "film.mp4")
+    finally:
+        fonts.cjk_font_path.cache_clear()
