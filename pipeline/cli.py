@@ -337,6 +337,16 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_no_options(parser: argparse.ArgumentParser) -> None:
+    """The command takes no options."""
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from pipeline.doctor import doctor
+
+    return doctor(default_root())
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int], str]] = {
     "plan": (add_plan_options, cmd_plan, "write a storyboard for a prompt (JSON on stdout)"),
@@ -346,6 +356,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "resume": (add_resume_options, cmd_resume,
                "finish a render that was stopped: only its missing scenes, then the film"),
     "history": (add_history_options, cmd_history, "list jobs and their states"),
+    "doctor": (add_no_options, cmd_doctor, "check what a first render needs, with fixes"),
 }
 
 

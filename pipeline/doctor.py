@@ -1,0 +1,124 @@
+"""`python -m pipeline doctor`: what a first render needs, one line per check, with the fix.
+
+It exits 1 when a render cannot work here (no H.264 encoder, no font for subtitles, outputs not
+writable, too little disk). Missing video weights or no GPU are warnings: the animatic backend
+still renders.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+MIN_FREE_DISK_GB = 2.0
+PACKAGES = ("torch", "transformers", "diffusers", "accelerate", "xgrammar", "av", "gradio",
+            "tinydb", "pillow")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True   # False: a warning, rendering still works without it
+
+    def line(self) -> str:
+        mark = "ok  " if self.ok else ("FAIL" if self.required else "warn")
+        return f"[{mark}] {self.name}: {self.detail}" + (f" -> fix: {self.fix}" if self.fix
+                                                           and not self.ok else "")
+
+
+def check_python() -> Check:
+    ok = sys.version_info >= (3, 11)
+    return Check("python", ok, sys.version.split()[0], "use Python 3.11 or newer")
+
+
+def check_packages() -> Check:
+    found, missing = [], []
+    for name in PACKAGES:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            missing.append(name)
+    return Check("packages", not missing, ", ".join(found) + (f"; missing: {', '.join(missing)}"
+                                                           if missing else ""),
+                 "bash scripts/setup.sh")
+
+
+def check_gpu() -> Check:
+    import torch
+
+    from models.memory import free_vram_gib, pick_profile
+
+    if not torch.cuda.is_available():
+        return Check("gpu", False, "no CUDA GPU: scenes render as animatics",
+                     "install a CUDA build of torch on a machine with an NVIDIA GPU",
+                     required=False)
+    return Check("gpu", True, f"{torch.cuda.get_device_name(0)}, {free_vram_gib():.1f} GiB free, "
+                              f"profile {pick_profile('auto').name}")
+
+
+def check_models() -> list[Check]:
+    from models.registry import KNOWN_MODELS, how_to_get
+    from models.status import model_present
+
+    return [Check(f"model {m.name}", model_present(m), f"{m.role}, {m.repo_id}", how_to_get(m),
+                  required=False) for m in KNOWN_MODELS]
+
+
+def check_encoder() -> Check:
+    import av
+
+    ok = "libx264" in av.codecs_available and "aac" in av.codecs_available
+    return Check("encoder", ok, f"PyAV {av.__version__} with FFmpeg, libx264 and aac "
+                                f"{'available' if ok else 'missing'}",
+                 "pip install --force-reinstall av (its wheels bundle FFmpeg with x264)")
+
+
+def check_font() -> Check:
+    from pipeline.fonts import INSTALL_HINT, FontMissing, cjk_font_path
+
+    try:
+        return Check("font", True, f"Chinese-capable font {cjk_font_path()}")
+    except FontMissing as err:
+        return Check("font", False, str(err).split(";")[0], INSTALL_HINT)
+
+
+def check_outputs(root: Path) -> list[Check]:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root):
+            pass
+        writable = Check("outputs", True, f"{root} is writable")
+    except OSError as err:
+        writable = Check("outputs", False, f"{root} is not writable ({err.strerror})",
+                         "choose another folder with STORYREEL_OUTPUTS, or fix its permissions")
+    free_gb = shutil.disk_usage(root if root.exists() else root.parent).free / 1e9
+    disk = Check("disk", free_gb >= MIN_FREE_DISK_GB, f"{free_gb:.1f} GB free",
+                 f"free at least {MIN_FREE_DISK_GB:g} GB")
+    return [writable, disk]
+
+
+def run_checks(outputs: Path) -> list[Check]:
+    checks: list[Check] = [check_python(), check_packages()]
+    steps: list[Callable[[], Check | list[Check]]] = [
+        check_gpu, check_encoder, check_font, check_models, lambda: check_outputs(outputs)]
+    for step in steps:
+        result = step()
+        checks.extend(result if isinstance(result, list) else [result])
+    return checks
+
+
+def doctor(outputs: Path) -> int:
+    checks = run_checks(outputs)
+    for check in checks:
+        print(check.line())
+    failed = [c for c in checks if c.required and not c.ok]
+    print("a render can work here" if not failed else
+          f"a render cannot work until {len(failed)} problem(s) are fixed")
+    return 1 if failed else 0
