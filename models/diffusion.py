@@ -108,6 +108,12 @@ def _missing_message(model_id: str, err: BaseException) -> str:
     return f"model {model_id} is not on this machine; to get it: {steps}"
 
 
+def loaded_pipelines() -> list[str]:
+    """What is loaded now, as "kind: model id" (the System tab shows it)."""
+    with _lock:
+        return [f"{kind}: {model_id}" for kind, model_id in _loaded]
+
+
 def apply_profile(pipe: Any, profile: Profile) -> None:
     """Place a loaded pipeline on the GPU as the profile says (no-op on the CPU)."""
     import torch
@@ -129,16 +135,3 @@ def apply_profile(pipe: Any, profile: Profile) -> None:
             unet.enable_forward_chunking()
         elif hasattr(unet, "disable_forward_chunking"):
             unet.disable_forward_chunking()
-
-
-def release(kind: str) -> None:
-    """Move every loaded pipeline of a kind ("image" or "video") off the GPU."""
-    import torch
-
-    with _lock:
-        for (loaded_kind, _), pipe in _loaded.items():
-            if loaded_kind == kind:
-                pipe.remove_all_hooks()
-                pipe.to("cpu")
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

@@ -72,6 +72,12 @@ def load_chat_model(model_id: str | None = None) -> ChatModel:
         return _loaded[model_id]
 
 
+def loaded_chat_models() -> list[str]:
+    """What is loaded now, as "planner: model id" (the System tab shows it)."""
+    with _lock:
+        return [f"planner: {chat.model_id}" for chat in _loaded.values()]
+
+
 def release_chat_models() -> None:
     """Move loaded chat models off the GPU, so the video model has the room."""
     import torch

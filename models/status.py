@@ -48,8 +48,7 @@ def system_report() -> SystemReport:
         used = torch.cuda.memory_allocated() / 2**30
     else:
         device, used = "CPU (no CUDA GPU: the animatic backend renders)", None
-    loaded = [f"planner: {m.model_id}" for m in llm._loaded.values()]
-    loaded += [f"{kind}: {model_id}" for kind, model_id in diffusion._loaded]
+    loaded = llm.loaded_chat_models() + diffusion.loaded_pipelines()
     return SystemReport(device=device, vram_free_gib=free_vram_gib(), vram_used_gib=used,
                         profile=pick_profile("auto").name if torch.cuda.is_available() else "-",
                         loaded=loaded,

@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 from pipeline.fonts import FontMissing, cjk_font_path, font
 from pipeline.render import scene_paths
 from pipeline.storyboard import Storyboard
-from pipeline.video_io import even_size, probe, read_frames
+from pipeline.video_io import even_size, frame_at, probe
 
 AUDIO_RATE = 44100
 MUSIC_SUFFIXES = (".mp3", ".wav", ".m4a", ".ogg", ".aac", ".flac", ".opus")
@@ -165,8 +165,9 @@ def assemble_film(board: Storyboard, clips_dir: Path, out: Path,
     srt = out.with_suffix(".srt")
     srt.write_text(_srt(cues, fps), encoding="utf-8")
     poster, sheet = out.with_name(f"{out.stem}_poster.png"), out.with_name(f"{out.stem}_contact.png")
-    _poster(board, clips[0]["clip"], width, height).save(poster)
-    _contact_sheet(board, [c["clip"] for c in clips]).save(sheet)
+    thumbs = [frame_at(c["clip"], c["frames"] // 2) for c in clips]  # one frame per scene
+    _poster(board, thumbs[0], width, height).save(poster)
+    _contact_sheet(board, thumbs).save(sheet)
     timings["extras_s"] = time.perf_counter() - mark
     duration = frames_written / fps
     info = out.with_suffix(".json")
@@ -335,13 +336,8 @@ def _srt(cues: list[_Cue], fps: float) -> str:
                    for n, c in enumerate(cues, start=1))
 
 
-def _middle_frame(path: Path) -> Image.Image:
-    frames = read_frames(path)
-    return Image.fromarray(frames[len(frames) // 2])
-
-
-def _poster(board: Storyboard, first_clip: Path, width: int, height: int) -> Image.Image:
-    image = _middle_frame(first_clip).convert("RGB")
+def _poster(board: Storyboard, frame: Image.Image, width: int, height: int) -> Image.Image:
+    image = frame.convert("RGB")
     draw = ImageDraw.Draw(image)
     size = max(18, height // 9)
     w = draw.textlength(board.title, font=font(size))
@@ -350,10 +346,9 @@ def _poster(board: Storyboard, first_clip: Path, width: int, height: int) -> Ima
     return image
 
 
-def _contact_sheet(board: Storyboard, clips: list[Path], columns: int = 3,
+def _contact_sheet(board: Storyboard, thumbs: list[Image.Image], columns: int = 3,
                    thumb_width: int = 320) -> Image.Image:
     """One frame per scene in a grid, each with its number and description."""
-    thumbs = [_middle_frame(c) for c in clips]
     thumb_h = round(thumb_width * thumbs[0].height / thumbs[0].width)
     caption_h, pad = 54, 10
     rows = math.ceil(len(thumbs) / columns)

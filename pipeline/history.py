@@ -22,6 +22,8 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
+from pipeline.events import Event, SceneDone, SceneFailed
+
 STATES = ("planned", "rendering", "interrupted", "done", "failed", "cancelled")
 
 
@@ -142,6 +144,15 @@ class History:
             scenes[str(number)] = scene
             self._jobs.update({"scenes": scenes, "updated": now()}, Query().id == job_id)
 
+    def record_event(self, job_id: str, event: Event, seed: int) -> None:
+        """Record a render event that finishes a scene (done or failed); ignore the others."""
+        if isinstance(event, SceneDone):
+            self.record_scene(job_id, event.scene, {
+                "status": "done", "clip": str(event.clip), "keyframe": str(event.keyframe),
+                "seconds": round(event.seconds, 2), "backend": event.backend, "seed": seed})
+        elif isinstance(event, SceneFailed):
+            self.record_scene(job_id, event.scene, {"status": "failed", "message": event.message})
+
     def jobs(self, user: str | None = None) -> list[dict[str, Any]]:
         """Newest first; one user's jobs, or everyone's when user is None (admins)."""
         with self._locked():
@@ -176,11 +187,3 @@ class History:
     def user_dir(self, user: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in user).strip(".") or "_"
         return self.root / safe
-
-    def owner_of(self, path: Path) -> str | None:
-        """The user whose folder holds `path`, or None when it is outside every user folder."""
-        path = Path(path).resolve()
-        if not path.is_relative_to(self.root):
-            return None
-        parts = path.relative_to(self.root).parts
-        return parts[0] if len(parts) > 1 else None

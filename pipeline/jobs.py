@@ -23,7 +23,7 @@ from pipeline.assemble import (AssemblyError, AssemblySettings, FilmResult, asse
 from pipeline.events import Event, RenderFinished, SceneDone, SceneFailed
 from pipeline.history import History
 from pipeline.planner import OnText, PlanRequest, plan_storyboard
-from pipeline.render import RenderError, RenderSettings, render_storyboard, scene_paths
+from pipeline.render import RenderError, RenderSettings, render_storyboard, unfinished_scenes
 from pipeline.safety import ContentFilter
 from pipeline.storyboard import CONTINUE, Storyboard, StoryboardError
 
@@ -147,15 +147,8 @@ class Jobs:
                                    base_dir=folder) if only_scenes != [] else iter(())
         try:
             for event in scenes:
-                if isinstance(event, SceneDone):
-                    self.history.record_scene(job_id, event.scene, {
-                        "status": "done", "clip": str(event.clip),
-                        "keyframe": str(event.keyframe), "seconds": round(event.seconds, 2),
-                        "backend": event.backend,
-                        "seed": board.scenes[event.scene - 1].seed})
-                elif isinstance(event, SceneFailed):
-                    self.history.record_scene(job_id, event.scene, {
-                        "status": "failed", "message": event.message})
+                if isinstance(event, (SceneDone, SceneFailed)):
+                    self.history.record_event(job_id, event, board.scenes[event.scene - 1].seed)
                 elif isinstance(event, RenderFinished):
                     finished = event
                 yield event
@@ -190,10 +183,8 @@ class Jobs:
                 "duration": round(film.duration, 3)}
 
     def missing_scenes(self, job: dict[str, Any]) -> list[int]:
-        board = Storyboard.from_dict(job["storyboard"])
-        folder = Path(job["dir"]) / "scenes"
-        return [n for n in range(1, len(board.scenes) + 1)
-                if not all(scene_paths(folder, n)[k].is_file() for k in ("clip", "info"))]
+        return unfinished_scenes(Path(job["dir"]) / "scenes",
+                                 len(job["storyboard"]["scenes"]))
 
     def delete(self, user: str, job_id: str, admin: bool = False) -> None:
         self.job(user, job_id, admin)

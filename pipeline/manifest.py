@@ -18,7 +18,7 @@ from typing import Any
 from pipeline.assemble import AssemblySettings
 from pipeline.events import Event, SceneDone, SceneFailed
 from pipeline.history import History
-from pipeline.render import RenderSettings, scene_paths
+from pipeline.render import RenderSettings, scene_paths, unfinished_scenes
 from pipeline.storyboard import Storyboard
 
 MANIFEST = "job.json"
@@ -36,9 +36,7 @@ class CliJob:
     assembly: AssemblySettings | None = None
 
     def missing_scenes(self) -> list[int]:
-        """Scenes not finished: a scene is finished once its info JSON, written last, exists."""
-        return [n for n in range(1, len(self.board.scenes) + 1)
-                if not all(scene_paths(self.folder, n)[k].is_file() for k in ("clip", "info"))]
+        return unfinished_scenes(self.folder, len(self.board.scenes))
 
     def reconcile(self) -> None:
         """Record finished scenes the history missed (a kill between clip and record)."""
@@ -54,14 +52,8 @@ class CliJob:
                     "seed": info.get("seed"), "seconds": None})
 
     def record(self, event: Event) -> None:
-        if isinstance(event, SceneDone):
-            self.history.record_scene(self.job_id, event.scene, {
-                "status": "done", "clip": str(event.clip), "keyframe": str(event.keyframe),
-                "seconds": round(event.seconds, 2), "backend": event.backend,
-                "seed": self.board.scenes[event.scene - 1].seed})
-        elif isinstance(event, SceneFailed):
-            self.history.record_scene(self.job_id, event.scene,
-                                      {"status": "failed", "message": event.message})
+        if isinstance(event, (SceneDone, SceneFailed)):
+            self.history.record_event(self.job_id, event, self.board.scenes[event.scene - 1].seed)
 
     def finish(self, status: str, message: str = "", **fields: Any) -> None:
         self.history.update(self.job_id, status=status, message=message, pid=os.getpid(),

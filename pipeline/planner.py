@@ -501,8 +501,8 @@ def _provenance(drafts: list[_Draft], planner: str, language: str) -> dict[str, 
             result[name] = "; ".join(f"scene {k}: {s}" for k, s in enumerate(sources, start=1))
     if planner != RULE_BASED and "duration" in result:
         result["duration"] = f"{result['duration']}, scaled to the film's length"
-    result["transition"] = result["seed"] = "rule: cut into the first scene, crossfade after; one " \
-        "seed shared by every scene"
+    result["transition"] = "rule: cut into the first scene, crossfade after"
+    result["seed"] = "rule: one seed shared by every scene"
     if language == "zh":
         result["language"] = "zh"
     return result

@@ -91,6 +91,13 @@ def scene_paths(out_dir: Path, number: int) -> dict[str, Path]:
             "last_frame": Path(f"{stem}_last.png"), "info": stem.with_suffix(".json")}
 
 
+def unfinished_scenes(out_dir: Path, count: int) -> list[int]:
+    """Scenes (1-based) not finished in `out_dir`: a scene is finished once its info JSON,
+    written last and atomically, exists beside its clip."""
+    return [n for n in range(1, count + 1)
+            if not all(scene_paths(out_dir, n)[k].is_file() for k in ("clip", "info"))]
+
+
 def render_storyboard(board: Storyboard, out_dir: Path, settings: RenderSettings | None = None,
                       cancel: threading.Event | None = None,
                       base_dir: Path | None = None) -> Iterator[Event]:

@@ -7,6 +7,7 @@ STORYREEL_BLOCKLIST (or `ContentFilter.from_file`) at your own to change it.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -17,15 +18,21 @@ from pipeline.storyboard import FieldProblem, Storyboard
 DEFAULT_BLOCKLIST = Path(__file__).with_name("blocklist.txt")
 
 
+@functools.lru_cache(maxsize=8)
+def _read_terms(path: str, _mtime_ns: int) -> tuple[str, ...]:
+    """The list's terms, read again only when the file changes (checked on every render)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return tuple(t.strip().lower() for t in lines if t.strip() and not t.lstrip().startswith("#"))
+
+
 @dataclass(frozen=True)
 class ContentFilter:
     terms: tuple[str, ...]
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> ContentFilter:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-        terms = tuple(t.strip().lower() for t in lines if t.strip() and not t.lstrip().startswith("#"))
-        return cls(terms)
+        path = Path(path)
+        return cls(_read_terms(str(path), path.stat().st_mtime_ns))
 
     @classmethod
     def default(cls) -> ContentFilter:

@@ -51,11 +51,21 @@ def read_frames(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
+def frame_at(path: Path, index: int) -> Image.Image:
+    """Frame `index` of a clip, decoding no further than it."""
+    with av.open(str(path)) as container:
+        for n, frame in enumerate(container.decode(video=0)):
+            if n == index:
+                return frame.to_image()
+    raise ValueError(f"{path} has fewer than {index + 1} frames")
+
+
 def probe(path: Path) -> dict[str, object]:
     """What a player sees: codec, pixel format, size, frame count, duration in seconds."""
     with av.open(str(path)) as container:
         video = container.streams.video[0]
-        frames = sum(1 for _ in container.decode(video=0))
+        # Count packets, not decoded frames: one H.264 packet per frame, without decoding.
+        frames = sum(1 for packet in container.demux(video) if packet.size)
         fps = float(video.average_rate) if video.average_rate else 0.0
         info: dict[str, object] = {
             "codec": video.codec_context.name, "pix_fmt": video.codec_context.pix_fmt,
@@ -64,16 +74,6 @@ def probe(path: Path) -> dict[str, object]:
             "audio": [s.codec_context.name for s in container.streams.audio],
         }
     return info
-
-
-def last_frame(path: Path) -> Image.Image:
-    with av.open(str(path)) as container:
-        frame = None
-        for frame in container.decode(video=0):
-            pass
-    if frame is None:
-        raise ValueError(f"{path} holds no video frames")
-    return frame.to_image()
 
 
 def moov_before_mdat(path: Path) -> bool:

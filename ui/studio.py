@@ -36,7 +36,6 @@ class Studio:
     accounts: Accounts | None = None
     registry: FileRegistry = field(default_factory=FileRegistry)
     cancels: dict[str, threading.Event] = field(default_factory=dict)
-    backend_note: str = ""
 
     def user(self, request: gr.Request | None) -> str:
         name = getattr(request, "username", None) if request is not None else None
@@ -46,8 +45,18 @@ class Studio:
         return self.accounts.is_admin(self.user(request)) if self.accounts else True
 
     def share(self, path: Path | str, request: gr.Request | None) -> str:
-        """A file handed to this person's browser (recorded, so others cannot fetch it)."""
+        """A file handed to this person's browser; with accounts it is recorded, so the file
+        guard can refuse it to everyone else (without accounts there is no guard)."""
+        if self.accounts is None:
+            return str(path)
         return self.registry.register(path, self.user(request))
+
+    def _job(self, job_id: str, request: gr.Request) -> dict[str, Any]:
+        """This person's job (admins: anyone's), or a gr.Error the page shows."""
+        try:
+            return self.jobs.job(self.user(request), (job_id or "").strip(), self.admin(request))
+        except JobError as err:
+            raise gr.Error(str(err)) from None
 
 
     def plan(self, prompt: str, style: str, scenes: float, seconds: float | None,
@@ -82,8 +91,8 @@ class Studio:
 
     def _job_and_board(self, job_id: str, table: Any, request: gr.Request):
         """The person's job and the edited table as a checked storyboard (or a gr.Error)."""
+        job = self._job(job_id, request)
         try:
-            job = self.jobs.job(self.user(request), job_id, self.admin(request))
             return job, self.jobs.board_from_rows(job, _rows(table))
         except JobError as err:
             raise gr.Error(str(err)) from None
@@ -104,10 +113,7 @@ class Studio:
 
     def resume(self, job_id: str, request: gr.Request):
         """Render an interrupted job's missing scenes (same seeds and models), then the film."""
-        try:
-            job = self.jobs.job(self.user(request), (job_id or "").strip(), self.admin(request))
-        except JobError as err:
-            raise gr.Error(str(err)) from None
+        job = self._job(job_id, request)
         board = Storyboard.from_dict(job["storyboard"])
         missing = self.jobs.missing_scenes(job)
         yield from self._stream(request, job, board, missing)
@@ -207,10 +213,7 @@ class Studio:
         return rows, posters
 
     def open_job(self, job_id: str, request: gr.Request):
-        try:
-            job = self.jobs.job(self.user(request), (job_id or "").strip(), self.admin(request))
-        except JobError as err:
-            raise gr.Error(str(err)) from None
+        job = self._job(job_id, request)
         board = Storyboard.from_dict(job["storyboard"])
         folder = Path(job["dir"]) / "scenes"
         previews = [(self.share(scene_paths(folder, n)["clip"], request), _caption(board, n))
