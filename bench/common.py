@@ -62,3 +62,11 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
     return "" if value is None else str(value)[:60]
+
+
+def add_clip_arguments(parser: Any) -> None:
+    """The clip the SVD benchmarks render: model size, frame size and frames per run."""
+    parser.add_argument("--size", choices=("svd-xt", "tiny"), default="svd-xt")
+    parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument("--height", type=int, default=576)
+    parser.add_argument("--frames", type=int, default=25)

@@ -1,102 +1,208 @@
 """Seconds per clip and peak GPU memory of Stable Video Diffusion, for each memory profile.
 
-    python bench/svd_profiles.py                       # GPU: full-size SVD-XT, random weights
-    python bench/svd_profiles.py --size tiny --width 64 --height 64 --steps 2   # CPU smoke test
+    python3 bench/svd_profiles.py --out DIR               # GPU: full-size SVD-XT, random weights
+    python3 bench/svd_profiles.py --size tiny --width 64 --height 64 --steps 2   # CPU smoke test
 
 The pipeline is built from the real SVD-XT configs (models/random_init.py), saved with
-save_pretrained and loaded through the product's loader (models/diffusion.py), then each profile
-(models/memory.py) renders one clip through the product's `svd_frames` after a short warm-up.
-Writes bench/results/svd_profiles.json (or --out DIR).
+save_pretrained and loaded through the product's loader (models/diffusion.py). First a plain
+eager clip (no levers, everything on the GPU) is the reference; then each profile
+(models/memory.py, with its levers from models/speed.py) renders the same clip from the same
+seed through the product's `svd_frames`:
+- warm_s: the first (2-step) call after placing the model: compiling, when the cache is cold;
+- clip_s: one full clip, warm; peak_gib: the most GPU memory allocated during it;
+- diff_vs_eager: mean absolute difference from the reference frames, in 0-255 pixel levels.
+With --second-start, a fresh process then loads the pipeline again with the compile cache the
+first one filled, and reports ready_s: from its start until a full-speed clip can begin.
+Writes svd_profiles.json (to --out, or bench/results).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from common import print_table, write_results  # noqa: E402 (sets sys.path)
+from common import add_clip_arguments, print_table, write_results  # noqa: E402 (sets sys.path)
 
-from models.diffusion import apply_profile, load_video_pipeline
-from models.memory import PROFILES
-from models.random_init import build_svd
-from pipeline.animate import VideoParams, svd_frames
-from pipeline.storyboard import Scene
+STARTED = time.perf_counter()
+
+from models.diffusion import apply_profile, load_video_pipeline  # noqa: E402
+from models.memory import PROFILES  # noqa: E402
+from models.random_init import build_svd  # noqa: E402
+from pipeline.animate import VideoParams, svd_frames  # noqa: E402
+from pipeline.storyboard import Scene  # noqa: E402
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", choices=("svd-xt", "tiny"), default="svd-xt")
-    parser.add_argument("--width", type=int, default=1024)
-    parser.add_argument("--height", type=int, default=576)
-    parser.add_argument("--frames", type=int, default=25)
-    parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--profiles", default="fast,balanced,low")
-    parser.add_argument("--model-dir", type=Path, default=None, help="reuse a saved pipeline")
-    parser.add_argument("--out", type=Path, default=None, help="results folder")
-    args = parser.parse_args()
-
+def clip(pipe: Any, args: argparse.Namespace, chunk: int, steps: int | None = None,
+         peaks: dict[str, float] | None = None) -> tuple:
+    """(seconds, frames, median step seconds) of one clip, synchronised. `peaks` gets the most
+    GPU memory allocated in each phase: "setup" (image encoding and the first step), "denoise"
+    (the other steps) and "decode" (the VAE and after)."""
+    import numpy as np
     import torch
+    from PIL import Image
 
     cuda = torch.cuda.is_available()
-    folder = args.model_dir or Path(tempfile.mkdtemp()) / f"random-{args.size}"
-    if not (folder / "model_index.json").is_file():
-        started = time.perf_counter()
-        build_svd(folder, args.size, dtype="float16" if cuda else "float32")
-        print(f"built and saved {args.size} in {time.perf_counter() - started:.1f} s")
-    started = time.perf_counter()
-    pipe = load_video_pipeline(str(folder))
-    load_s = time.perf_counter() - started
-    from PIL import Image
-    import numpy as np
-
     keyframe = Image.fromarray(np.random.default_rng(0).integers(
         0, 255, (args.height, args.width, 3), dtype=np.uint8))
     # One SVD run of `frames` frames at SVD-XT's usual 6 fps conditioning: a 4-second scene.
     scene = Scene(description="bench", visual_prompt="bench", duration=(args.frames - 1) / 6,
                   motion="medium", seed=0)
-    rows = []
-    for name in args.profiles.split(","):
-        profile = PROFILES[name]
-        apply_profile(pipe, profile)
-        params = VideoParams(args.width, args.height, 24, args.frames, args.steps, 0.02, 1.0,
-                             3.0, profile.decode_chunk_size)
-        warm = VideoParams(**{**params.__dict__, "num_inference_steps": 2})
-        svd_frames(pipe, keyframe, scene, warm, lambda *_: None)  # kernels, allocator, offload hooks
+    params = VideoParams(args.width, args.height, 24, args.frames, steps or args.steps, 0.02,
+                         1.0, 3.0, chunk)
+    step_times: list[float] = []
+    last = [time.perf_counter()]
+
+    def on_step(done: int, total: int) -> None:
         if cuda:
             torch.cuda.synchronize()
+            if peaks is not None and done in (1, total):
+                peaks["setup" if done == 1 else "denoise"] = torch.cuda.max_memory_allocated()
+                torch.cuda.reset_peak_memory_stats()
+        now = time.perf_counter()
+        step_times.append(now - last[0])
+        last[0] = now
+
+    if cuda:
+        torch.cuda.synchronize()
+    started = last[0] = time.perf_counter()
+    frames = svd_frames(pipe, keyframe, scene, params, on_step)
+    if cuda:
+        torch.cuda.synchronize()
+        if peaks is not None:
+            peaks["decode"] = torch.cuda.max_memory_allocated()
+    steady = sorted(step_times[1:])
+    return time.perf_counter() - started, frames, steady[len(steady) // 2] if steady else None
+
+
+def measure_profile(pipe: Any, name: str, args: argparse.Namespace,
+                    reference: list | None) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    cuda = torch.cuda.is_available()
+    profile = PROFILES[name]
+    levers = apply_profile(pipe, profile)
+    began = time.perf_counter()
+    try:
+        # compile (or load it from the cache), allocator, offload hooks
+        clip(pipe, args, profile.decode_chunk_size, steps=args.warm_steps)
+        warm_s = time.perf_counter() - began
+        if cuda:
             torch.cuda.reset_peak_memory_stats()
-        step_times: list[float] = []
-        last = [time.perf_counter()]
+        peaks: dict[str, float] = {}
+        clip_s, frames, step_s = clip(pipe, args, profile.decode_chunk_size, peaks=peaks)
+    except torch.cuda.OutOfMemoryError as err:
+        torch.cuda.empty_cache()
+        return {"profile": name, "error": f"out of GPU memory (cap {args.cap_gib} GiB): "
+                                          f"{str(err).splitlines()[0][:160]}"}
+    peak = max(peaks.values()) / 2**30 if peaks else None
+    row: dict[str, Any] = {
+        "profile": name, "size": args.size, "clip_s": round(clip_s, 2),
+        "peak_gib": round(peak, 2) if peak else None, "median_step_s": round(step_s, 3)
+        if step_s else None, "warm_s": round(warm_s, 1), "levers": levers,
+        "decode_chunk_size": profile.decode_chunk_size, "frames": len(frames),
+        "width": args.width, "height": args.height, "num_frames": args.frames,
+        "steps": args.steps, "dtype": str(pipe.unet.dtype).removeprefix("torch."),
+        **{f"peak_{phase}_gib": round(v / 2**30, 2) for phase, v in peaks.items()},
+        "finite": bool(np.isfinite(np.asarray(frames[0], dtype=np.float32)).all())}
+    if reference is not None:
+        diff = np.mean([np.abs(a.astype(np.int16) - b).mean() for a, b in zip(frames, reference)])
+        row["diff_vs_eager"] = round(float(diff), 3)
+    return row
 
-        def on_step(done: int, total: int) -> None:
-            if cuda:
-                torch.cuda.synchronize()
-            now = time.perf_counter()
-            step_times.append(now - last[0])
-            last[0] = now
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_clip_arguments(parser)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--profiles", default="fast,balanced,low")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=BASE:FIELD=V,...",
+                        help="an extra profile to try, e.g. low1=low:decode_chunk_size=1")
+    parser.add_argument("--model-dir", type=Path, default=None, help="reuse a saved pipeline")
+    parser.add_argument("--warm-steps", type=int, default=2, help="steps of the warm-up clip")
+    parser.add_argument("--cap-gib", type=float, default=None,
+                        help="let this process allocate at most this much GPU memory (a smaller card)")
+    parser.add_argument("--no-reference", action="store_true", help="skip the eager reference clip")
+    parser.add_argument("--second-start", action="store_true",
+                        help="then time a fresh process's start with the compile cache filled")
+    parser.add_argument("--ready-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=None, help="results folder")
+    args = parser.parse_args()
+
+    import torch
+
+    for spec in args.variant:  # candidate profiles, measured beside the product's own
+        name, _, rest = spec.partition("=")
+        base, _, fields = rest.partition(":")
+        changes = dict(item.split("=", 1) for item in fields.split(",") if item)
+        types = {f.name: f.type for f in dataclasses.fields(PROFILES[base])}
+        typed = {k: (v == "True") if types[k] in (bool, "bool") else
+                 int(v) if types[k] in (int, "int") else v for k, v in changes.items()}
+        PROFILES[name] = dataclasses.replace(PROFILES[base], name=name, **typed)
+    cuda = torch.cuda.is_available()
+    if cuda and args.cap_gib:  # allocations past the cap raise out-of-memory, as on a smaller card
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(args.cap_gib * 2**30 / total)
+    folder = args.model_dir or Path(tempfile.mkdtemp()) / f"random-{args.size}"
+    if not (folder / "model_index.json").is_file():
         started = time.perf_counter()
-        last[0] = started
-        frames = svd_frames(pipe, keyframe, scene, params, on_step)
+        build_svd(folder, args.size, dtype="float16" if cuda else "float32")
+        print(f"built and saved {args.size} in {time.perf_counter() - started:.1f} s", flush=True)
+    started = time.perf_counter()
+    pipe = load_video_pipeline(str(folder))
+    load_s = time.perf_counter() - started
+
+    if args.ready_only:  # the child of --second-start: how soon is a fresh process at full speed?
+        row = measure_profile(pipe, args.profiles.split(",")[0], args, None)
+        row.update(load_s=round(load_s, 1), ready_s=round(time.perf_counter() - STARTED
+                                                           - row["clip_s"], 1))
+        print("READY " + json.dumps(row), flush=True)
+        return
+
+    rows: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {"load_s": round(load_s, 2), "model_dir": str(folder),
+                               "cap_gib": args.cap_gib}
+    reference = None
+    if not args.no_reference:  # plain eager: the pipeline as diffusers ships it, all on the GPU
         if cuda:
-            torch.cuda.synchronize()
-        clip_s = time.perf_counter() - started
-        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
-        reserved = torch.cuda.max_memory_reserved() / 2**30 if cuda else None
-        unet_s = sorted(step_times[1:])[len(step_times[1:]) // 2] if len(step_times) > 2 else None
-        rows.append({"profile": name, "size": args.size, "clip_s": round(clip_s, 2),
-                     "peak_gib": round(peak, 2) if peak else None,
-                     "reserved_gib": round(reserved, 2) if reserved else None,
-                     "median_step_s": round(unet_s, 3) if unet_s else None,
-                     "decode_chunk_size": profile.decode_chunk_size, "offload": profile.offload,
-                     "frames": len(frames), "width": args.width, "height": args.height,
-                     "num_frames": args.frames, "steps": args.steps, "dtype": "float16" if cuda
-                     else "float32", "finite": bool(np.isfinite(np.asarray(frames[0])).all())})
+            pipe.to("cuda")
+            torch.cuda.reset_peak_memory_stats()
+        clip_s, reference, step_s = clip(pipe, args, 8)
+        rows.append({"profile": "eager reference", "clip_s": round(clip_s, 2),
+                     "median_step_s": round(step_s, 3) if step_s else None,
+                     "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda
+                     else None, "decode_chunk_size": 8, "levers": ["none"]})
         print(rows[-1], flush=True)
-        path = write_results("svd_profiles", rows, {"load_s": round(load_s, 2)}, args.out)
-    print_table(rows, ["profile", "clip_s", "peak_gib", "reserved_gib", "median_step_s",
-                       "decode_chunk_size"])
+    for name in args.profiles.split(","):
+        rows.append(measure_profile(pipe, name, args, reference))
+        print(rows[-1], flush=True)
+        write_results("svd_profiles", rows, summary, args.out)
+    if args.second_start:
+        del pipe
+        command = [sys.executable, __file__, "--ready-only", "--model-dir", str(folder),
+                   "--profiles", args.profiles.split(",")[0], "--size", args.size,
+                   "--width", str(args.width), "--height", str(args.height),
+                   "--frames", str(args.frames), "--steps", str(args.steps)]
+        began = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        ready = [line for line in done.stdout.splitlines() if line.startswith("READY ")]
+        if ready:
+            row = json.loads(ready[-1].removeprefix("READY "))
+            row["profile"] += " (second start)"
+            row["process_s"] = round(time.perf_counter() - began, 1)
+            rows.append(row)
+        else:
+            rows.append({"profile": "second start", "error": done.stderr.strip()[-300:]})
+        print(rows[-1], flush=True)
+    path = write_results("svd_profiles", rows, summary, args.out)
+    print_table(rows, ["profile", "clip_s", "peak_gib", "peak_setup_gib", "peak_denoise_gib",
+                       "peak_decode_gib", "median_step_s", "warm_s", "ready_s", "diff_vs_eager"])
     print(f"wrote {path}")
 
 

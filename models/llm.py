@@ -108,7 +108,7 @@ def _load(model_id: str) -> ChatModel:
     else:
         path = Path(model_id).expanduser()
         source = str(path) if path.is_dir() else (spec.repo_id if spec else model_id)
-        kwargs = {}
+        kwargs = {} if path.is_dir() else {"local_files_only": True}  # planning never downloads
         multilingual = bool(spec and spec.multilingual) or _looks_multilingual(model_id)
     log.info("loading chat model %s on %s", model_id, device)
     try:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -33,6 +33,9 @@ from pipeline.events import (Event, Notice, RenderFinished, SceneDone, SceneFail
 from pipeline.keyframes import SceneError, fit, generate, load_upload, title_card
 from pipeline.storyboard import CONTINUE, Scene, Storyboard
 from pipeline.video_io import write_mp4
+
+if TYPE_CHECKING:
+    from models.memory import Profile
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +217,24 @@ class _Renderer:
         except ModelUnavailable as err:
             raise RenderError(str(err)) from None
         release_chat_models()  # the planner's LLM leaves the GPU before the video model needs it
-        apply_profile(self.video_pipe, self.profile)
+        self._place_video_model(self.profile)
+
+    def _place_video_model(self, profile: Profile) -> None:
+        """Put the video model on the GPU as `profile` says; say so when its compile is new."""
+        from models.diffusion import apply_profile
+        from models.speed import compile_is_cached
+
+        levers = apply_profile(self.video_pipe, profile)
+        if levers:
+            log.info("video model placed: %s", ", ".join(levers))
+        if profile.compile and levers and not compile_is_cached(self._compile_key(profile)):
+            self.emit(Notice(f"first {profile.name}-profile render of this video size on this "
+                             f"machine: compiling the video model, so the first scene takes about "
+                             f"2 minutes longer (once; later starts reuse the compiled code)"))
+
+    def _compile_key(self, profile: Profile) -> str:
+        s = self.settings
+        return f"{self.video_model}|{s.width}x{s.height}x{s.frames}|{profile.name}"
 
     def _load_image_model(self) -> None:
         from models.diffusion import (apply_profile, default_image_model, is_available,
@@ -304,11 +324,16 @@ class _Renderer:
         from models.diffusion import apply_profile
         from models.memory import step_down
 
+        from models.speed import mark_compiled
+
         while True:
             params = self._video_params()
             try:
-                return svd_frames(self.video_pipe, keyframe, scene, params,
-                                  self._progress(number, "video"))
+                frames = svd_frames(self.video_pipe, keyframe, scene, params,
+                                    self._progress(number, "video"))
+                if self.profile.compile and torch.cuda.is_available():
+                    mark_compiled(self._compile_key(self.profile))
+                return frames
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
                 lower = step_down(self.profile)
@@ -318,7 +343,7 @@ class _Renderer:
                 self.emit(Notice(f"out of GPU memory in the {self.profile.name} profile; "
                                  f"retrying in the {lower.name} profile", number))
                 self.profile = lower
-                apply_profile(self.video_pipe, lower)
+                self._place_video_model(lower)
 
     def _video_params(self) -> VideoParams:
         s = self.settings

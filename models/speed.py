@@ -1,0 +1,145 @@
+"""Speed levers for the video UNet, each one measured on an H100 by bench/svd_levers.py.
+
+A memory profile (models/memory.py) says which levers it uses and `models.diffusion.apply_profile`
+puts them on a loaded pipeline. All levers keep the math: same steps, frames, resolution and
+guidance; only rounding differs (bench/svd_levers.py reports the error against float32).
+
+- fused QKV: one matrix product for query, key and value instead of three.
+- compile: `torch.compile` of the UNet's repeated blocks. Inductor's caches live in Storyreel's
+  cache folder, so the compile cost is paid once per machine (and per torch version, GPU and
+  video size), not per start.
+- CFG split: the guided and unguided halves of the batch go through the UNet one after the
+  other, halving the activations (the low profile).
+Measured and left out (bench/results/svd_levers.json): FP8 linear layers (slower once compiled,
+and twice the error), xformers (its wheel has no kernels for this torch), SDPA backends other than
+the default, channels-last.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from models.llm import cache_dir
+
+log = logging.getLogger(__name__)
+
+
+def use_persistent_compile_cache() -> str:
+    """Point Inductor's on-disk caches at Storyreel's cache folder (before anything compiles)."""
+    folder = os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
+    os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
+    os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
+    return folder
+
+
+def allow_fast_math() -> None:
+    """TF32 for any float32 matrix products and convolutions left (none on the bf16 path)."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+
+def fuse_qkv(unet: Any) -> int:
+    """Fuse each attention's projections and switch to the fused processor."""
+    from diffusers.models.attention_processor import Attention, FusedAttnProcessor2_0
+
+    fused = 0
+    for module in unet.modules():
+        if isinstance(module, Attention) and not getattr(module, "fused_projections", False):
+            module.fuse_projections()
+            fused += 1
+    unet.set_attn_processor(FusedAttnProcessor2_0())
+    return fused
+
+
+def split_cfg_batch(unet: Any, enabled: bool) -> None:
+    """Run the UNet on each half of the classifier-free-guidance batch in turn (or undo it)."""
+    import torch
+
+    original = unet.__dict__.get("_storyreel_forward")
+    if not enabled:
+        if original is not None:
+            unet.forward = original
+            del unet.__dict__["_storyreel_forward"]
+        return
+    if original is not None:
+        return
+    forward = unet.forward
+
+    def halves(sample: Any, timestep: Any, encoder_hidden_states: Any, added_time_ids: Any,
+               return_dict: bool = True) -> Any:
+        if sample.shape[0] < 2:
+            return forward(sample, timestep, encoder_hidden_states, added_time_ids,
+                           return_dict=return_dict)
+        outs = [forward(sample[i:i + 1], _row(timestep, i), encoder_hidden_states[i:i + 1],
+                        added_time_ids[i:i + 1], return_dict=False)[0]
+                for i in range(sample.shape[0])]
+        joined = torch.cat(outs)
+        if not return_dict:
+            return (joined,)
+        from diffusers.models.unets.unet_spatio_temporal_condition import (
+            UNetSpatioTemporalConditionOutput)
+
+        return UNetSpatioTemporalConditionOutput(sample=joined)
+
+    unet.__dict__["_storyreel_forward"] = forward
+    unet.forward = halves
+
+
+def _row(timestep: Any, i: int) -> Any:
+    import torch
+
+    if isinstance(timestep, torch.Tensor) and timestep.dim() > 0 and timestep.shape[0] > 1:
+        return timestep[i:i + 1]
+    return timestep
+
+
+# Regional compilation: the UNet's repeated blocks are compiled one by one, in place, so blocks
+# with the same shapes share one compiled graph and the pipeline keeps its module objects.
+UNET_REGIONS = ("SpatioTemporalResBlock", "TransformerSpatioTemporalModel")
+VAE_REGIONS = ("TemporalDecoder",)
+
+
+def compile_regions(model: Any, class_names: tuple[str, ...]) -> int:
+    """torch.compile every submodule whose class is named in `class_names`; returns how many."""
+    use_persistent_compile_cache()
+    import torch._dynamo.config as dynamo
+    import torch._inductor.config as inductor
+
+    inductor.conv_1x1_as_mm = True  # 1x1 convolutions as plain matrix products
+    # every block shape (about 20 in SVD's UNet, per resolution) is its own graph, all kept
+    dynamo.recompile_limit = max(dynamo.recompile_limit, 64)
+    dynamo.accumulated_recompile_limit = max(dynamo.accumulated_recompile_limit, 1024)
+    compiled = 0
+    for module in model.modules():
+        if type(module).__name__ in class_names and module._compiled_call_impl is None:
+            module.compile(dynamic=False)
+            compiled += 1
+    return compiled
+
+
+def compile_is_cached(key: str) -> bool:
+    """Whether a compile for `key` (model architecture, size, profile) finished on this machine."""
+    return (_markers() / _marker_name(key)).is_file()
+
+
+def mark_compiled(key: str) -> None:
+    folder = _markers()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / _marker_name(key)).write_text(key + "\n", encoding="utf-8")
+
+
+def _markers() -> Path:
+    return Path(use_persistent_compile_cache()) / "storyreel-compiled"
+
+
+def _marker_name(key: str) -> str:
+    import hashlib
+
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return hashlib.sha256(f"{key}|{torch.__version__}|{gpu}".encode()).hexdigest()[:24]
