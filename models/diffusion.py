@@ -17,6 +17,7 @@ from models import speed
 from models.llm import ModelUnavailable
 from models.memory import Profile
 from models.registry import DEFAULT_KEYFRAME, SVD_XT, find_spec, how_to_get
+from models.store import resolve
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ def placement() -> Placement:
 
 
 def is_available(model_id: str) -> bool:
-    """True when the weights are on this machine (a folder, or the hub cache)."""
-    path = Path(model_id).expanduser()
+    """True when the weights are on this machine (a folder, a registered folder, the hub cache)."""
+    path = Path(resolve(model_id)).expanduser()
     if path.is_dir():
         return (path / "model_index.json").is_file()
     try:
@@ -82,7 +83,7 @@ def _load(key: tuple[str, str], cls: Any, model_id: str) -> Any:
         if key in _loaded:
             return _loaded[key]
         where = placement()
-        path = Path(model_id).expanduser()
+        path = Path(resolve(model_id)).expanduser()
         source = str(path) if path.is_dir() else model_id
         kwargs: dict[str, Any] = {"torch_dtype": getattr(torch, where.dtype_name)}
         if not path.is_dir():
@@ -105,7 +106,8 @@ def _missing_message(model_id: str, err: BaseException) -> str:
     if Path(model_id).expanduser().exists():
         return f"cannot load the diffusers pipeline in {model_id} ({detail})"
     steps = how_to_get(spec) if spec else (f"run `hf download {model_id}` (accept its licence on "
-                                           f"the model page first if it is gated)")
+                                           f"the model page first if it is gated), or register "
+                                           f"a folder with `python -m models add {model_id} PATH`")
     return f"model {model_id} is not on this machine; to get it: {steps}"
 
 

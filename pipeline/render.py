@@ -94,6 +94,14 @@ def scene_paths(out_dir: Path, number: int) -> dict[str, Path]:
             "last_frame": Path(f"{stem}_last.png"), "info": stem.with_suffix(".json")}
 
 
+def _how_to_get(model_id: str) -> str:
+    from models.registry import find_spec, how_to_get
+
+    spec = find_spec(model_id)
+    return how_to_get(spec) if spec else f"register its folder with `python -m models add " \
+                                         f"{model_id} PATH`"
+
+
 def unfinished_scenes(out_dir: Path, count: int) -> list[int]:
     """Scenes (1-based) not finished in `out_dir`: a scene is finished once its info JSON,
     written last and atomically, exists beside its clip."""
@@ -201,7 +209,8 @@ class _Renderer:
                 wanted = "svd"
             else:
                 wanted = "animatic"
-                why = "no GPU" if not gpu else f"{self.video_model} is not on this machine"
+                why = "no GPU" if not gpu else (f"{self.video_model} is not on this machine; to "
+                                                f"get it: {_how_to_get(self.video_model)}")
                 self.emit(Notice(f"rendering an animatic (camera moves over still keyframes), "
                                  f"not generated video: {why}"))
         self.backend = wanted

@@ -101,7 +101,7 @@ def test_gpu_default_that_is_missing_falls_back_to_the_embedded_model(embedded_c
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     board = plan_storyboard(PlanRequest("a kite over a beach", scenes=2, seed=1))
     assert "SmolLM2" in board.planner
-    assert any("hf download Qwen/Qwen3-1.7B" in n for n in board.notes)
+    assert any("python -m models download qwen3-1.7b" in n for n in board.notes)
 
 
 def test_no_model_at_all_means_the_rule_based_planner_says_so(monkeypatch):

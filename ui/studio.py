@@ -7,8 +7,11 @@ History: your past jobs. System: device, memory, models and how to get missing o
 Handlers are small generators that read the pipeline's events and yield UI updates; GPU work
 (plan, render) shares one concurrency id with limit 1, so other people wait in the queue.
 """
+import os
 import queue
 import random
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,10 +25,12 @@ from pipeline.jobs import FilmReady, JobError, Jobs
 from pipeline.planner import PlanRequest, PromptRejected
 from pipeline.render import scene_paths
 from pipeline.storyboard import MAX_SCENES, TABLE_COLUMNS, Storyboard
+from models.registry import EMBEDDED_LLM, KNOWN_MODELS
 from ui.access import Accounts, FileRegistry
 from ui.text import i18n
 
 GPU = "gpu"            # concurrency id shared by every event that uses the GPU
+DOWNLOADABLE = [m.name for m in KNOWN_MODELS if m is not EMBEDDED_LLM]  # the System tab's list
 QUEUE_SIZE = 20        # more waiting renders than this are refused with "queue is full"
 LOCAL_USER = "local"   # the one user of a studio without accounts
 
@@ -150,7 +155,7 @@ class Studio:
                     status = f"scene {event.scene} failed: {event.message}"
                     gr.Warning(status)
                 elif isinstance(event, Notice):
-                    gr.Info(event.message)
+                    gr.Info(_with_download_hint(event.message))
                 elif isinstance(event, FilmReady):
                     film = self.share(event.film, request)
                     files = [self.share(p, request) for p in (event.film, event.srt,
@@ -159,7 +164,7 @@ class Studio:
                 yield (_progress(status, started, done, total),
                        [previews[k] for k in sorted(previews)], film, files)
         except JobError as err:
-            raise gr.Error(str(err)) from None
+            raise gr.Error(_with_download_hint(str(err))) from None
         finally:
             self.cancels.pop(request.session_hash or job["id"], None)
 
@@ -233,11 +238,44 @@ class Studio:
             raise gr.Error(str(err)) from None
         return self.list_jobs(request)
 
-    @staticmethod
-    def system_markdown() -> str:
+    def system_view(self) -> tuple[str, Any]:
+        """The System tab: its report, and the missing models offered for download."""
         from models.status import system_report
 
         report = system_report()
+        missing = [s.spec.name for s in report.models if not s.present and s.spec.name in DOWNLOADABLE]
+        return (self.system_markdown(report),
+                gr.update(choices=missing, value=missing[0] if missing else None))
+
+    def download_model(self, name: str, source: str, request: gr.Request):
+        """Fetch a model with `python -m models download` in its own process, streaming its
+        progress line; the studio itself stays offline and responsive."""
+        if self.accounts and not self.admin(request):
+            raise gr.Error("only an admin account can download models")
+        if not name:
+            raise gr.Error("choose a missing model to download (the list shows only missing ones)")
+        command = [sys.executable, "-m", "models", "download", name, "--source", source or "hf"]
+        env = {**os.environ, "HF_HUB_OFFLINE": "0"}  # the user asked for this download
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) as proc:  # text mode reads "\r"-ended progress as lines
+            assert proc.stderr is not None and proc.stdout is not None
+            last = ""
+            for line in proc.stderr:
+                if line.strip():
+                    last = line.strip()
+                    if "%" in last:
+                        yield f"**{name}** ({source}): {last}", gr.skip()
+            proc.wait()
+            ready = proc.stdout.read().strip()
+        if proc.returncode:
+            raise gr.Error(last.removeprefix("error: ") or f"download of {name} failed")
+        yield f"**{name}**: {ready}", self.system_view()[0]
+
+    @staticmethod
+    def system_markdown(report: Any = None) -> str:
+        from models.status import system_report
+
+        report = report or system_report()
         lines = [f"**Device:** {report.device}", f"**Memory profile:** {report.profile}"]
         if report.vram_free_gib is not None:
             lines.append(f"**VRAM:** {report.vram_used_gib:.1f} GiB used by Storyreel, "
@@ -253,6 +291,13 @@ class Studio:
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+
+def _with_download_hint(message: str) -> str:
+    """A missing-model message, pointing at the System tab where the model can be fetched."""
+    if "python -m models download" in message:
+        return message + " (or use the Download button in the System tab)"
+    return message
 
 
 def _rows(table: Any) -> list[list[Any]]:
@@ -345,6 +390,13 @@ def build(studio: Studio) -> gr.Blocks:
         with gr.Tab(i18n("system")) as system_tab:
             system = gr.Markdown(elem_id="system")
             system_btn = gr.Button(i18n("refresh"))
+            with gr.Row():
+                missing_model = gr.Dropdown(choices=DOWNLOADABLE, label=i18n("missing_model"),
+                                            value=None, elem_id="download-model")
+                source = gr.Radio(["hf", "modelscope"], value="hf", label=i18n("source"),
+                                  elem_id="download-source")
+                download_btn = gr.Button(i18n("download"), elem_id="download-btn")
+            download_status = gr.Markdown(elem_id="download-status")
 
         render_outputs = [progress, previews, film, downloads]
         plan_btn.click(studio.plan,
@@ -375,5 +427,8 @@ def build(studio: Studio) -> gr.Blocks:
         delete_btn.click(studio.delete_job, open_id,
                          [jobs_table, posters], api_name="delete_job")
         for trigger in (system_btn.click, system_tab.select):
-            trigger(studio.system_markdown, None, system, api_visibility="private")
+            trigger(studio.system_view, None, [system, missing_model], api_visibility="private")
+        download_btn.click(studio.download_model, [missing_model, source],
+                           [download_status, system], api_name="download_model",
+                           concurrency_id="download", concurrency_limit=1)
     return demo

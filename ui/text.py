@@ -19,6 +19,8 @@ EN = {
     "use_keyframe": "Use as this scene's keyframe",
     "music_upload": "Background music (mp3, wav, m4a, ogg; up to 20 MB)",
     "use_music": "Use this music",
+    "missing_model": "Missing model", "source": "From (hf: Hugging Face or HF_ENDPOINT's mirror)",
+    "download": "Download",
 }
 ZH = {
     "create": "创作", "history": "历史", "system": "系统",
@@ -33,6 +35,8 @@ ZH = {
     "notes": "说明", "keyframe_upload": "上方场景的关键帧图片（PNG、JPEG、WebP，最大 20 MB）",
     "use_keyframe": "设为该场景的关键帧", "music_upload": "背景音乐（mp3、wav、m4a、ogg，最大 20 MB）",
     "use_music": "使用这段音乐",
+    "missing_model": "缺少的模型", "source": "来源（hf：Hugging Face 或 HF_ENDPOINT 镜像；modelscope：魔搭）",
+    "download": "下载",
 }
 
 i18n = gr.I18n(en=EN, zh=ZH, **{"zh-CN": ZH})
