@@ -143,21 +143,17 @@ def _from_huggingface(spec: ModelSpec, endpoint: str | None, report: ProgressCal
 
 
 def _hub_refusal(spec: ModelSpec, where: str, err: BaseException) -> str:
-    cause = err.__cause__ or err
+    from huggingface_hub.errors import GatedRepoError
+
+    cause = err.__cause__ or err  # a dry run wraps the hub's own error
     response = getattr(cause, "response", None)
     status = getattr(response, "status_code", None)
-    gated = isinstance(cause, _gated_errors()) or status in (401, 403)
+    gated = isinstance(cause, GatedRepoError) or status in (401, 403)
     if gated:
         return (f"{spec.repo_id} is gated on {where} ({status or 'refused'}): 1) accept its licence "
                 f"at https://huggingface.co/{spec.repo_id} while logged in, 2) run `hf auth login` "
                 f"(or set HF_TOKEN) with a token that can read it, 3) run this command again")
     return f"cannot fetch {spec.repo_id} from {where}: {str(cause).splitlines()[0][:200]}"
-
-
-def _gated_errors() -> tuple[type[BaseException], ...]:
-    from huggingface_hub.errors import GatedRepoError
-
-    return (GatedRepoError,)
 
 
 def _bar_class(report: ProgressCallback, before: int, total: int, filename: str) -> type:
