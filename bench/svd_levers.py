@@ -35,7 +35,7 @@ def build_unet(size: str, device: str) -> Any:
     import torch
     from diffusers import UNetSpatioTemporalConditionModel
 
-    from models.random_init import SVD_XT_UNET, TINY_UNET
+    from models.random_init import SVD_XT_UNET, TINY_UNET, shrink_weights
 
     config = SVD_XT_UNET if size == "svd-xt" else TINY_UNET
     saved = os.environ.get("SVD_LEVERS_WEIGHTS")
@@ -44,10 +44,7 @@ def build_unet(size: str, device: str) -> Any:
     if size not in _WEIGHTS:  # random init of 1.5 B parameters is slow on the CPU: do it once
         torch.manual_seed(0)
         unet = UNetSpatioTemporalConditionModel(**config)
-        with torch.no_grad():  # small weights keep half-precision activations finite (random_init)
-            for param in unet.parameters():
-                if param.dim() > 1:
-                    param.normal_(0.0, 0.02)
+        shrink_weights(unet)
         _WEIGHTS[size] = unet.state_dict()
     with torch.device("meta"):
         unet = UNetSpatioTemporalConditionModel(**config)
@@ -249,7 +246,7 @@ def vae_decode(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
         if dtype_name == "compiled":
             from models import speed
 
-            speed.compile_regions(vae, speed.VAE_REGIONS)
+            speed.compile_regions(vae, ("TemporalDecoder",))
         else:
             vae.to(getattr(torch, dtype_name))
         z = latents.to(vae.dtype)

@@ -16,7 +16,7 @@ from typing import Any
 from models import speed
 from models.llm import ModelUnavailable
 from models.memory import Profile
-from models.registry import DEFAULT_KEYFRAME, SVD_XT, find_spec, how_to_get
+from models.registry import DEFAULT_KEYFRAME, SVD_XT, how_to_get
 from models.store import resolve
 
 log = logging.getLogger(__name__)
@@ -101,14 +101,10 @@ def _load(key: tuple[str, str], cls: Any, model_id: str) -> Any:
 
 
 def _missing_message(model_id: str, err: BaseException) -> str:
-    spec = find_spec(model_id)
     detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
     if Path(model_id).expanduser().exists():
         return f"cannot load the diffusers pipeline in {model_id} ({detail})"
-    steps = how_to_get(spec) if spec else (f"run `hf download {model_id}` (accept its licence on "
-                                           f"the model page first if it is gated), or register "
-                                           f"a folder with `python -m models add {model_id} PATH`")
-    return f"model {model_id} is not on this machine; to get it: {steps}"
+    return f"model {model_id} is not on this machine; to get it: {how_to_get(model_id)}"
 
 
 def loaded_pipelines() -> list[str]:
@@ -124,6 +120,10 @@ def apply_profile(pipe: Any, profile: Profile) -> list[str]:
 
     if not torch.cuda.is_available():
         return []
+    unet = getattr(pipe, "unet", None)
+    video = type(unet).__name__ == "UNetSpatioTemporalConditionModel"
+    if video:
+        speed.split_cfg_batch(unet, False)  # off before the offload hooks it may wrap go
     pipe.remove_all_hooks()
     pipe.to("cpu")
     torch.cuda.empty_cache()
@@ -132,8 +132,7 @@ def apply_profile(pipe: Any, profile: Profile) -> list[str]:
         pipe.to("cuda")
     else:
         pipe.enable_model_cpu_offload()
-    unet = getattr(pipe, "unet", None)
-    if type(unet).__name__ != "UNetSpatioTemporalConditionModel":
+    if not video:
         return [f"{profile.offload} offload"]
     levers = [f"{profile.offload} offload", "bf16" if unet.dtype == torch.bfloat16 else "fp16"]
     speed.fuse_qkv(unet)

@@ -85,11 +85,8 @@ def integrity_problem(spec: ModelSpec) -> str | None:
         return None
     folder = registered_folder(spec.repo_id)
     if folder is None:
-        from huggingface_hub import snapshot_download
-
         try:
-            folder = Path(snapshot_download(spec.repo_id, local_files_only=True,
-                                            **_patterns(spec)))
+            folder = _cached_snapshot(spec)
         except (OSError, ValueError) as err:
             return f"the cached copy is incomplete ({str(err).splitlines()[0][:120]})"
     try:
@@ -105,6 +102,13 @@ def _patterns(spec: ModelSpec) -> dict[str, Any]:
     return {}
 
 
+def _cached_snapshot(spec: ModelSpec) -> Path:
+    """The model's folder in the Hugging Face cache; raises unless every file is there."""
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(spec.repo_id, local_files_only=True, **_patterns(spec)))
+
+
 # ---- Hugging Face ----------------------------------------------------------------------------
 
 def _from_huggingface(spec: ModelSpec, endpoint: str | None, report: ProgressCallback) -> Path:
@@ -112,11 +116,10 @@ def _from_huggingface(spec: ModelSpec, endpoint: str | None, report: ProgressCal
     from huggingface_hub.errors import (DryRunError, GatedRepoError, HfHubHTTPError,
                                         RepositoryNotFoundError)
 
-    endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
     patterns = _patterns(spec)
-    where = endpoint or constants.ENDPOINT
+    where = endpoint or constants.ENDPOINT  # HF_ENDPOINT, read by huggingface_hub itself
     try:  # already whole in the cache: nothing to ask the hub
-        return Path(snapshot_download(spec.repo_id, local_files_only=True, **patterns))
+        return _cached_snapshot(spec)
     except (OSError, ValueError) as err:
         log.info("%s is not (wholly) cached yet: %s", spec.repo_id, err)
     try:

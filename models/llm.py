@@ -117,7 +117,7 @@ def _load(model_id: str) -> ChatModel:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
     except (OSError, ValueError) as err:
-        hint = how_to_get(spec) if spec else f"run `hf download {model_id}`, or pass a local folder"
+        hint = how_to_get(model_id)
         raise ModelUnavailable(f"cannot load chat model {model_id!r} ({_first_line(err)}); to get "
                                f"it: {hint}") from err
     if "gguf_file" in kwargs and model_id == EMBEDDED:

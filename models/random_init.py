@@ -66,8 +66,8 @@ def build_svd(folder: Path, size: str = "tiny", seed: int = 0, dtype: str = "flo
         scheduler=EulerDiscreteScheduler(**SVD_SCHEDULER),
         feature_extractor=CLIPImageProcessor(crop_size=crop, size={"shortest_edge": crop},
                                              image_mean=CLIP_MEAN, image_std=CLIP_STD))
-    if full:  # small random weights keep fp16 activations finite through 32+ layers
-        _shrink_weights(pipe)
+    if full:
+        shrink_weights(pipe.unet, pipe.vae, pipe.image_encoder)
     pipe.to(dtype=getattr(torch, dtype))
     pipe.save_pretrained(folder)
     return Path(folder)
@@ -116,11 +116,12 @@ def _tiny_clip_vocab(folder: Path) -> tuple[str, str]:
     return str(folder / "vocab.json"), str(folder / "merges.txt")
 
 
-def _shrink_weights(pipe: object, scale: float = 0.02) -> None:
+def shrink_weights(*modules: object, scale: float = 0.02) -> None:
+    """Small random weights keep half-precision activations finite through 32+ layers."""
     import torch
 
     with torch.no_grad():
-        for module in (pipe.unet, pipe.vae, pipe.image_encoder):  # type: ignore[attr-defined]
-            for name, param in module.named_parameters():
+        for module in modules:
+            for param in module.parameters():  # type: ignore[attr-defined]
                 if param.dim() > 1:
                     param.normal_(0.0, scale)

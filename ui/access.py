@@ -10,7 +10,6 @@ a file in outputs/<user>/ or a cached copy of one goes only to its owner (and ad
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 from urllib.parse import unquote
 
 import bcrypt
+
+from models.files import write_json_atomic
 
 MIN_PASSWORD = 8
 
@@ -52,10 +53,7 @@ class Accounts:
             raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
         digest = bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt()).decode("ascii")
         self.users[name] = {"hash": digest, "admin": admin}
-        partial = self.path.with_name(f".{self.path.name}.partial")
-        partial.write_text(json.dumps(self.users, indent=2), encoding="utf-8")
-        os.chmod(partial, 0o600)
-        os.replace(partial, self.path)
+        write_json_atomic(self.path, self.users, mode=0o600)
 
     def check(self, name: str, password: str) -> bool:
         user = self.users.get(name)

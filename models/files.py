@@ -1,0 +1,25 @@
+"""Writing a small JSON file so that a reader sees the old one or the new one, never half.
+
+Shared by every room (it imports nothing of the project): a scene's info file, a job's
+manifest, the accounts file and the registry of model folders all use it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def write_json_atomic(path: Path, data: Any, mode: int | None = None) -> None:
+    """Write `data` to `path` through a temporary file, fsynced, then renamed over it.
+    `mode` sets the file's permissions before it appears (0o600 for secrets)."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "w", encoding="utf-8") as out:
+        json.dump(data, out, ensure_ascii=False, indent=2)
+        out.flush()
+        os.fsync(out.fileno())
+    if mode is not None:
+        os.chmod(partial, mode)
+    os.replace(partial, path)
