@@ -231,40 +231,60 @@ def breakdown(args: argparse.Namespace, device: str) -> dict[str, float]:
 
 
 def vae_decode(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
-    """The temporal VAE decoding 25 frames in chunks: bf16 and fp16 eager, then bf16 compiled."""
+    """The temporal VAE decoding 25 frames in chunks: fp16 and bf16 eager, channels-last, and the
+    decoder compiled (with and without channels-last). Each variant gets a fresh copy; rel_err is
+    against the first variant with the same chunk size."""
     import torch
     from diffusers import AutoencoderKLTemporalDecoder
 
+    from models import speed
     from models.random_init import SVD_XT_VAE, TINY_VAE
 
     rows = []
     torch.manual_seed(0)
-    vae = AutoencoderKLTemporalDecoder(**(SVD_XT_VAE if args.size == "svd-xt" else TINY_VAE))
-    vae.to(device).eval().requires_grad_(False)
+    config = SVD_XT_VAE if args.size == "svd-xt" else TINY_VAE
+    weights = AutoencoderKLTemporalDecoder(**config).state_dict()
     latents = torch.randn(args.frames, 4, args.height // 8, args.width // 8, device=device)
-    for dtype_name, chunks in (("float16", (8,)), ("bfloat16", (2, 4, 8)), ("compiled", (2, 8))):
-        if dtype_name == "compiled":
-            from models import speed
-
+    variants = (("float16", (8,)), ("bfloat16", (2, 4, 8)), ("bfloat16+channels-last", (8,)),
+                ("compiled", (8,)), ("compiled+channels-last", (8,)))
+    references: dict[int, Any] = {}  # per chunk size: chunks change what the decoder sees together
+    for name, chunks in variants:
+        vae = AutoencoderKLTemporalDecoder(**config)
+        vae.load_state_dict(weights)
+        vae.to(device, torch.float16 if name == "float16" else torch.bfloat16)
+        vae.eval().requires_grad_(False)
+        if "channels-last" in name:  # the 2-D convolutions (the temporal ones are 3-D)
+            for module in vae.modules():
+                if isinstance(module, torch.nn.Conv2d):
+                    module.to(memory_format=torch.channels_last)
+        if name.startswith("compiled"):
             speed.compile_regions(vae, ("TemporalDecoder",))
-        else:
-            vae.to(getattr(torch, dtype_name))
         z = latents.to(vae.dtype)
         for chunk in chunks:
+            out: list[Any] = []
+
             def decode() -> None:
+                out.clear()
                 with torch.no_grad():
                     for i in range(0, z.shape[0], chunk):
-                        vae.decode(z[i:i + chunk], num_frames=z[i:i + chunk].shape[0])
+                        out.append(vae.decode(z[i:i + chunk], num_frames=z[i:i + chunk].shape[0]
+                                              ).sample)
             if device == "cuda":
+                torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
             began = time.perf_counter()
             decode()
             first_s = time.perf_counter() - began
             s = time_call(decode, device == "cuda", reps=3, warm=1)
             peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
-            rows.append({"lever": f"vae_decode:{dtype_name}:chunk{chunk}", "decode_s": round(s, 3),
-                         "first_call_s": round(first_s, 1), "peak_gib": round(peak, 2) if peak else None})
+            frames = torch.cat(out).float()
+            reference = references.setdefault(chunk, frames)
+            err = ((frames - reference).abs().mean() / reference.abs().mean()).item()
+            rows.append({"lever": f"vae_decode:{name}:chunk{chunk}", "decode_s": round(s, 3),
+                         "first_call_s": round(first_s, 1), "rel_err": round(err, 4),
+                         "peak_gib": round(peak, 2) if peak else None})
             print(rows[-1], flush=True)
+        del vae, out
     return rows
 
 

@@ -9,7 +9,8 @@ eager clip (no levers, everything on the GPU) is the reference; then each profil
 (models/memory.py, with its levers from models/speed.py) renders the same clip from the same
 seed through the product's `svd_frames`:
 - warm_s: the first (2-step) call after placing the model: compiling, when the cache is cold;
-- clip_s: one full clip, warm; peak_gib: the most GPU memory allocated during it;
+- clip_s: one full clip, warm (the GPU's part: the re-timing to 24 fps runs beside the next
+  scene, in the encoder thread); peak_gib: the most GPU memory allocated during it;
 - diff_vs_eager: mean absolute difference from the reference frames, in 0-255 pixel levels.
 With --second-start, a fresh process then loads the pipeline again with the compile cache the
 first one filled, and reports ready_s: from its start until a full-speed clip can begin.

@@ -122,12 +122,12 @@ def apply_profile(pipe: Any, profile: Profile) -> list[str]:
         return []
     unet = getattr(pipe, "unet", None)
     video = type(unet).__name__ == "UNetSpatioTemporalConditionModel"
-    if video:
-        speed.split_cfg_batch(unet, False)  # off before the offload hooks it may wrap go
     pipe.remove_all_hooks()
     pipe.to("cpu")
     torch.cuda.empty_cache()
     speed.allow_fast_math()
+    if video:  # below the offload hooks, so it survives their re-adding after every call
+        speed.split_cfg_batch(unet, profile.cfg_split)
     if profile.offload == "none":
         pipe.to("cuda")
     else:
@@ -137,10 +137,10 @@ def apply_profile(pipe: Any, profile: Profile) -> list[str]:
     levers = [f"{profile.offload} offload", "bf16" if unet.dtype == torch.bfloat16 else "fp16"]
     speed.fuse_qkv(unet)
     levers.append("fused QKV")
-    speed.split_cfg_batch(unet, profile.cfg_split)
     if profile.cfg_split:
         levers.append("guidance batch split")
     if profile.compile:
         speed.compile_regions(unet, speed.UNET_REGIONS)
-        levers.append("compiled UNet blocks")
+        speed.compile_regions(pipe.vae, speed.VAE_REGIONS)
+        levers.append("compiled UNet blocks and VAE decoder")
     return levers

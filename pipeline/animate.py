@@ -2,7 +2,8 @@
 
 Two backends:
 - `svd_frames`: Stable Video Diffusion (image-to-video, no text). A scene longer than one run
-  is continued from the run's last frame; the runs' frames are then re-timed to the film's fps.
+  is continued from the run's last frame. `retime` then spreads the runs' frames over the film's
+  fps (the renderer does that while encoding, off the GPU's path).
 - `animatic_frames`: the keyframe with the scene's camera move (zoom, pan, tilt), on the CPU,
   with an "ANIMATIC" tag in the corner so nobody mistakes it for generated video.
 """
@@ -21,7 +22,9 @@ from pipeline.storyboard import Scene
 
 # motion -> SVD's motion_bucket_id (0-255; 127 is the model's default)
 MOTION_BUCKET = {"low": 60, "medium": 127, "high": 200}
-MIN_COND_FPS = 6     # the slowest frame rate SVD is conditioned on; longer scenes take more runs
+# The slowest frame rate SVD is conditioned on; longer scenes take more runs. At 5, one SVD-XT run
+# (25 frames) covers up to 4.8 s: a 25-second film of 6 scenes needs 6 runs, not 12.
+MIN_COND_FPS = 5
 MAX_COND_FPS = 30
 
 
@@ -51,10 +54,11 @@ def svd_plan(duration: float, num_frames: int) -> tuple[int, int]:
 
 
 def retime(frames: list[np.ndarray], count: int) -> Iterator[np.ndarray]:
-    """`count` frames evenly spread over `frames`, blending neighbours (linear in time)."""
+    """`count` frames evenly spread over `frames`, blending neighbours (linear in time). The last
+    one is always `frames[-1]`, so a following "continue" scene starts where this one ends."""
     last = len(frames) - 1
     for i in range(count):
-        position = i * last / (count - 1) if count > 1 else 0.0
+        position = i * last / (count - 1) if count > 1 else float(last)
         low = int(math.floor(position))
         high = min(low + 1, last)
         weight = position - low
@@ -67,7 +71,8 @@ def retime(frames: list[np.ndarray], count: int) -> Iterator[np.ndarray]:
 
 def svd_frames(pipe: Any, keyframe: Image.Image, scene: Scene, params: VideoParams,
                on_step: Callable[[int, int], None]) -> list[np.ndarray]:
-    """Run SVD (as many runs as the scene's length needs) and re-time to the film's fps.
+    """Run SVD as many times as the scene's length needs; returns the runs' frames (RGB uint8),
+    to be spread over the film's fps by `retime(frames, frame_count(scene.duration, fps))`.
 
     `on_step(done, total)` is called after every denoising step and may raise to cancel.
     """
@@ -92,11 +97,13 @@ def svd_frames(pipe: Any, keyframe: Image.Image, scene: Scene, params: VideoPara
             decode_chunk_size=params.decode_chunk_size,
             min_guidance_scale=params.min_guidance_scale,
             max_guidance_scale=params.max_guidance_scale,
-            generator=generator, output_type="np", callback_on_step_end=callback)
-        frames = [(f * 255).round().clip(0, 255).astype(np.uint8) for f in output.frames[0]]
+            generator=generator, output_type="pt", callback_on_step_end=callback)
+        # (frames, 3, H, W) in [0, 1], still on the GPU: to bytes there, then one small copy
+        video = output.frames[0].float().mul(255).round().clamp(0, 255).to(torch.uint8)
+        frames = list(video.permute(0, 2, 3, 1).cpu().numpy())
         native.extend(frames if run == 0 else frames[1:])  # a run's first frame repeats the last
         image = Image.fromarray(frames[-1])
-    return list(retime(native, frame_count(scene.duration, params.fps)))
+    return native
 
 
 # ---- animatic ------------------------------------------------------------------------------

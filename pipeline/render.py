@@ -4,9 +4,11 @@
         print(describe(event))
 
 The work runs in a worker thread; this generator hands its events on as they happen (the
-FramePack pattern), so a UI can show each scene the moment it is done. Cancel is cooperative:
-`cancel.set()` is checked after every denoising step; the scene in flight is dropped and the
-finished clips stay. Closing the generator cancels too.
+FramePack pattern), so a UI can show each scene the moment it is done. A second thread encodes
+each scene's clip while the next scene is being made, so the GPU does not wait for the encoder
+(a scene's SceneDone may come after the next scene's SceneStarted). Cancel is cooperative:
+`cancel.set()` is checked after every denoising step; the scene in flight is dropped, and the
+clips already made are kept (one still encoding is finished). Closing the generator cancels too.
 
 Per scene, in `out_dir`: scene_NN.mp4 (H.264 yuv420p), scene_NN_keyframe.png,
 scene_NN_last.png and scene_NN.json (models, seed, parameters, timings).
@@ -18,7 +20,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from models.files import write_json_atomic
-from pipeline.animate import MOTION_BUCKET, VideoParams, animatic_frames, svd_frames, svd_plan
+from pipeline.animate import (MOTION_BUCKET, VideoParams, animatic_frames, frame_count, retime,
+                              svd_frames, svd_plan)
 from pipeline.events import (Event, Notice, RenderFinished, SceneDone, SceneFailed, SceneStarted,
                              StepProgress)
 from pipeline.keyframes import SceneError, fit, generate, load_upload, title_card
@@ -134,6 +138,19 @@ def render_storyboard(board: Storyboard, out_dir: Path, settings: RenderSettings
         worker.join()
 
 
+@dataclass
+class _SceneFrames:
+    """A scene whose frames are made, on its way to the encoder."""
+    number: int
+    scene: Scene
+    frames: list[Any]     # RGB uint8 arrays (SVD: its runs' frames; animatic: at the film's fps)
+    count: int            # frames the clip gets at the film's fps
+    source: str           # where the keyframe came from
+    started: float        # perf_counter when the scene started
+    keyframe_s: float
+    video_s: float
+
+
 class _Renderer:
     def __init__(self, board: Storyboard, out_dir: Path, settings: RenderSettings,
                  cancel: threading.Event, emit: Any, base_dir: Path):
@@ -146,6 +163,7 @@ class _Renderer:
         self.image_pipe: Any = None
         self.image_model: str | None = None
         self.video_model: str | None = None
+        self.last_frames: dict[int, Any] = {}  # the last scene made: its number -> last frame
 
     # ---- the job -------------------------------------------------------------------------
 
@@ -155,38 +173,66 @@ class _Renderer:
         self._choose_backend()
         self._load_image_model()
         wanted = set(self.settings.only_scenes) or set(range(1, len(self.board.scenes) + 1))
-        done, failed, cancelled = [], [], False
-        for number, scene in enumerate(self.board.scenes, start=1):
-            if number not in wanted:
-                continue
-            if self.cancel.is_set():
-                cancelled = True
-                break
-            if self.settings.seed is not None:
-                scene = Scene(**{**asdict(scene), "seed": self.settings.seed})
-            self.emit(SceneStarted(number, len(self.board.scenes), self.backend))
-            try:
-                self.emit(self._render_scene(number, scene))
-                done.append(number)
-            except RenderCancelled:
-                cancelled = True
-                self.emit(Notice("cancelled; the scene in flight was dropped", number))
-                break
-            except SceneError as err:
-                failed.append(number)
-                self.emit(SceneFailed(number, str(err)))
-            except OSError as err:
-                if err.errno not in (errno.ENOSPC, errno.EDQUOT):
-                    raise
-                failed.append(number)  # every later scene would fail the same way: stop
-                self.emit(SceneFailed(number, f"the disk is full ({self.out_dir}); free some "
-                                              f"space and resume: finished clips are kept"))
-                break
-            except Exception as err:  # an unexpected failure: reported, logged, next scene
-                log.exception("scene %d failed", number)
-                failed.append(number)
-                self.emit(SceneFailed(number, f"{type(err).__name__}: {err}"))
+        todo = [n for n in range(1, len(self.board.scenes) + 1) if n in wanted]
+        outcomes: dict[int, str] = {}  # scene -> "done", "failed", "stop" (disk full), "cancelled"
+        # A scene's clip is encoded (CPU) while the next scene's keyframe and video (GPU) are made.
+        # One encode at a time, so at most two scenes' frames are held in memory.
+        with ThreadPoolExecutor(1, thread_name_prefix="storyreel-encode") as encoder:
+            encoding: Future[None] | None = None
+            for number in todo:
+                if self.cancel.is_set() or "stop" in outcomes.values():
+                    break
+                scene = self.board.scenes[number - 1]
+                if self.settings.seed is not None:
+                    scene = Scene(**{**asdict(scene), "seed": self.settings.seed})
+                self.emit(SceneStarted(number, len(self.board.scenes), self.backend))
+                outcome, made = self._attempt(number, lambda: self._make_frames(number, scene))
+                if outcome != "ok":
+                    outcomes[number] = outcome
+                    if outcome == "cancelled":
+                        break
+                    continue
+                if encoding is not None:
+                    encoding.result()  # an unexpected error while encoding ends the job
+                    if "stop" in outcomes.values():
+                        break  # the disk filled up under the previous scene: this one waits too
+                encoding = encoder.submit(self._encode_scene, made, outcomes)
+        if encoding is not None:
+            encoding.result()
+        done = [n for n in todo if outcomes.get(n) == "done"]
+        failed = [n for n in todo if outcomes.get(n) in ("failed", "stop")]
+        cancelled = self.cancel.is_set() and any(outcomes.get(n) in (None, "cancelled")
+                                                 for n in todo)
         self.emit(RenderFinished(done, failed, cancelled, time.perf_counter() - started))
+
+    def _attempt(self, number: int, work: Callable[[], Any]) -> tuple[str, Any]:
+        """("ok", work's result), or how the scene ended: "cancelled", "failed", or "stop" when
+        every later scene would fail the same way. Failures are reported as they happen."""
+        try:
+            return "ok", work()
+        except RenderCancelled:
+            self.emit(Notice("cancelled; the scene in flight was dropped", number))
+            return "cancelled", None
+        except SceneError as err:
+            self.emit(SceneFailed(number, str(err)))
+            return "failed", None
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            self.emit(SceneFailed(number, f"the disk is full ({self.out_dir}); free some space "
+                                          f"and resume: finished clips are kept"))
+            return "stop", None
+        except Exception as err:  # an unexpected failure: reported, logged, next scene
+            log.exception("scene %d failed", number)
+            self.emit(SceneFailed(number, f"{type(err).__name__}: {err}"))
+            return "failed", None
+
+    def _encode_scene(self, made: _SceneFrames, outcomes: dict[int, str]) -> None:
+        """The encoder thread's part of a scene: its clip, last frame and info file."""
+        outcome, event = self._attempt(made.number, lambda: self._write_scene(made))
+        if outcome == "ok":
+            self.emit(event)
+        outcomes[made.number] = "done" if outcome == "ok" else outcome
 
     def _choose_backend(self) -> None:
         from models.diffusion import default_video_model, is_available, placement
@@ -235,7 +281,7 @@ class _Renderer:
         if self.compiling:
             self.emit(Notice(f"first {profile.name}-profile render of this video size on this "
                              f"machine: compiling the video model, so the first scene takes about "
-                             f"2 minutes longer (once; later starts reuse the compiled code)"))
+                             f"4 minutes longer (once; later starts reuse the compiled code)"))
 
     def _load_image_model(self) -> None:
         from models.diffusion import (apply_profile, default_image_model, is_available,
@@ -268,33 +314,42 @@ class _Renderer:
 
     # ---- one scene -----------------------------------------------------------------------
 
-    def _render_scene(self, number: int, scene: Scene) -> SceneDone:
+    def _make_frames(self, number: int, scene: Scene) -> _SceneFrames:
+        """The scene's keyframe and frames (the GPU's part of a scene)."""
         started = time.perf_counter()
-        paths = scene_paths(self.out_dir, number)
         s = self.settings
         keyframe, source = self._keyframe(number, scene)
         keyframe_s = time.perf_counter() - started
-        keyframe.save(paths["keyframe"])
+        keyframe.save(scene_paths(self.out_dir, number)["keyframe"])
         video_started = time.perf_counter()
-        if self.backend == "svd":
+        if self.backend == "svd":  # the runs' frames, re-timed to the film's fps while encoding
             frames = self._svd_with_retries(number, scene, keyframe)
         else:
             frames = list(animatic_frames(keyframe, scene, s.width, s.height, s.fps))
-        video_s = time.perf_counter() - video_started
         self._check_cancel()
+        self.last_frames = {number: frames[-1]}  # a "continue" scene next starts from it
+        return _SceneFrames(number, scene, frames, frame_count(scene.duration, s.fps), source,
+                            started, keyframe_s, time.perf_counter() - video_started)
+
+    def _write_scene(self, made: _SceneFrames) -> SceneDone:
+        paths = scene_paths(self.out_dir, made.number)
         encode_started = time.perf_counter()
-        self.emit(StepProgress(number, "encode", 0, 1))
-        count = write_mp4(frames, paths["clip"], s.fps)
-        Image.fromarray(frames[-1]).save(paths["last_frame"])
+        self.emit(StepProgress(made.number, "encode", 0, 1))
+        count = write_mp4(retime(made.frames, made.count), paths["clip"], self.settings.fps)
+        Image.fromarray(made.frames[-1]).save(paths["last_frame"])
         encode_s = time.perf_counter() - encode_started
-        info = self._scene_info(number, scene, source, count, keyframe_s, video_s, encode_s)
+        info = self._scene_info(made.number, made.scene, made.source, count, made.keyframe_s,
+                                made.video_s, encode_s)
         write_json_atomic(paths["info"], info)  # last: a scene whose info file exists is finished
-        return SceneDone(number, paths["clip"], paths["keyframe"], paths["last_frame"],
-                         paths["info"], time.perf_counter() - started, self.backend)
+        return SceneDone(made.number, paths["clip"], paths["keyframe"], paths["last_frame"],
+                         paths["info"], time.perf_counter() - made.started, self.backend)
 
     def _keyframe(self, number: int, scene: Scene) -> tuple[Image.Image, str]:
         s = self.settings
         if scene.keyframe == CONTINUE:
+            if number - 1 in self.last_frames:  # made just now; its PNG may still be being written
+                return (fit(Image.fromarray(self.last_frames[number - 1]), s.width, s.height),
+                        f"continue: last frame of scene {number - 1}")
             previous = scene_paths(self.out_dir, number - 1)["last_frame"]
             if not previous.is_file():
                 raise SceneError(f"scene {number}, keyframe: 'continue' needs scene {number - 1}'s "

@@ -27,8 +27,11 @@ def run(board, out, **settings):
 def test_animatic_writes_browser_playable_clips_of_exact_length(tmp_path):
     board = make_board({"duration": 1.5, "camera": "zoom in"}, {"duration": 2.0, "camera": "pan"})
     events = run(board, tmp_path, backend="animatic", **SMALL)
-    kinds = [type(e) for e in events if not isinstance(e, (StepProgress, Notice))]
-    assert kinds == [SceneStarted, SceneDone, SceneStarted, SceneDone, RenderFinished]
+    order = [(type(e), e.scene) for e in events if isinstance(e, (SceneStarted, SceneDone))]
+    for number in (1, 2):  # each scene starts, then is done (scene 1 may encode while 2 starts)
+        assert order.index((SceneStarted, number)) < order.index((SceneDone, number))
+    assert len(order) == 4 and isinstance(events[-1], RenderFinished)
+    assert events[-1].done == [1, 2]
     for number, seconds in ((1, 1.5), (2, 2.0)):
         clip = tmp_path / f"scene_{number:02d}.mp4"
         info = probe(clip)
@@ -105,6 +108,31 @@ def test_svd_is_conditioned_on_the_keyframe(tmp_path, tiny_svd):
     first = read_frames(tmp_path / "out" / "scene_01.mp4")
     second = read_frames(tmp_path / "out" / "scene_02.mp4")
     assert np.abs(first[0].astype(int) - second[0].astype(int)).mean() > 5
+
+
+def test_a_clip_is_encoded_while_the_next_scene_is_being_made(tmp_path, monkeypatch):
+    """The GPU does not wait for the encoder: scene 2's frames start before scene 1's clip is
+    written, and both clips come out whole."""
+    real_write, real_frames = render_module.write_mp4, render_module.animatic_frames
+    second_begun = threading.Event()
+    waited = []
+
+    def frames(keyframe, scene, *args):
+        if scene.visual_prompt == "a test scene 2":
+            second_begun.set()
+        return real_frames(keyframe, scene, *args)
+
+    def write(frames, path, fps, **kwargs):
+        if path.name == "scene_01.mp4":  # a serial renderer would never get to scene 2 here
+            waited.append(second_begun.wait(timeout=30))
+        return real_write(frames, path, fps, **kwargs)
+
+    monkeypatch.setattr(render_module, "animatic_frames", frames)
+    monkeypatch.setattr(render_module, "write_mp4", write)
+    events = run(make_board({}, {}), tmp_path, backend="animatic", **SMALL)
+    assert waited == [True]
+    assert events[-1].done == [1, 2]
+    assert [probe(tmp_path / f"scene_0{n}.mp4")["frames"] for n in (1, 2)] == [12, 12]
 
 
 def test_cancel_keeps_finished_scenes_and_drops_the_one_in_flight(tmp_path, tiny_svd):

@@ -35,8 +35,33 @@ def test_fused_qkv_and_split_guidance_batch_give_the_same_frames(svd_pipe):
     assert np.abs(plain - fused).max() < 1e-4
     assert np.abs(plain - split).max() < 1e-4
     speed.split_cfg_batch(svd_pipe.unet, False)  # and it comes off again
-    assert "_storyreel_forward" not in svd_pipe.unet.__dict__
+    assert not speed.is_split(svd_pipe.unet)
     assert np.abs(plain - frames(svd_pipe)).max() < 1e-4
+
+
+def test_the_split_survives_the_offload_hooks_being_added_again_after_each_call(svd_pipe):
+    """diffusers removes and re-adds its model-offload hooks at the end of every pipeline call;
+    the low profile's halved batch (its memory saving) must still be there on the next call."""
+    from accelerate import cpu_offload_with_hook
+    from accelerate.hooks import remove_hook_from_module
+
+    unet = svd_pipe.unet
+    batches: list[int] = []
+    unet.conv_in.register_forward_pre_hook(lambda _m, args: batches.append(args[0].shape[0]))
+    speed.split_cfg_batch(unet, True)
+    for _call in range(2):  # what enable_model_cpu_offload does before and after each call
+        remove_hook_from_module(unet)
+        cpu_offload_with_hook(unet, "cpu")
+        batches.clear()
+        frames(svd_pipe)
+        assert batches and max(batches) == 4, batches  # one guidance half (4 frames) at a time
+    with pytest.raises(RuntimeError, match="offload hooks"):
+        speed.split_cfg_batch(unet, False)
+    remove_hook_from_module(unet)
+    speed.split_cfg_batch(unet, False)
+    batches.clear()
+    frames(svd_pipe)
+    assert max(batches) == 8  # both halves together again
 
 
 def test_a_finished_compile_is_remembered_per_key(tmp_path, monkeypatch):
