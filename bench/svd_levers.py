@@ -87,10 +87,8 @@ def apply_lever(unet: Any, lever: str) -> Any:
             context = lambda backend=backend: sdpa_kernel([backend])  # noqa: E731
         elif part == "xformers":
             unet.enable_xformers_memory_efficient_attention()
-        elif part == "channels_last":  # the 2-D convolutions (temporal ones are 3-D)
-            for module in unet.modules():
-                if isinstance(module, torch.nn.Conv2d):
-                    module.to(memory_format=torch.channels_last)
+        elif part == "channels_last":
+            channels_last_2d(unet)
         elif part == "fused_qkv":
             speed.fuse_qkv(unet)
         elif part == "fp8":
@@ -104,6 +102,15 @@ def apply_lever(unet: Any, lever: str) -> Any:
     if lever.startswith("compile:"):
         speed.compile_regions(unet, speed.UNET_REGIONS)
     return context
+
+
+def channels_last_2d(model: Any) -> None:
+    """Channels-last weights for the 2-D convolutions (the temporal ones are 3-D: left as they are)."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.to(memory_format=torch.channels_last)
 
 
 def time_call(fn: Any, cuda: bool, reps: int = 5, warm: int = 2) -> float:
@@ -253,12 +260,10 @@ def vae_decode(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
         vae.load_state_dict(weights)
         vae.to(device, torch.float16 if name == "float16" else torch.bfloat16)
         vae.eval().requires_grad_(False)
-        if "channels-last" in name:  # the 2-D convolutions (the temporal ones are 3-D)
-            for module in vae.modules():
-                if isinstance(module, torch.nn.Conv2d):
-                    module.to(memory_format=torch.channels_last)
+        if "channels-last" in name:
+            channels_last_2d(vae)
         if name.startswith("compiled"):
-            speed.compile_regions(vae, ("TemporalDecoder",))
+            speed.compile_regions(vae, speed.VAE_REGIONS)
         z = latents.to(vae.dtype)
         for chunk in chunks:
             out: list[Any] = []

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from models.registry import EMBEDDED_LLM, ModelSpec, how_to_get
-from models.store import check_folder, register, spec_or_error
+from models.store import StoreError, check_folder, register, registered_folder, spec_or_error
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,6 @@ def check_disk(folder: Path, needed: int) -> None:
 
 def integrity_problem(spec: ModelSpec) -> str | None:
     """What is wrong with a model's weights on this machine, or None when they are whole."""
-    from models.store import StoreError, registered_folder
-
     if spec is EMBEDDED_LLM:
         return None
     folder = registered_folder(spec.repo_id)

@@ -1,7 +1,9 @@
-"""Writing a small JSON file so that a reader sees the old one or the new one, never half.
+"""Storyreel's own files: its cache folder, and small JSON files written so that a reader sees
+the old one or the new one, never half.
 
 Shared by every room (it imports nothing of the project): a scene's info file, a job's
-manifest, the accounts file and the registry of model folders all use it.
+manifest, the accounts file and the registry of model folders use `write_json_atomic`; the
+converted LLM, the model registry and the compile cache live under `cache_dir()`.
 """
 from __future__ import annotations
 
@@ -9,6 +11,11 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+
+def cache_dir() -> Path:
+    """Storyreel's cache folder: STORYREEL_CACHE, or ~/.cache/storyreel."""
+    return Path(os.environ.get("STORYREEL_CACHE") or Path.home() / ".cache" / "storyreel")
 
 
 def write_json_atomic(path: Path, data: Any, mode: int | None = None) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from models.files import cache_dir
 from models.registry import DEFAULT_GPU_LLM, EMBEDDED_LLM, ModelSpec, find_spec, how_to_get
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,6 @@ class ChatModel:
     model: Any
     multilingual: bool     # may it write the user's language itself (Chinese included)?
     device: str
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("STORYREEL_CACHE") or Path.home() / ".cache" / "storyreel"
-    return Path(root)
 
 
 def default_llm_id() -> str:

@@ -1,4 +1,4 @@
-"""Speed levers for the video UNet, each one measured on an H100 by bench/svd_levers.py.
+"""Speed levers for the video model (UNet and VAE decoder), each one measured on an H100 by bench/svd_levers.py.
 
 A memory profile (models/memory.py) says which levers it uses and `models.diffusion.apply_profile`
 puts them on a loaded pipeline. All levers keep the math: same steps, frames, resolution and
@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from models.llm import cache_dir
+from models.files import cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models.files import write_json_atomic
-from models.llm import cache_dir
+from models.files import cache_dir, write_json_atomic
 from models.registry import ModelSpec, find_spec
 
 WEIGHTS = ("*.safetensors", "*.bin", "*.gguf", "*.pt", "*.pth")

@@ -144,11 +144,17 @@ class _SceneFrames:
     number: int
     scene: Scene
     frames: list[Any]     # RGB uint8 arrays (SVD: its runs' frames; animatic: at the film's fps)
-    count: int            # frames the clip gets at the film's fps
     source: str           # where the keyframe came from
     started: float        # perf_counter when the scene started
     keyframe_s: float
     video_s: float
+
+
+def _collect(encoding: dict[int, Future[str]], outcomes: dict[int, str]) -> None:
+    """Wait for the scene being encoded, if any, and record how it ended."""
+    for number, future in list(encoding.items()):
+        outcomes[number] = future.result()
+        del encoding[number]
 
 
 class _Renderer:
@@ -176,9 +182,10 @@ class _Renderer:
         todo = [n for n in range(1, len(self.board.scenes) + 1) if n in wanted]
         outcomes: dict[int, str] = {}  # scene -> "done", "failed", "stop" (disk full), "cancelled"
         # A scene's clip is encoded (CPU) while the next scene's keyframe and video (GPU) are made.
-        # One encode at a time, so at most two scenes' frames are held in memory.
+        # One encode at a time, so at most two scenes' frames are held in memory. Only this thread
+        # writes `outcomes`: an encode's outcome is collected when it is waited for.
+        encoding: dict[int, Future[str]] = {}  # the scene being encoded, if any
         with ThreadPoolExecutor(1, thread_name_prefix="storyreel-encode") as encoder:
-            encoding: Future[None] | None = None
             for number in todo:
                 if self.cancel.is_set() or "stop" in outcomes.values():
                     break
@@ -192,13 +199,11 @@ class _Renderer:
                     if outcome == "cancelled":
                         break
                     continue
-                if encoding is not None:
-                    encoding.result()  # an unexpected error while encoding ends the job
-                    if "stop" in outcomes.values():
-                        break  # the disk filled up under the previous scene: this one waits too
-                encoding = encoder.submit(self._encode_scene, made, outcomes)
-        if encoding is not None:
-            encoding.result()
+                _collect(encoding, outcomes)  # an unexpected error while encoding ends the job
+                if "stop" in outcomes.values():
+                    break  # the disk filled up under the previous scene: this one waits too
+                encoding[number] = encoder.submit(self._encode_scene, made)
+            _collect(encoding, outcomes)
         done = [n for n in todo if outcomes.get(n) == "done"]
         failed = [n for n in todo if outcomes.get(n) in ("failed", "stop")]
         cancelled = self.cancel.is_set() and any(outcomes.get(n) in (None, "cancelled")
@@ -227,12 +232,14 @@ class _Renderer:
             self.emit(SceneFailed(number, f"{type(err).__name__}: {err}"))
             return "failed", None
 
-    def _encode_scene(self, made: _SceneFrames, outcomes: dict[int, str]) -> None:
-        """The encoder thread's part of a scene: its clip, last frame and info file."""
+    def _encode_scene(self, made: _SceneFrames) -> str:
+        """The encoder thread's part of a scene (its clip, last frame and info file); returns
+        the scene's outcome."""
         outcome, event = self._attempt(made.number, lambda: self._write_scene(made))
-        if outcome == "ok":
-            self.emit(event)
-        outcomes[made.number] = "done" if outcome == "ok" else outcome
+        if outcome != "ok":
+            return outcome
+        self.emit(event)
+        return "done"
 
     def _choose_backend(self) -> None:
         from models.diffusion import default_video_model, is_available, placement
@@ -328,14 +335,16 @@ class _Renderer:
             frames = list(animatic_frames(keyframe, scene, s.width, s.height, s.fps))
         self._check_cancel()
         self.last_frames = {number: frames[-1]}  # a "continue" scene next starts from it
-        return _SceneFrames(number, scene, frames, frame_count(scene.duration, s.fps), source,
-                            started, keyframe_s, time.perf_counter() - video_started)
+        return _SceneFrames(number, scene, frames, source, started, keyframe_s,
+                            time.perf_counter() - video_started)
 
     def _write_scene(self, made: _SceneFrames) -> SceneDone:
         paths = scene_paths(self.out_dir, made.number)
         encode_started = time.perf_counter()
         self.emit(StepProgress(made.number, "encode", 0, 1))
-        count = write_mp4(retime(made.frames, made.count), paths["clip"], self.settings.fps)
+        fps = self.settings.fps
+        count = write_mp4(retime(made.frames, frame_count(made.scene.duration, fps)),
+                          paths["clip"], fps)
         Image.fromarray(made.frames[-1]).save(paths["last_frame"])
         encode_s = time.perf_counter() - encode_started
         info = self._scene_info(made.number, made.scene, made.source, count, made.keyframe_s,
