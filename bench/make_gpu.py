@@ -10,7 +10,8 @@ utilisation every 100 ms:
   cache when it is warm);
 - later films are what the studio costs once its models are loaded, as for a person making
   their second film.
-idle_pct is the share of samples, over one film, in which no kernel ran. Writes make_gpu.json.
+idle_pct is the share of samples, over one film, in which no kernel ran; svd_runs is how many SVD
+runs the film's scenes took, and video_s_each each scene's video time. Writes make_gpu.json.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from common import print_table, write_results  # noqa: E402 (sets sys.path)
 STARTED = time.perf_counter()
 
 from pipeline import cli  # noqa: E402
+from pipeline.animate import svd_plan  # noqa: E402
 from pipeline.video_io import probe  # noqa: E402
 
 PROMPT = "A forest adventure with a river and small animals"
@@ -69,12 +71,15 @@ def main() -> None:
                      "size": f"{info['width']}x{info['height']}",
                      "idle_pct": round(100 * sum(1 for v in samples if v == 0)
                                        / max(1, len(samples)), 1),
-                     "samples": len(samples), **{f"{k}_s": v for k, v in stage_s.items()}})
+                     "samples": len(samples), **{f"{k}_s": v for k, v in stage_s.items()},
+                     "svd_runs": sum(svd_plan(s["duration"], 25)[0] for s in scenes),
+                     "durations": [s["duration"] for s in scenes],
+                     "video_s_each": [round(s["timings"]["video_s"], 1) for s in scenes]})
         print(rows[-1], flush=True)
         began = time.perf_counter()
     path = write_results("make_gpu", rows, {"prompt": PROMPT}, args.out)
     print_table(rows, ["film", "start", "profile", "scenes", "make_s", "film_s", "size",
-                       "idle_pct", "keyframe_s", "video_s", "encode_s"])
+                       "idle_pct", "svd_runs", "keyframe_s", "video_s", "encode_s"])
     print(f"wrote {path}")
 
 

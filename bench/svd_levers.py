@@ -3,12 +3,17 @@
     python3 bench/svd_levers.py --out DIR                 # every eager lever, then each compiled one
     python3 bench/svd_levers.py --only eager              # just the eager levers
     python3 bench/svd_levers.py --size tiny --only eager  # CPU smoke test of the harness
+    python3 bench/svd_levers.py --only bf16,compile:bf16+fused_qkv --profile --cold-only
 
 The UNet has the real SVD-XT config and random weights; its input is one denoising step of a
 25-frame 1024x576 clip with classifier-free guidance (batch 2). Each lever is timed with CUDA
 events (median of 5 after 2 warm-up calls) and its output is compared with a float32 reference
 of the same weights and inputs: rel_err = |out - ref| / |ref|. Compiled variants run in their own
-process (a fresh compile each, with a throw-away cache) and also report the compile time.
+process (a fresh compile each, with a throw-away cache) and also report the compile time;
+"compile:" is torch.compile's default mode, "compile-graphs:" adds CUDA graphs (reduce-overhead)
+and "compile-autotune:" autotunes the kernels (max-autotune-no-cudagraphs); "compile-whole:" and
+"compile-whole-graphs:" compile the UNet as one graph instead of block by block. With --profile each
+row also says where the step's GPU time goes and how much of the step the GPU sat idle.
 Writes svd_levers.json.
 """
 from __future__ import annotations
@@ -25,10 +30,15 @@ from typing import Any
 
 from common import add_clip_arguments, print_table, write_results  # noqa: E402 (sets sys.path)
 
-EAGER = ("fp16", "bf16", "bf16+cudnn", "bf16+flash", "bf16+efficient", "bf16+xformers",
-         "bf16+channels_last", "bf16+fused_qkv", "bf16+fp8", "bf16+cfg_split",
+EAGER = ("fp16", "bf16", "bf16+cudnn", "bf16+cudnn_first", "bf16+flash", "bf16+efficient",
+         "bf16+xformers", "bf16+channels_last", "bf16+fused_qkv", "bf16+fp8", "bf16+cfg_split",
          "bf16+forward_chunking")
-COMPILED = ("compile:bf16+fused_qkv", "compile:bf16+fused_qkv+fp8")
+COMPILED = ("compile:bf16+fused_qkv", "compile:bf16+fused_qkv+fp8",
+            "compile:bf16+fused_qkv+cudnn_first", "compile-graphs:bf16+fused_qkv",
+            "compile-autotune:bf16+fused_qkv")
+COMPILE_MODES = {"compile": None, "compile-graphs": "reduce-overhead",
+                 "compile-autotune": "max-autotune-no-cudagraphs",
+                 "compile-whole": None, "compile-whole-graphs": "reduce-overhead"}
 
 
 def build_unet(size: str, device: str) -> Any:
@@ -77,7 +87,8 @@ def apply_lever(unet: Any, lever: str) -> Any:
     import fp8_linear as fp8
     from models import speed
 
-    parts = lever.removeprefix("compile:").split("+")
+    prefix, _, recipe = lever.rpartition(":")
+    parts = recipe.split("+")
     unet.to(dtype=torch.float16 if parts[0] == "fp16" else torch.bfloat16)
     context: Any = contextlib.nullcontext
     for part in parts[1:]:
@@ -85,6 +96,8 @@ def apply_lever(unet: Any, lever: str) -> Any:
             backend = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
                        "efficient": SDPBackend.EFFICIENT_ATTENTION}[part]
             context = lambda backend=backend: sdpa_kernel([backend])  # noqa: E731
+        elif part == "cudnn_first":  # cuDNN where it can run (long sequences), else the default
+            prefer_cudnn_attention()
         elif part == "xformers":
             unet.enable_xformers_memory_efficient_attention()
         elif part == "channels_last":
@@ -99,9 +112,20 @@ def apply_lever(unet: Any, lever: str) -> Any:
             unet.enable_forward_chunking()
         else:
             raise ValueError(f"unknown lever part {part!r}")
-    if lever.startswith("compile:"):
-        speed.compile_regions(unet, speed.UNET_REGIONS)
+    if prefix:
+        regions = (type(unet).__name__,) if "whole" in prefix else speed.UNET_REGIONS
+        speed.compile_regions(unet, regions, mode=COMPILE_MODES[prefix])
     return context
+
+
+def prefer_cudnn_attention() -> None:
+    """Put cuDNN's attention first in SDPA's backend order, all backends still allowed."""
+    import torch
+    from torch.nn.attention import SDPBackend
+
+    cudnn = int(SDPBackend.CUDNN_ATTENTION)
+    order = [int(b) for b in torch._C._get_sdp_priority_order() if int(b) != cudnn]
+    torch._C._set_sdp_priority_order([cudnn, *order])
 
 
 def channels_last_2d(model: Any) -> None:
@@ -162,7 +186,8 @@ def _measure(lever: str, unet: Any, inputs: tuple, args: argparse.Namespace, ref
 
     def step() -> Any:
         with torch.no_grad(), context():
-            return unet(*cast, return_dict=False)[0]
+            out = unet(*cast, return_dict=False)[0]
+            return out.clone() if "graphs:" in lever else out  # a graph's replay reuses it
 
     began = time.perf_counter()
     out = step()
@@ -181,6 +206,8 @@ def _measure(lever: str, unet: Any, inputs: tuple, args: argparse.Namespace, ref
            "finite": bool(torch.isfinite(out).all())}
     if cuda:
         row["tflops"] = round(args.unet_tflop / step_s, 1)
+    if cuda and args.profile:
+        row.update(profile_step(step))
     return row
 
 
@@ -198,43 +225,45 @@ def reference_output(args: argparse.Namespace, device: str) -> Any:
     return out
 
 
-def breakdown(args: argparse.Namespace, device: str) -> dict[str, float]:
-    """Where one eager bf16 step spends GPU time: matrix products, convolutions, attention, rest."""
+KINDS = (("fused (Triton)", ("triton_",)),
+         ("attention", ("flash", "fmha", "attention", "sdpa", "cudnn_generated_fort")),
+         ("convolution", ("conv", "fprop", "implicit", "dgrad", "winograd")),
+         ("matmul", ("gemm", "nvjet", "cutlass", "sm90_xmma", "matmul", "ampere", "mm_")),
+         ("normalization", ("norm",)))
+
+
+def profile_step(step: Any) -> dict[str, Any]:
+    """Where one step's GPU time goes, by kernel kind, and how much of the step the GPU was idle
+    (wall time minus the summed kernel time: launch overhead the CPU could not hide)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    unet = build_unet(args.size, device).to(torch.bfloat16)
-    inputs = [x.to(torch.bfloat16) if x.is_floating_point() else x
-              for x in step_inputs(args.size, device, args.frames, args.height, args.width)]
-    with torch.no_grad():
-        unet(*inputs)
+    step()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        began = time.perf_counter()
+        step()
         torch.cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            unet(*inputs)
-            torch.cuda.synchronize()
+        wall = time.perf_counter() - began
     totals: dict[str, float] = {}
     kernels: dict[str, float] = {}
-    for event in prof.key_averages():
-        t = event.device_time_total / 1e6 if hasattr(event, "device_time_total") else 0.0
-        if t <= 0 or event.key.startswith(("aten::", "cudaLaunch", "Memcpy", "Memset")):
+    for event in prof.events():
+        if event.device_type != torch.autograd.DeviceType.CUDA or event.name.startswith(
+                ("Memcpy", "Memset")):
             continue
-        name = event.key.lower()
-        if any(k in name for k in ("flash", "fmha", "attention", "sdpa", "cudnn_generated_fort")):
-            kind = "attention"
-        elif any(k in name for k in ("conv", "fprop", "implicit", "dgrad", "winograd")):
-            kind = "convolution"
-        elif any(k in name for k in ("gemm", "nvjet", "cutlass", "sm90_xmma", "matmul", "ampere")):
-            kind = "matmul"
-        elif "norm" in name:
-            kind = "normalization"
-        else:
-            kind = "elementwise/other"
+        t = event.device_time / 1e6
+        name = event.name.lower()
+        kind = next((k for k, words in KINDS if any(w in name for w in words)), "other")
         totals[kind] = totals.get(kind, 0.0) + t
-        kernels[event.key[:90]] = kernels.get(event.key[:90], 0.0) + t
+        kernels[event.name[:100]] = kernels.get(event.name[:100], 0.0) + t
+    busy = sum(totals.values())
+    top = sorted(kernels.items(), key=lambda kv: -kv[1])[:15]
     print("top kernels:")
-    for key, t in sorted(kernels.items(), key=lambda kv: -kv[1])[:12]:
+    for key, t in top:
         print(f"  {t * 1000:8.1f} ms  {key}")
-    return {k: round(v, 4) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
+    return {"gpu_busy_s": round(busy, 4), "gpu_idle_share": round(max(0.0, 1 - busy / wall), 3),
+            "by_kind_s": {k: round(v, 4) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])},
+            "top_kernels_ms": {k: round(t * 1000, 1) for k, t in top}}
 
 
 def vae_decode(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
@@ -296,7 +325,12 @@ def vae_decode(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_clip_arguments(parser)
-    parser.add_argument("--only", default="all", help="all, eager, compiled, vae or one lever name")
+    parser.add_argument("--only", default="all",
+                        help="all, eager, compiled, vae, or lever names joined by commas")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile each lever's step: GPU time by kernel kind, idle share")
+    parser.add_argument("--cold-only", action="store_true",
+                        help="compiled levers: skip the second (warm cache) process")
     parser.add_argument("--unet-tflop", type=float, default=160.0,
                         help="TFLOP in one UNet step (counted: 129 in products/convs + ~31 attention)")
     parser.add_argument("--timeout", type=int, default=280, help="seconds per compiled variant")
@@ -319,13 +353,10 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {"unet_tflop_per_step": args.unet_tflop}
     reference = reference_output(args, device)
-    if args.only in ("all", "eager") and device == "cuda":
-        summary["breakdown_bf16_step_s"] = breakdown(args, device)
-        print("bf16 eager step by kernel kind:", summary["breakdown_bf16_step_s"], flush=True)
     names = {"all": EAGER + COMPILED, "eager": EAGER, "compiled": COMPILED,
-             "vae": ()}.get(args.only, (args.only,))
+             "vae": ()}.get(args.only, tuple(args.only.split(",")))
     for lever in names:
-        if not lever.startswith("compile:"):
+        if ":" not in lever:
             rows.append(measure(lever, args, reference, device))
         else:
             rows.extend(run_child(lever, args, reference))
@@ -335,7 +366,7 @@ def main() -> None:
         rows += vae_decode(args, device)
     path = write_results("svd_levers", rows, summary, args.out)
     print_table(rows, ["lever", "step_s", "clip_unet_s", "tflops", "peak_gib", "rel_err",
-                       "first_call_s", "decode_s", "error"])
+                       "first_call_s", "gpu_idle_share", "decode_s", "error"])
     print(f"wrote {path}")
 
 
@@ -352,8 +383,9 @@ def run_child(lever: str, args: argparse.Namespace, reference: Any) -> list[dict
     command = [sys.executable, __file__, "--only", lever, "--row-file", str(row_file),
                "--size", args.size, "--width", str(args.width), "--height", str(args.height),
                "--frames", str(args.frames), "--unet-tflop", str(args.unet_tflop)]
+    command += ["--profile"] if args.profile else []
     rows = []
-    for start in ("cold cache", "warm cache"):  # the second process finds the first's caches
+    for start in ("cold cache",) if args.cold_only else ("cold cache", "warm cache"):  # the second process finds the first's caches
         name = f"{lever} ({start})"
         try:
             done = subprocess.run(command, timeout=args.timeout, capture_output=True, text=True)

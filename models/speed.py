@@ -11,9 +11,13 @@ guidance; only rounding differs (bench/svd_levers.py reports the error against f
 - CFG split: the guided and unguided halves of the batch go through the UNet one after the
   other (the low profile): half the activations. Eager, it cut a step's peak from 16.4 to
   12.4 GiB; compiled with model offload, the clip's peak from 9.1 to 6.2 GiB.
-Measured and left out (bench/results/svd_levers.json): FP8 linear layers (slower once compiled,
+Measured and left out (bench/results/svd_levers*.json): FP8 linear layers (slower once compiled,
 and twice the error), xformers (its wheel has no kernels for this torch), SDPA backends other than
-the default, channels-last.
+the default (which already runs cuDNN's attention on the long spatial sequences), channels-last,
+CUDA graphs (the whole UNet compiled with reduce-overhead: 0.480 s a step against 0.4795 s for the
+blocks compiled one by one; the GPU idles 2% of a step, so there is nothing for graphs to hide;
+per block they cannot work at all, as the UNet's skip connections hold a block's output while the
+same compiled block runs again), and max-autotune (its compile took over 5 minutes).
 """
 from __future__ import annotations
 
@@ -122,8 +126,9 @@ UNET_REGIONS = ("SpatioTemporalResBlock", "TransformerSpatioTemporalModel")
 VAE_REGIONS = ("TemporalDecoder",)  # the whole temporal decoder: 2.35 s -> 0.89 s for 25 frames
 
 
-def compile_regions(model: Any, class_names: tuple[str, ...]) -> int:
-    """torch.compile every submodule whose class is named in `class_names`; returns how many."""
+def compile_regions(model: Any, class_names: tuple[str, ...], mode: str | None = None) -> int:
+    """torch.compile every submodule whose class is named in `class_names`; returns how many.
+    `mode` is torch.compile's (None: the default, no CUDA graphs, no autotuning)."""
     use_persistent_compile_cache()
     import torch._dynamo.config as dynamo
     import torch._inductor.config as inductor
@@ -135,7 +140,7 @@ def compile_regions(model: Any, class_names: tuple[str, ...]) -> int:
     compiled = 0
     for module in model.modules():
         if type(module).__name__ in class_names and module._compiled_call_impl is None:
-            module.compile(dynamic=False)
+            module.compile(dynamic=False, mode=mode)
             compiled += 1
     return compiled
 

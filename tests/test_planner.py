@@ -36,6 +36,15 @@ def test_rule_based_planner_is_marked_and_valid():
     Storyboard.from_json(board.to_json())
 
 
+def test_the_seconds_left_after_rounding_are_spread_half_a_second_at_a_time():
+    # 25 s over 6 scenes: 4.5, 4.5, 4, 4, 4, 4 (each fits one SVD-XT run), never one 5 s scene
+    # that would take a second run on the GPU
+    board = plan_storyboard(PlanRequest("a forest adventure with a river", scenes=6, seconds=25,
+                                        use_model=False))
+    durations = sorted(s.duration for s in board.scenes)
+    assert durations == [4.0, 4.0, 4.0, 4.0, 4.5, 4.5]
+
+
 def test_scene_count_is_capped_and_the_user_is_told():
     board = plan_storyboard(PlanRequest("熊猫在竹林里", scenes=100, use_model=False))
     assert len(board.scenes) == MAX_SCENES
