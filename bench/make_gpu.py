@@ -27,7 +27,6 @@ from common import print_table, write_results  # noqa: E402 (sets sys.path)
 STARTED = time.perf_counter()
 
 from pipeline import cli  # noqa: E402
-from pipeline.animate import svd_plan  # noqa: E402
 from pipeline.video_io import probe  # noqa: E402
 
 PROMPT = "A forest adventure with a river and small animals"
@@ -72,7 +71,7 @@ def main() -> None:
                      "idle_pct": round(100 * sum(1 for v in samples if v == 0)
                                        / max(1, len(samples)), 1),
                      "samples": len(samples), **{f"{k}_s": v for k, v in stage_s.items()},
-                     "svd_runs": sum(svd_plan(s["duration"], 25)[0] for s in scenes),
+                     "svd_runs": sum(s["svd"]["runs"] for s in scenes),
                      "durations": [s["duration"] for s in scenes],
                      "video_s_each": [round(s["timings"]["video_s"], 1) for s in scenes]})
         print(rows[-1], flush=True)

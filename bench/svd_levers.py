@@ -385,7 +385,8 @@ def run_child(lever: str, args: argparse.Namespace, reference: Any) -> list[dict
                "--frames", str(args.frames), "--unet-tflop", str(args.unet_tflop)]
     command += ["--profile"] if args.profile else []
     rows = []
-    for start in ("cold cache",) if args.cold_only else ("cold cache", "warm cache"):  # the second process finds the first's caches
+    starts = ("cold cache",) if args.cold_only else ("cold cache", "warm cache")
+    for start in starts:  # the second process finds the first's caches
         name = f"{lever} ({start})"
         try:
             done = subprocess.run(command, timeout=args.timeout, capture_output=True, text=True)

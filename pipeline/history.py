@@ -22,6 +22,7 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
+from models.files import write_json_atomic
 from pipeline.events import Event, SceneDone, SceneFailed
 
 STATES = ("planned", "rendering", "interrupted", "done", "failed", "cancelled")
@@ -42,18 +43,7 @@ class AtomicJSONStorage(Storage):
         return json.loads(text) if text.strip() else None
 
     def write(self, data: dict[str, Any]) -> None:
-        text = json.dumps(data, ensure_ascii=False)
-        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}")
-        with open(partial, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        write_json_atomic(self.path, data, indent=None)
 
     def close(self) -> None:
         pass

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 500        # a prompt is one or two sentences; longer ones are refused
 DEFAULT_SCENE_SECONDS = 4.0   # film length per scene when --seconds is not given
+SHORTEST_PLANNED = MIN_DURATION * 2  # seconds; the planner writes no shorter scene
 RULE_BASED = "rule-based"
 
 OnText = Callable[[str], None]
@@ -443,11 +444,11 @@ def _similar(a: str, b: str) -> bool:
 def _target_seconds(seconds: float | None, count: int, notes: list[str]) -> float:
     if seconds is None:
         return DEFAULT_SCENE_SECONDS * count
-    low, high = MIN_DURATION * 2 * count, MAX_DURATION * count
+    low, high = SHORTEST_PLANNED * count, MAX_DURATION * count
     if not low <= seconds <= high:
         clipped = min(max(seconds, low), high)
         notes.append(f"a {seconds:g}-second film cannot have {count} scenes of "
-                     f"{MIN_DURATION * 2:g}-{MAX_DURATION:g} s; it lasts {clipped:g} s")
+                     f"{SHORTEST_PLANNED:g}-{MAX_DURATION:g} s; it lasts {clipped:g} s")
         return clipped
     return float(seconds)
 
@@ -461,7 +462,7 @@ def _scaled_durations(drafts: list[_Draft], target: float) -> list[float]:
     grows by more than half a second, and none passes the 4.8 s one SVD run covers."""
     total = sum(d.duration for d in drafts)
     halves = [d.duration * target / total * 2 for d in drafts]
-    low, high = round(MIN_DURATION * 2 * 2), round(MAX_DURATION * 2)
+    low, high = round(SHORTEST_PLANNED * 2), round(MAX_DURATION * 2)  # in half seconds
     units = [min(max(math.floor(h), low), high) for h in halves]
     by_loss = sorted(range(len(units)), key=lambda i: halves[i] - units[i], reverse=True)
     left = math.floor(target * 2) - sum(units)
