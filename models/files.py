@@ -3,13 +3,14 @@ the old one or the new one, never half.
 
 Shared by every room (it imports nothing of the project): the history database, a scene's info
 file, a job's manifest, the accounts file and the registry of model folders use
-`write_json_atomic`; the converted LLM, the model registry and the compile cache live under
+`write_json_atomic` (and videos the same rule: `partial_name`); the converted LLM, the model registry and the compile cache live under
 `cache_dir()`.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -40,3 +41,50 @@ def write_json_atomic(path: Path, data: Any, mode: int | None = None,
         os.fsync(directory)
     finally:
         os.close(directory)
+    sweep_partials(path.parent)  # what a killed writer left here goes with the next write
+
+
+# A writer's temporary file: ".NAME.<pid>[.<thread>].partial[.ext]" (an older form had no pid).
+PARTIAL = re.compile(r"^\..+?(?:\.(\d+)(?:\.\d+)?)?\.partial(?:\.[A-Za-z0-9]+)?$")
+
+
+def partial_name(path: Path) -> Path:
+    """The temporary name a file is written under before it is renamed into place: it carries
+    the writer's pid, so `sweep_partials` can tell a live writer's file from a dead one's."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+
+
+def sweep_partials(folder: Path) -> list[Path]:
+    """Remove the temporary files in `folder` whose writer is gone (killed between write and
+    rename); returns what was removed. Files of live processes, this one included, stay."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        match = PARTIAL.match(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            continue
+        pid = int(match.group(1)) if match.group(1) else None
+        if pid is not None and _alive(pid):
+            continue
+        try:
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except FileNotFoundError:
+            pass  # another sweeper was first
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipeline.fonts import font
+from pipeline.lettering import draw_block, fit_text, safe_box
 from pipeline.storyboard import Scene
 
 # motion -> SVD's motion_bucket_id (0-255; 127 is the model's default)
@@ -136,29 +136,38 @@ def camera_path(camera: str, motion: str, t: float) -> tuple[float, float, float
 
 
 def animatic_frames(keyframe: Image.Image, scene: Scene, width: int, height: int,
-                    fps: int) -> Iterator[np.ndarray]:
-    """The scene's camera move over its keyframe, `duration * fps` frames, labelled."""
+                    fps: int, seconds: float | None = None,
+                    lettering: Image.Image | None = None) -> Iterator[np.ndarray]:
+    """The scene's camera move over its keyframe, `seconds * fps` frames (default: the scene's
+    duration), labelled.
+
+    `lettering` (RGBA, the frame's size: a title card's text) is drawn over every frame after
+    the move, so the camera never pushes text out of the frame."""
     source = keyframe.convert("RGB")
     if source.size != (width, height):
         source = source.resize((width, height), Image.LANCZOS)
-    tag = _animatic_tag(height)
-    count = frame_count(scene.duration, fps)
+    tag = animatic_tag(width, height)
+    overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    if lettering is not None:
+        overlay.alpha_composite(lettering.convert("RGBA").resize((width, height)))
+    right, top = safe_box(width, height)[2], safe_box(width, height)[1]
+    overlay.alpha_composite(tag, (right - tag.width, top))
+    count = frame_count(scene.duration if seconds is None else seconds, fps)
     for i in range(count):
         zoom, x, y = camera_path(scene.camera, scene.motion, i / (count - 1) if count > 1 else 0.0)
         w, h = width / zoom, height / zoom
         left = (width - w) / 2 * (1 + x)
-        top = (height - h) / 2 * (1 + y)
-        frame = source.resize((width, height), Image.BILINEAR, box=(left, top, left + w, top + h))
-        frame.paste(tag, (width - tag.width - height // 40, height // 40), tag)
+        upper = (height - h) / 2 * (1 + y)
+        frame = source.resize((width, height), Image.BILINEAR, box=(left, upper, left + w, upper + h))
+        frame.paste(overlay, (0, 0), overlay)
         yield np.asarray(frame)
 
 
-def _animatic_tag(height: int) -> Image.Image:
-    size = max(10, height // 30)
+def animatic_tag(width: int, height: int) -> Image.Image:
+    """The "ANIMATIC" label drawn in every animatic frame's top-right corner."""
+    size = max(10, min(width, height) // 30)
     label = "ANIMATIC"
-    text_font = font(size)
-    box = ImageDraw.Draw(Image.new("RGBA", (1, 1))).textbbox((0, 0), label, font=text_font)
-    tag = Image.new("RGBA", (box[2] + size, box[3] + size // 2), (0, 0, 0, 120))
-    ImageDraw.Draw(tag).text((size // 2, size // 6), label, font=text_font,
-                             fill=(255, 255, 255, 230))
+    block = fit_text(label, width // 3, 1, size)
+    tag = Image.new("RGBA", (block.width + size, block.height + size // 2), (0, 0, 0, 120))
+    draw_block(ImageDraw.Draw(tag), block, tag.width / 2, size // 4, fill=(255, 255, 255, 230))
     return tag

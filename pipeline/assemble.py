@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,9 +23,10 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipeline.fonts import FontMissing, cjk_font_path, font
-from pipeline.render import scene_paths
-from pipeline.storyboard import Storyboard
+from models.files import partial_name, sweep_partials
+from pipeline.lettering import draw_block, fit_text, safe_box
+from pipeline.render import RenderError, check_renderable, scene_paths
+from pipeline.storyboard import Storyboard, StoryboardError
 from pipeline.video_io import even_size, frame_at, probe
 
 AUDIO_RATE = 44100
@@ -140,23 +140,25 @@ def assemble_film(board: Storyboard, clips_dir: Path, out: Path,
         raise AssemblyError(f"crossfade must be 0 seconds or more (got {settings.crossfade})")
     if settings.music is not None:
         check_music(settings.music)
-    try:  # subtitles, poster and contact sheet all need a font that draws Chinese too
-        cjk_font_path()
-    except FontMissing as err:
+    try:  # the filter reads every text the film draws; each script needs its font
+        check_renderable(board)
+    except (RenderError, StoryboardError) as err:
         raise AssemblyError(str(err)) from None
     clips = _check_clips(board, clips_dir)
     fps = clips[0]["fps"]
     width, height = even_size(clips[0]["width"], clips[0]["height"])
-    fades = _fade_frames(board, clips, settings.crossfade, fps)
-    total = sum(c["frames"] for c in clips) - sum(fades)
-    cues = _cues(board, clips, fades, total)
+    slots = _slots(board, fps)
+    fades = _fade_frames(board, slots, settings.crossfade, fps)
+    total = sum(slots)
+    cues = _cues(board, slots)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     timings: dict[str, float] = {}
     mark = time.perf_counter()
-    partial = out.with_name(f".{out.stem}.partial.mp4")
+    sweep_partials(out.parent)
+    partial = partial_name(out)
     frames_written, samples = _encode(
-        _film_frames(clips, fades, cues if settings.subtitles else [], width, height),
+        _film_frames(clips, slots, fades, cues if settings.subtitles else [], width, height),
         partial, fps, width, height, settings, total)
     os.replace(partial, out)
     timings["encode_s"] = time.perf_counter() - mark
@@ -174,6 +176,7 @@ def assemble_film(board: Storyboard, clips_dir: Path, out: Path,
     info.write_text(json.dumps({
         "film": out.name, "srt": srt.name, "poster": poster.name, "contact_sheet": sheet.name,
         "duration": round(duration, 3), "frames": frames_written, "fps": fps,
+        "asked_seconds": round(board.total_duration, 3), "film_seconds": round(duration, 3),
         "width": width, "height": height, "crossfade_seconds": settings.crossfade,
         "subtitles_burned_in": settings.subtitles,
         "music": {"file": str(settings.music), "volume": settings.music_volume,
@@ -211,75 +214,81 @@ def _check_clips(board: Storyboard, clips_dir: Path) -> list[dict[str, Any]]:
     return clips
 
 
-def _fade_frames(board: Storyboard, clips: list[dict[str, Any]], crossfade: float,
-                 fps: float) -> list[int]:
-    """Overlap in frames at the start of each scene (0 for the first and for cuts)."""
+def _slots(board: Storyboard, fps: float) -> list[int]:
+    """Frames each scene holds on the film's timeline: exactly its duration, rounded where the
+    scene starts and ends (not per scene), so the film lasts the storyboard's total to a frame."""
+    edges, elapsed = [0], 0.0
+    for scene in board.scenes:
+        elapsed += scene.duration
+        edges.append(int(round(elapsed * fps)))
+    return [b - a for a, b in zip(edges, edges[1:])]
+
+
+def _fade_frames(board: Storyboard, slots: list[int], crossfade: float, fps: float) -> list[int]:
+    """Frames at the start of each scene during which it fades in over the previous scene's
+    clip running on (0 for the first scene and for cuts)."""
     fades = [0]
-    for k in range(1, len(clips)):
+    for k in range(1, len(slots)):
         if board.scenes[k].transition != "crossfade" or crossfade <= 0:
             fades.append(0)
             continue
-        limit = min(clips[k - 1]["frames"], clips[k]["frames"]) // 2
-        fades.append(min(int(round(crossfade * fps)), limit))
+        fades.append(min(int(round(crossfade * fps)), min(slots[k - 1], slots[k]) // 2))
     return fades
 
 
-def _cues(board: Storyboard, clips: list[dict[str, Any]], fades: list[int], total: int) -> list[_Cue]:
-    starts, position = [], 0
-    for clip, fade in zip(clips, fades):
-        position -= fade
-        starts.append(position)
-        position += clip["frames"]
-    ends = starts[1:] + [total]
-    return [_Cue(k + 1, s, e, board.scenes[k].description)
-            for k, (s, e) in enumerate(zip(starts, ends))]
+def _cues(board: Storyboard, slots: list[int]) -> list[_Cue]:
+    """One subtitle per scene, shown for exactly the scene's place on the timeline."""
+    cues, start = [], 0
+    for k, length in enumerate(slots):
+        cues.append(_Cue(k + 1, start, start + length, board.scenes[k].description))
+        start += length
+    return cues
 
 
 def _clip_frames(path: Path, width: int, height: int) -> Iterator[np.ndarray]:
+    """The clip's frames, then its last frame forever (a clip shorter than its slot, or with no
+    crossfade tail, holds its last picture)."""
+    last = None
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
             if frame.width != width or frame.height != height:
                 frame = frame.reformat(width=width, height=height)
-            yield frame.to_ndarray(format="rgb24")
+            last = frame.to_ndarray(format="rgb24")
+            yield last
+    while last is not None:
+        yield last
 
 
-def _film_frames(clips: list[dict[str, Any]], fades: list[int], cues: list[_Cue], width: int,
-                 height: int) -> Iterator[np.ndarray]:
-    """Every output frame in order: crossfades blended, subtitles drawn."""
+def _film_frames(clips: list[dict[str, Any]], slots: list[int], fades: list[int],
+                 cues: list[_Cue], width: int, height: int) -> Iterator[np.ndarray]:
+    """Every output frame in order: each scene for its slot, a crossfading scene blended over
+    the previous clip's tail, subtitles drawn."""
     overlays = {cue.scene: _subtitle_overlay(cue.text, width, height) for cue in cues}
-    tail: list[np.ndarray] = []
+    tail: list[np.ndarray] = []  # the previous clip running on past its slot
     for k, clip in enumerate(clips):
         next_fade = fades[k + 1] if k + 1 < len(clips) else 0
         frames = _clip_frames(clip["clip"], width, height)
-        held: list[np.ndarray] = []
-        for i, frame in enumerate(frames):
-            if i < fades[k]:  # blend with the previous clip's held-back tail
+        for i in range(slots[k]):
+            frame = next(frames)
+            if i < fades[k]:
                 weight = (i + 1) / (fades[k] + 1)
                 frame = (tail[i].astype(np.float32) * (1 - weight) + frame * weight).astype(np.uint8)
-            if i >= clip["frames"] - next_fade:
-                held.append(frame)  # the next scene fades over these
-                continue
             yield _with_subtitle(frame, overlays.get(k + 1)) if cues else frame
-        tail = held
+        tail = [next(frames) for _ in range(next_fade)]
+        frames.close()
 
 
 def _subtitle_overlay(text: str, width: int, height: int) -> tuple[int, np.ndarray, np.ndarray]:
-    """(top row, RGB, alpha) of a bottom-centred subtitle band, drawn once per scene."""
-    size = max(14, height // 18)
-    face = font(size)
-    per_line = max(8, int(width * 0.9 / size * (1.9 if text.isascii() else 1.0)))
-    lines = textwrap.wrap(text, width=per_line)[:3] or [""]
-    line_h = int(size * 1.35)
-    band_h = line_h * len(lines) + size // 2
-    band = Image.new("RGBA", (width, band_h), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(band)
-    for n, line in enumerate(lines):
-        w = draw.textlength(line, font=face)
-        draw.text(((width - w) / 2, size // 4 + n * line_h), line, font=face,
-                  fill=(255, 255, 255, 255), stroke_width=max(1, size // 12),
-                  stroke_fill=(0, 0, 0, 255))
+    """(top row, RGB, alpha) of a bottom-centred subtitle band, drawn once per scene: white with
+    a dark outline, wrapped and shrunk to stay inside the safe box."""
+    left, _, right, lower = safe_box(width, height)
+    size = max(14, min(width, height) // 18)
+    block = fit_text(text, right - left, 3, size, max(12, size * 6 // 10), stroke_ratio=1 / 12)
+    pad = block.size // 4
+    band = Image.new("RGBA", (width, block.height + 2 * pad), (0, 0, 0, 0))
+    draw_block(ImageDraw.Draw(band), block, width / 2, pad)
     pixels = np.asarray(band).astype(np.float32)
-    top = height - band_h - height // 20
+    top = lower - band.height - height // 40
     return top, pixels[..., :3], pixels[..., 3:] / 255.0
 
 
@@ -338,11 +347,11 @@ def _srt(cues: list[_Cue], fps: float) -> str:
 
 def _poster(board: Storyboard, frame: Image.Image, width: int, height: int) -> Image.Image:
     image = frame.convert("RGB")
-    draw = ImageDraw.Draw(image)
-    size = max(18, height // 9)
-    w = draw.textlength(board.title, font=font(size))
-    draw.text(((width - w) / 2, height * 0.38), board.title, font=font(size),
-              fill=(255, 255, 255), stroke_width=max(1, size // 14), stroke_fill=(0, 0, 0))
+    left, upper, right, lower = safe_box(width, height)
+    block = fit_text(board.title, right - left, 2, max(18, min(width, height) // 9),
+                     max(14, min(width, height) // 24), stroke_ratio=1 / 14)
+    draw_block(ImageDraw.Draw(image), block, width / 2, (height - block.height) / 2,
+               fill=(255, 255, 255), stroke_fill=(0, 0, 0))
     return image
 
 
@@ -355,14 +364,12 @@ def _contact_sheet(board: Storyboard, thumbs: list[Image.Image], columns: int = 
     sheet = Image.new("RGB", (columns * (thumb_width + pad) + pad,
                               rows * (thumb_h + caption_h + pad) + pad + 40), (24, 24, 28))
     draw = ImageDraw.Draw(sheet)
-    draw.text((pad, pad), board.title, font=font(24), fill=(240, 240, 240))
+    heading = fit_text(board.title, sheet.width - 2 * pad, 1, 24, 14)
+    draw_block(draw, heading, pad, pad, fill=(240, 240, 240), align="left")
     for n, thumb in enumerate(thumbs):
         x = pad + (n % columns) * (thumb_width + pad)
         y = 40 + pad + (n // columns) * (thumb_h + caption_h + pad)
         sheet.paste(thumb.resize((thumb_width, thumb_h)), (x, y))
-        text = board.scenes[n].description
-        per_line = 40 if text.isascii() else 22
-        lines = textwrap.wrap(f"{n + 1}. {text}", width=per_line)[:2]
-        for m, line in enumerate(lines):
-            draw.text((x, y + thumb_h + 4 + m * 22), line, font=font(16), fill=(220, 220, 220))
+        caption = fit_text(f"{n + 1}. {board.scenes[n].description}", thumb_width, 2, 16)
+        draw_block(draw, caption, x, y + thumb_h + 6, fill=(220, 220, 220), align="left")
     return sheet

@@ -22,8 +22,9 @@ from pipeline.events import RenderFinished, describe
 from pipeline.history import History, default_root
 from pipeline.manifest import CliJob
 from pipeline.planner import PlanRequest, PromptRejected, PlanTimings, plan_storyboard
-from pipeline.render import BACKENDS, RenderError, RenderSettings, render_storyboard
-from pipeline.safety import ContentFilter
+from pipeline.fonts import FontMissing, check_fonts
+from pipeline.render import (BACKENDS, RenderError, RenderSettings, check_renderable,
+                             render_storyboard)
 from pipeline.storyboard import MAX_SCENES, Storyboard, StoryboardError
 
 log = logging.getLogger("pipeline")
@@ -66,7 +67,24 @@ def plan_request(args: argparse.Namespace) -> PlanRequest:
                        seed=args.seed, use_model=not args.no_model)
 
 
+def require_prompt_fonts(args: argparse.Namespace) -> None:
+    """A Chinese film needs a CJK font: say so before any model loads, not after a render."""
+    try:
+        check_fonts([args.prompt, "中" if args.language == "zh" else ""])
+    except FontMissing as err:
+        raise UserError(str(err)) from None
+
+
+def require_renderable(board: Storyboard, where: str = "") -> None:
+    """The content filter and the fonts, checked before any job is recorded or model loads."""
+    try:
+        check_renderable(board)
+    except (StoryboardError, RenderError) as err:
+        raise UserError(f"{where}{err}") from None
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
+    require_prompt_fonts(args)
     timings = PlanTimings()
     try:
         board = plan_storyboard(plan_request(args), timings=timings)
@@ -100,7 +118,8 @@ def add_render_settings(parser: argparse.ArgumentParser) -> None:
 
 
 def render_settings(args: argparse.Namespace) -> RenderSettings:
-    return RenderSettings(
+    crossfade = getattr(args, "crossfade", RenderSettings.crossfade)  # make's, for the tails
+    return RenderSettings(crossfade=crossfade,
         backend=args.backend, video_model=args.video_model, image_model=args.image_model,
         width=args.width, height=args.height, steps=args.steps, frames=args.frames, fps=args.fps,
         profile=args.profile, seed=getattr(args, "render_seed", None),
@@ -112,6 +131,8 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for the scene clips")
     parser.add_argument("--seed", type=int, default=None, dest="render_seed",
                         help="use this seed for every scene instead of the storyboard's")
+    parser.add_argument("--crossfade", type=float, default=RenderSettings.crossfade,
+                        help="seconds each crossfade will overlap (give `assemble` the same)")
     add_render_settings(parser)
 
 
@@ -124,9 +145,7 @@ def load_storyboard(path: Path) -> Storyboard:
         board = Storyboard.from_json(text)
     except StoryboardError as err:
         raise UserError(f"{path}: {err}") from None
-    problems = ContentFilter.default().check_storyboard(board)
-    if problems:
-        raise UserError(f"{path}: {'; '.join(map(str, problems))}")
+    require_renderable(board, f"{path}: ")
     return board
 
 
@@ -145,7 +164,7 @@ def render_and_report(board: Storyboard, out: Path, settings: RenderSettings,
                 job.record(event)
             if isinstance(event, RenderFinished):
                 finished = event
-    except RenderError as err:
+    except (RenderError, StoryboardError) as err:
         if job is not None:
             job.finish("failed", str(err))
         raise UserError(str(err)) from None
@@ -247,6 +266,7 @@ def cmd_make(args: argparse.Namespace) -> int:
     """plan -> render -> assemble; the clips go to FILM_scenes/ beside the film."""
     if args.out.suffix.lower() != ".mp4":
         raise UserError(f"--out must name an .mp4 file (got {args.out.name})")
+    require_prompt_fonts(args)  # a Chinese film without a CJK font stops here, in seconds
     assembly = assembly_settings(args)  # a bad music file is refused before any work
     settings = render_settings(args)
     try:
@@ -257,6 +277,7 @@ def cmd_make(args: argparse.Namespace) -> int:
         board = plan_storyboard(plan_request(args))
     except PromptRejected as err:
         raise UserError(str(err)) from None
+    require_renderable(board)
     for note in board.notes:
         print(f"note: {note}", file=sys.stderr)
     clips = args.out.with_name(f"{args.out.stem}_scenes")
@@ -270,6 +291,7 @@ def cmd_make(args: argparse.Namespace) -> int:
 
 def finish_job(job: CliJob) -> int:
     """Render the job's missing scenes, then assemble its film if it has one."""
+    require_renderable(job.board)
     job.reconcile()
     missing = job.missing_scenes()
     if missing:

@@ -50,12 +50,30 @@ def check_packages() -> Check:
                  "bash scripts/setup.sh")
 
 
+CUDA_TORCH_FIX = ("install a CUDA build of torch as README's 'Using an NVIDIA GPU' says (Linux: "
+                  "`.venv/bin/pip install --force-reinstall torch==2.13.0` from PyPI; Windows: "
+                  "add `--index-url https://download.pytorch.org/whl/cu128`), then check it: "
+                  "python -c \"import torch; print(torch.cuda.is_available())\" prints True")
+
+
+def nvidia_gpu_present() -> bool:
+    """Whether this machine has an NVIDIA GPU and driver, asked without torch."""
+    return (Path("/proc/driver/nvidia/version").is_file() or Path("/dev/nvidia0").exists()
+            or shutil.which("nvidia-smi") is not None)
+
+
 def check_gpu() -> Check:
     import torch
 
     from models.memory import free_vram_gib, pick_profile
 
     if not torch.cuda.is_available():
+        if nvidia_gpu_present():
+            build = "torch is a CPU build" if torch.version.cuda is None else \
+                f"torch (CUDA {torch.version.cuda}) cannot use it (driver too old?)"
+            return Check("gpu", False, f"an NVIDIA GPU is here but {build} {torch.__version__}: "
+                                       f"scenes render as animatics", CUDA_TORCH_FIX,
+                         required=False)
         return Check("gpu", False, "no CUDA GPU: scenes render as animatics",
                      "install a CUDA build of torch on a machine with an NVIDIA GPU",
                      required=False)
@@ -89,13 +107,21 @@ def check_encoder() -> Check:
                  "pip install --force-reinstall av (its wheels bundle FFmpeg with x264)")
 
 
-def check_font() -> Check:
-    from pipeline.fonts import INSTALL_HINT, FontMissing, cjk_font_path
+def check_fonts() -> list[Check]:
+    """Latin text needs the font that comes with the install; Chinese text a system CJK font
+    (without one, English films still render, Chinese ones are refused before any work)."""
+    from pipeline.fonts import INSTALL_HINT, FontMissing, cjk_font_path, latin_font_path
 
     try:
-        return Check("font", True, f"Chinese-capable font {cjk_font_path()}")
+        latin = Check("font (Latin)", True, f"{latin_font_path().name}, installed with Storyreel")
     except FontMissing as err:
-        return Check("font", False, str(err).split(";")[0], INSTALL_HINT)
+        latin = Check("font (Latin)", False, str(err), "bash scripts/setup.sh")
+    try:
+        chinese = Check("font (Chinese)", True, str(cjk_font_path()))
+    except FontMissing as err:
+        chinese = Check("font (Chinese)", False, f"{str(err).split(';')[0]}: English films "
+                        f"render, Chinese ones need one", INSTALL_HINT, required=False)
+    return [latin, chinese]
 
 
 def check_outputs(root: Path) -> list[Check]:
@@ -116,7 +142,7 @@ def check_outputs(root: Path) -> list[Check]:
 def run_checks(outputs: Path) -> list[Check]:
     checks: list[Check] = [check_python(), check_packages()]
     steps: list[Callable[[], Check | list[Check]]] = [
-        check_gpu, check_encoder, check_font, check_models, lambda: check_outputs(outputs)]
+        check_gpu, check_encoder, check_fonts, check_models, lambda: check_outputs(outputs)]
     for step in steps:
         result = step()
         checks.extend(result if isinstance(result, list) else [result])

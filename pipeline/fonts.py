@@ -1,13 +1,19 @@
-"""Finding a font that draws Chinese as well as Latin text (subtitles, title cards).
+"""Fonts for the text Storyreel draws (subtitles, title cards, poster, contact sheet, tags).
 
-Order: STORYREEL_FONT, then the usual CJK fonts of Linux, macOS and Windows. setup installs
-none by itself (it needs root): `sudo apt install fonts-noto-cjk` (or fonts-wqy-microhei) on
-Debian/Ubuntu; macOS and Windows ship one.
+Latin, Greek and Cyrillic text uses Noto Sans, which arrives with the install (the PyPI package
+`fontpkg-noto-sans`, in requirements.txt): an English film needs no system font at all.
+Text with Chinese (or Japanese/Korean) characters needs a CJK font from the system:
+STORYREEL_FONT, then the usual CJK fonts of Linux, macOS and Windows. setup installs none by
+itself (it needs root): `sudo apt install fonts-noto-cjk` (or fonts-wqy-microhei) on
+Debian/Ubuntu; macOS and Windows ship one. `check_fonts` is called with every text a job will
+draw before any model loads, so a missing CJK font stops a job in seconds, not after a render.
 """
 from __future__ import annotations
 
 import functools
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from PIL import ImageFont
@@ -27,10 +33,32 @@ CANDIDATES = (
 )
 INSTALL_HINT = ("install a CJK font (Debian/Ubuntu: `sudo apt install fonts-noto-cjk`) or set "
                 "STORYREEL_FONT to a .ttf/.ttc/.otf file that has Chinese glyphs")
+# CJK ideographs and punctuation, kana, hangul and full-width forms: characters Noto Sans lacks.
+CJK_TEXT = re.compile(r"[\u2e80-\u9fff\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff\ufe30-\ufe4f"
+                      r"\uff00-\uffef\U00020000-\U0003134f]")
 
 
 class FontMissing(RuntimeError):
     pass
+
+
+def needs_cjk(text: str) -> bool:
+    """Whether drawing `text` needs a CJK font."""
+    return bool(CJK_TEXT.search(text or ""))
+
+
+@functools.lru_cache(maxsize=1)
+def latin_font_path() -> Path:
+    """Noto Sans from the fontpkg-noto-sans package (installed with requirements.txt)."""
+    try:
+        import fontpkg_noto_sans
+    except ImportError:
+        raise FontMissing("the font package fontpkg-noto-sans is not installed; run "
+                          "`bash scripts/setup.sh` (or `pip install -r requirements.txt`)") from None
+    path = Path(fontpkg_noto_sans.ROOT) / "files" / "NotoSans[wdth,wght].ttf"
+    if not path.is_file():
+        raise FontMissing(f"{path} is missing; reinstall fontpkg-noto-sans")
+    return path
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,6 +75,18 @@ def cjk_font_path() -> Path:
     raise FontMissing(f"no font that can draw Chinese was found; {INSTALL_HINT}")
 
 
-@functools.lru_cache(maxsize=32)
-def font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(cjk_font_path()), size)
+def check_fonts(texts: Iterable[str]) -> None:
+    """Raise FontMissing (with the fix) if any of `texts` needs a font this machine lacks."""
+    latin_font_path()
+    if any(needs_cjk(t) for t in texts):
+        cjk_font_path()
+
+
+def font(size: int, text: str = "") -> ImageFont.FreeTypeFont:
+    """A font of `size` pixels that can draw `text` (the CJK font only when the text needs it)."""
+    return _load(size, needs_cjk(text))
+
+
+@functools.lru_cache(maxsize=64)
+def _load(size: int, cjk: bool) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(cjk_font_path() if cjk else latin_font_path()), size)

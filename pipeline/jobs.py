@@ -23,8 +23,8 @@ from pipeline.assemble import (AssemblyError, AssemblySettings, FilmResult, asse
 from pipeline.events import Event, RenderFinished, SceneDone, SceneFailed
 from pipeline.history import History
 from pipeline.planner import OnText, PlanRequest, plan_storyboard
-from pipeline.render import RenderError, RenderSettings, render_storyboard, unfinished_scenes
-from pipeline.safety import ContentFilter
+from pipeline.render import (RenderError, RenderSettings, check_renderable, render_storyboard,
+                             unfinished_scenes)
 from pipeline.storyboard import CONTINUE, Storyboard, StoryboardError
 
 UPLOADS = "uploads"  # a job's uploaded keyframes, beside its scenes
@@ -71,10 +71,13 @@ class Jobs:
 
     # ---- render --------------------------------------------------------------------------
 
-    def checked_board(self, board: Storyboard) -> Storyboard:
-        problems = ContentFilter.default().check_storyboard(board)
-        if problems:
-            raise JobError("; ".join(map(str, problems)))
+    @staticmethod
+    def checked_board(board: Storyboard) -> Storyboard:
+        """The storyboard, if the content filter passes every text and its fonts are here."""
+        try:
+            check_renderable(board)
+        except RenderError as err:
+            raise JobError(str(err)) from None
         return board
 
     def board_from_rows(self, job: dict[str, Any], rows: list[list[Any]]) -> Storyboard:
@@ -139,9 +142,14 @@ class Jobs:
         the film."""
         job = self.job(user, job_id, admin)
         folder = Path(job["dir"])
+        try:  # refused before the job changes state: nothing the person made is touched
+            self.checked_board(board)
+        except StoryboardError as err:
+            raise JobError(str(err)) from None
         self.history.update(job_id, storyboard=board.to_dict(), title=board.title,
                             status="rendering", message="", pid=os.getpid())
-        settings = dataclasses.replace(self.render_defaults, only_scenes=only_scenes or [])
+        settings = dataclasses.replace(self.render_defaults, only_scenes=only_scenes or [],
+                                       crossfade=self.assembly.crossfade)
         finished = RenderFinished()
         scenes = render_storyboard(board, folder / "scenes", settings, cancel=cancel,
                                    base_dir=folder) if only_scenes != [] else iter(())

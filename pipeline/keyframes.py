@@ -6,15 +6,15 @@ scene's visual prompt. The animatic backend may instead use a title card drawn h
 """
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from pipeline.fonts import font
+from pipeline.lettering import draw_block, fit_text, safe_box
 from pipeline.storyboard import Scene
 
 NEGATIVE_PROMPT = "blurry, low quality, distorted, text, watermark"
@@ -75,22 +75,39 @@ def generate(pipe: Any, scene: Scene, width: int, height: int, steps: int, guida
     return fit(result.images[0], width, height)
 
 
-def title_card(scene: Scene, number: int, title: str, width: int, height: int) -> Image.Image:
-    """A card with the scene's text on a colour field (seeded), for animatics without a model."""
+@dataclass(frozen=True)
+class TitleCard:
+    """A keyframe for animatics without a model: a colour field the camera moves over, and its
+    lettering (RGBA, the frame's size), drawn over every moved frame so it never leaves it."""
+
+    background: Image.Image
+    lettering: Image.Image
+
+    def composite(self) -> Image.Image:
+        card = self.background.convert("RGBA")
+        card.alpha_composite(self.lettering)
+        return card.convert("RGB")
+
+
+def title_card(scene: Scene, number: int, title: str, width: int, height: int,
+               reserve_right: int = 0) -> TitleCard:
+    """The scene's text on a colour field (seeded). The header stays clear of `reserve_right`
+    pixels at the top right (the ANIMATIC tag's place); all text lies inside the safe box."""
     rng = np.random.default_rng(scene.seed + number)
     top, bottom = rng.integers(20, 110, 3), rng.integers(60, 170, 3)
     ramp = np.linspace(0.0, 1.0, height)[:, None, None]
     pixels = (top * (1 - ramp) + bottom * ramp).astype(np.uint8)
-    card = Image.fromarray(np.broadcast_to(pixels, (height, width, 3)).copy())
-    draw = ImageDraw.Draw(card)
-    small, large = font(max(12, height // 24)), font(max(16, height // 12))
-    draw.text((width // 16, height // 12), f"{title}  ·  {number}", font=small,
-              fill=(235, 235, 235))
-    chars = max(8, int(width * 0.8 / large.size * (2.0 if scene.description.isascii() else 1.0)))
-    lines = textwrap.wrap(scene.description, width=chars)[:4]
-    y = height // 2 - len(lines) * large.size * 6 // 10
-    for line in lines:
-        w = draw.textlength(line, font=large)
-        draw.text(((width - w) / 2, y), line, font=large, fill=(255, 255, 255))
-        y += int(large.size * 1.3)
-    return card
+    background = Image.fromarray(np.broadcast_to(pixels, (height, width, 3)).copy())
+    lettering = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(lettering)
+    left, upper, right, lower = safe_box(width, height)
+    unit = min(width, height)
+    header = fit_text(f"{title}  ·  {number}", right - left - reserve_right, 1,
+                      max(12, unit // 24), max(10, unit // 40))
+    draw_block(draw, header, left, upper + height * 0.02, fill=(235, 235, 235, 255), align="left")
+    body = fit_text(scene.description, right - left, 4, max(16, unit // 12), max(12, unit // 28),
+                    stroke_ratio=0.04)
+    body_top = max(upper + header.height + height * 0.06, (height - body.height) / 2)
+    draw_block(draw, body, width / 2, min(body_top, lower - body.height),
+               stroke_fill=(0, 0, 0, 160))
+    return TitleCard(background, lettering)

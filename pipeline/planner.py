@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 500        # a prompt is one or two sentences; longer ones are refused
 DEFAULT_SCENE_SECONDS = 4.0   # film length per scene when --seconds is not given
-SHORTEST_PLANNED = MIN_DURATION * 2  # seconds; the planner writes no shorter scene
+SHORTEST_PLANNED = MIN_DURATION * 1.5  # seconds; the planner writes no shorter scene
 RULE_BASED = "rule-based"
 
 OnText = Callable[[str], None]
@@ -158,7 +158,43 @@ def _drafts_from_model(prompt: str, beats: list[Beat], language: str, request: P
             drafts[k] = _rule_draft(beats[k], language, k, len(beats))
             notes.append(f"scene {k + 1}: the model repeated an earlier scene twice, so its text "
                          f"comes from the rule-based planner")
+    _filter_drafts(prompt, drafts, beats, language, writer, notes)
+    if title and ContentFilter.default().find_written(title, prompt):
+        notes.append("the model's title held a blocked term; the title comes from the prompt")
+        title = ""
     return drafts, title, chat.model_id
+
+
+def _flagged(draft: _Draft, prompt: str, words: ContentFilter) -> tuple[str, str] | None:
+    """(field, term) of the first text in a draft that the content filter refuses, or None."""
+    for name in ("description", "visual_prompt"):
+        term = words.find_written(getattr(draft, name), prompt)
+        if term:
+            return name, term
+    return None
+
+
+def _filter_drafts(prompt: str, drafts: list[_Draft], beats: list[Beat], language: str,
+                   writer: _SceneWriter, notes: list[str]) -> None:
+    """Every field the model wrote goes through the content filter: a flagged scene is asked
+    for once more, then written by rule; the notes say which scene and why."""
+    words = ContentFilter.default()
+    for k, draft in enumerate(drafts):
+        flagged = _flagged(draft, prompt, words)
+        if flagged is None:
+            continue
+        name, term = flagged
+        others = [d for j, d in enumerate(drafts) if j != k]
+        redo = writer.rewrite(prompt, beats[k], k, len(beats), others, attempt=0)
+        if redo and _flagged(redo, prompt, words) is None and \
+                not _is_bad(redo, others, writer.text_field):
+            drafts[k] = redo
+            notes.append(f"scene {k + 1}: the model wrote a blocked term ({term!r}) in its "
+                         f"{name}; it was asked again")
+        else:
+            drafts[k] = _rule_draft(beats[k], language, k, len(beats))
+            notes.append(f"scene {k + 1}: the model wrote a blocked term ({term!r}) in its "
+                         f"{name} twice, so its text comes from the rule-based planner")
 
 
 class _SceneWriter:

@@ -28,13 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from models.files import write_json_atomic
-from pipeline.animate import (MOTION_BUCKET, VideoParams, animatic_frames, frame_count, retime,
-                              svd_frames, svd_plan)
+from models.files import sweep_partials, write_json_atomic
+from pipeline.animate import (MOTION_BUCKET, VideoParams, animatic_frames, animatic_tag,
+                              frame_count, retime, svd_frames, svd_plan)
 from pipeline.events import (Event, Notice, RenderFinished, SceneDone, SceneFailed, SceneStarted,
                              StepProgress)
+from pipeline.fonts import FontMissing, check_fonts
 from pipeline.keyframes import SceneError, fit, generate, load_upload, title_card
-from pipeline.storyboard import CONTINUE, Scene, Storyboard
+from pipeline.safety import ContentFilter
+from pipeline.storyboard import CONTINUE, Scene, Storyboard, StoryboardError
 from pipeline.video_io import write_mp4
 
 if TYPE_CHECKING:
@@ -62,6 +64,9 @@ class RenderSettings:
     noise_aug_strength: float = 0.02
     min_guidance_scale: float = 1.0
     max_guidance_scale: float = 3.0
+    crossfade: float = 0.5          # seconds a crossfading scene overlaps the one before; that
+                                    # scene's clip runs this much past its duration, so the film
+                                    # lasts exactly the storyboard's total (assembly uses the same)
     only_scenes: list[int] = field(default_factory=list)  # 1-based; empty = every scene
 
     def check(self) -> None:
@@ -79,6 +84,8 @@ class RenderSettings:
             problems.append(f"frames {self.frames} is outside 2-64")
         if not 1 <= self.fps <= 60:
             problems.append(f"fps {self.fps} is outside 1-60")
+        if not 0 <= self.crossfade <= 5:
+            problems.append(f"crossfade {self.crossfade} is outside 0-5 seconds")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -97,6 +104,29 @@ def scene_paths(out_dir: Path, number: int) -> dict[str, Path]:
             "last_frame": Path(f"{stem}_last.png"), "info": stem.with_suffix(".json")}
 
 
+def clip_seconds(board: Storyboard, number: int, crossfade: float) -> float:
+    """How long scene `number`'s clip runs: its duration, plus the crossfade when the next scene
+    fades in over its end (the film's timeline gives each scene exactly its duration)."""
+    scene = board.scenes[number - 1]
+    following = board.scenes[number] if number < len(board.scenes) else None
+    tail = crossfade if following is not None and following.transition == "crossfade" else 0.0
+    return scene.duration + min(tail, scene.duration / 2, following.duration / 2 if following
+                                else 0.0)
+
+
+def check_renderable(board: Storyboard) -> None:
+    """What every render and assembly checks before any model loads: the content filter over
+    every text the film will draw or render (StoryboardError naming scene and field), and a
+    font for every script in it (RenderError with the install hint)."""
+    problems = ContentFilter.default().check_storyboard(board)
+    if problems:
+        raise StoryboardError(problems)
+    try:
+        check_fonts(board.drawn_texts())
+    except FontMissing as err:
+        raise RenderError(str(err)) from None
+
+
 def unfinished_scenes(out_dir: Path, count: int) -> list[int]:
     """Scenes (1-based) not finished in `out_dir`: a scene is finished once its info JSON,
     written last and atomically, exists beside its clip."""
@@ -113,6 +143,7 @@ def render_storyboard(board: Storyboard, out_dir: Path, settings: RenderSettings
     """
     settings = settings or RenderSettings()
     settings.check()
+    check_renderable(board)
     cancel = cancel or threading.Event()
     events: queue.Queue[Event | BaseException | None] = queue.Queue()
     renderer = _Renderer(board, Path(out_dir), settings, cancel, events.put,
@@ -144,6 +175,7 @@ class _SceneFrames:
     number: int
     scene: Scene
     frames: list[Any]     # RGB uint8 arrays (SVD: its runs' frames; animatic: at the film's fps)
+    seconds: float        # the clip's length: the scene's duration plus any crossfade tail
     source: str           # where the keyframe came from
     started: float        # perf_counter when the scene started
     keyframe_s: float
@@ -176,6 +208,7 @@ class _Renderer:
     def run(self) -> None:
         started = time.perf_counter()
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        sweep_partials(self.out_dir)  # a resumed folder loses what a killed writer left
         self._choose_backend()
         self._load_image_model()
         wanted = set(self.settings.only_scenes) or set(range(1, len(self.board.scenes) + 1))
@@ -325,17 +358,23 @@ class _Renderer:
         """The scene's keyframe and frames (the GPU's part of a scene)."""
         started = time.perf_counter()
         s = self.settings
-        keyframe, source = self._keyframe(number, scene)
+        seconds = clip_seconds(self.board, number, s.crossfade)
+        keyframe, source, lettering = self._keyframe(number, scene)
         keyframe_s = time.perf_counter() - started
-        keyframe.save(scene_paths(self.out_dir, number)["keyframe"])
+        shown = keyframe
+        if lettering is not None:
+            shown = keyframe.convert("RGBA")
+            shown.alpha_composite(lettering)
+        shown.convert("RGB").save(scene_paths(self.out_dir, number)["keyframe"])
         video_started = time.perf_counter()
         if self.backend == "svd":  # the runs' frames, re-timed to the film's fps while encoding
             frames = self._svd_with_retries(number, scene, keyframe)
         else:
-            frames = list(animatic_frames(keyframe, scene, s.width, s.height, s.fps))
+            frames = list(animatic_frames(keyframe, scene, s.width, s.height, s.fps, seconds,
+                                          lettering))
         self._check_cancel()
         self.last_frames = {number: frames[-1]}  # a "continue" scene next starts from it
-        return _SceneFrames(number, scene, frames, source, started, keyframe_s,
+        return _SceneFrames(number, scene, frames, seconds, source, started, keyframe_s,
                             time.perf_counter() - video_started)
 
     def _write_scene(self, made: _SceneFrames) -> SceneDone:
@@ -343,38 +382,44 @@ class _Renderer:
         encode_started = time.perf_counter()
         self.emit(StepProgress(made.number, "encode", 0, 1))
         fps = self.settings.fps
-        count = write_mp4(retime(made.frames, frame_count(made.scene.duration, fps)),
-                          paths["clip"], fps)
+        count = write_mp4(retime(made.frames, frame_count(made.seconds, fps)), paths["clip"], fps)
         Image.fromarray(made.frames[-1]).save(paths["last_frame"])
         encode_s = time.perf_counter() - encode_started
         info = self._scene_info(made.number, made.scene, made.source, count, made.keyframe_s,
                                 made.video_s, encode_s)
+        info["clip_seconds"] = round(made.seconds, 3)  # the duration plus the crossfade tail
         write_json_atomic(paths["info"], info)  # last: a scene whose info file exists is finished
         return SceneDone(made.number, paths["clip"], paths["keyframe"], paths["last_frame"],
                          paths["info"], time.perf_counter() - made.started, self.backend)
 
-    def _keyframe(self, number: int, scene: Scene) -> tuple[Image.Image, str]:
+    def _keyframe(self, number: int, scene: Scene) -> tuple[Image.Image, str, Image.Image | None]:
+        """(the picture the video starts from, where it came from, lettering drawn over every
+        frame: a title card's text, or None)."""
         s = self.settings
         if scene.keyframe == CONTINUE:
             if number - 1 in self.last_frames:  # made just now; its PNG may still be being written
                 return (fit(Image.fromarray(self.last_frames[number - 1]), s.width, s.height),
-                        f"continue: last frame of scene {number - 1}")
+                        f"continue: last frame of scene {number - 1}", None)
             previous = scene_paths(self.out_dir, number - 1)["last_frame"]
             if not previous.is_file():
                 raise SceneError(f"scene {number}, keyframe: 'continue' needs scene {number - 1}'s "
                                  f"last frame, which has not been rendered")
             with Image.open(previous) as image:
-                return fit(image, s.width, s.height), f"continue: last frame of scene {number - 1}"
+                return (fit(image, s.width, s.height),
+                        f"continue: last frame of scene {number - 1}", None)
         if scene.keyframe:
             path = Path(scene.keyframe).expanduser()
             path = path if path.is_absolute() else self.base_dir / path
-            return load_upload(path, number, s.width, s.height), f"upload: {path.name}"
+            return load_upload(path, number, s.width, s.height), f"upload: {path.name}", None
         if self.image_pipe is not None:
             image = generate(self.image_pipe, scene, s.width, s.height, s.keyframe_steps,
                              s.keyframe_guidance, self._progress(number, "keyframe"))
-            return image, f"generated: {self.image_model}"
+            return image, f"generated: {self.image_model}", None
         if self.backend == "animatic":
-            return title_card(scene, number, self.board.title, s.width, s.height), "title card"
+            tag = animatic_tag(s.width, s.height)
+            card = title_card(scene, number, self.board.title, s.width, s.height,
+                              reserve_right=tag.width + tag.height)
+            return card.background, "title card", card.lettering
         raise SceneError(f"scene {number}: {self._no_image_model_message(s.image_model or 'default')}"
                          f", or give the scene a keyframe image")
 

@@ -151,7 +151,12 @@ class Storyboard:
 
     @property
     def total_duration(self) -> float:
+        """The film's length: scenes follow each other on the timeline, crossfades included."""
         return sum(s.duration for s in self.scenes)
+
+    def drawn_texts(self) -> list[str]:
+        """Every text the film draws: title (poster, headers) and descriptions (subtitles)."""
+        return [self.title, *(s.description for s in self.scenes)]
 
 
 def parse_scene(raw: Any, number: int, problems: list[FieldProblem]) -> Scene | None:

@@ -14,6 +14,8 @@ import av
 import numpy as np
 from PIL import Image
 
+from models.files import partial_name, sweep_partials
+
 
 def even_size(width: int, height: int) -> tuple[int, int]:
     return width - width % 2, height - height % 2
@@ -23,7 +25,8 @@ def write_mp4(frames: Iterable[np.ndarray], path: Path, fps: float, crf: int = 1
               preset: str = "veryfast", audio: Path | None = None) -> int:
     """Encode RGB uint8 frames (H, W, 3) to `path`; returns the number of frames written."""
     path = Path(path)
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    sweep_partials(path.parent)  # a clip cut off by a kill is not left behind
+    partial = partial_name(path)
     count = 0
     with av.open(str(partial), mode="w", format="mp4",
                  options={"movflags": "+faststart"}) as container:

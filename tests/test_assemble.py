@@ -57,10 +57,12 @@ def test_film_is_browser_playable_and_exactly_as_long_as_planned(rendered, tmp_p
     info = probe(result.film)
     assert (info["codec"], info["pix_fmt"]) == ("h264", "yuv420p")
     assert info["width"] % 2 == 0 and info["height"] % 2 == 0
-    expected = 1.0 + 1.5 + 1.0 - 2 * 0.5
+    expected = 1.0 + 1.5 + 1.0  # crossfades overlap scenes; they do not shorten the film
     assert abs(info["duration"] - expected) <= 1 / FPS
     assert moov_before_mdat(result.film)
     details = json.loads(result.info.read_text(encoding="utf-8"))
+    assert details["asked_seconds"] == expected
+    assert abs(details["film_seconds"] - expected) <= 1 / FPS
     assert details["crossfade_seconds"] == 0.5 and len(details["scenes"]) == 3
     assert details["storyboard"]["scenes"][1]["description"] == "A river runs through the woods."
     assert all(s["seed"] == 3 and s["backend"] == "animatic" for s in details["scenes"])
@@ -74,8 +76,10 @@ def test_scenes_are_in_order_and_crossfades_blend(rendered, tmp_path):
     centre = [f[20:40, 20:60].reshape(-1, 3).mean(axis=0) for f in frames]
     dominant = [int(np.argmax(c)) for c in centre]
     assert dominant[0] == 0 and dominant[len(frames) // 2] == 1 and dominant[-1] == 2
-    # In the first crossfade (frames 6-11 of the film) red gives way to green gradually.
-    fade = [c[1] - c[0] for c in centre[6:12]]
+    # Scene 2 starts at frame 12 and fades in over scene 1's tail for 0.5 s (6 frames):
+    # red gives way to green gradually.
+    assert dominant[11] == 0
+    fade = [c[1] - c[0] for c in centre[12:18]]
     assert fade == sorted(fade) and fade[0] < 0 < fade[-1]
 
 
@@ -91,22 +95,22 @@ def test_srt_is_timed_to_the_scenes(rendered, tmp_path):
     result = assemble_film(board, clips, tmp_path / "film.mp4", AssemblySettings(crossfade=0.5))
     blocks = result.srt.read_text(encoding="utf-8").strip().split("\n\n")
     assert [b.splitlines()[2] for b in blocks] == [s.description for s in board.scenes]
-    assert blocks[0].splitlines()[1] == "00:00:00,000 --> 00:00:00,500"
-    assert blocks[1].splitlines()[1] == "00:00:00,500 --> 00:00:01,500"
-    assert blocks[2].splitlines()[1] == "00:00:01,500 --> 00:00:02,500"
+    assert blocks[0].splitlines()[1] == "00:00:00,000 --> 00:00:01,000"
+    assert blocks[1].splitlines()[1] == "00:00:01,000 --> 00:00:02,500"
+    assert blocks[2].splitlines()[1] == "00:00:02,500 --> 00:00:03,500"
 
 
 def test_chinese_glyphs_render_as_chinese_not_boxes():
     def glyph(char: str) -> np.ndarray:
         canvas = Image.new("L", (64, 64), 0)
-        ImageDraw.Draw(canvas).text((4, 4), char, font=font(48), fill=255)
+        ImageDraw.Draw(canvas).text((4, 4), char, font=font(48, char), fill=255)
         return np.asarray(canvas) > 128
 
     forest, river, animal = glyph("森"), glyph("河"), glyph("物")
     assert forest.sum() > 100 and river.sum() > 100
     # A font without Chinese draws the same "tofu" box for every character.
     assert (forest != river).sum() > 100 and (river != animal).sum() > 100
-    assert font(20).getmask("森").getbbox() is not None
+    assert font(20, "森").getmask("森").getbbox() is not None
 
 
 def test_subtitles_are_burned_in_the_bottom_band(rendered, tmp_path):
@@ -187,7 +191,7 @@ def test_make_goes_from_prompt_to_film(tmp_path, embedded_chat):
     assert done.returncode == 0, done.stderr
     film = tmp_path / "film.mp4"
     info = probe(film)
-    assert abs(info["duration"] - (9 - 2 * 0.5)) <= 1 / 12 and info["audio"] == ["aac"]
+    assert abs(info["duration"] - 9) <= 1 / 12 and info["audio"] == ["aac"]
     details = json.loads((tmp_path / "film.json").read_text(encoding="utf-8"))
     assert details["storyboard"]["language"] == "zh" and "SmolLM2" in details["storyboard"]["planner"]
     assert (tmp_path / "film.srt").read_text(encoding="utf-8").count("-->") == 3

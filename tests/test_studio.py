@@ -373,3 +373,55 @@ def test_music_is_checked_before_use_and_goes_into_the_film(studio, tmp_path):
     from pipeline.video_io import probe
 
     assert probe(next(outputs.rglob("film.mp4")))["audio"] == ["aac"]
+
+
+def upload(url: str, cookie: str, name: str, content: bytes) -> list[str]:
+    """POST one file to Gradio's upload route as a browser does; returns the cached paths."""
+    boundary = "storyreel-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
+            f"filename=\"{name}\"\r\nContent-Type: image/png\r\n\r\n").encode() + content + \
+        f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url + "gradio_api/upload", data=body, method="POST", headers={
+        "Cookie": cookie, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_an_upload_is_served_only_to_the_person_who_uploaded_it(tmp_path, monkeypatch):
+    import io
+
+    from PIL import Image
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
+    accounts = Accounts.load(tmp_path / "users.json")
+    accounts.add("alice", "alice-password")
+    accounts.add("bob", "bob-password")
+    demo, launch = create_studio(tmp_path / "outputs", SMALL, accounts)
+    _, url, _ = launch(prevent_thread_lock=True, server_port=None)
+    try:
+        alice_cookie = login(url, "alice", "alice-password")
+        bob_cookie = login(url, "bob", "bob-password")
+        picture = io.BytesIO()
+        Image.new("RGB", (32, 32), (200, 100, 50)).save(picture, format="PNG")
+        [cached] = upload(url, alice_cookie, "keyframe.png", picture.getvalue())
+        assert Path(cached).is_file() and Path(cached).is_relative_to(get_upload_folder())
+        link = f"{url}gradio_api/file={cached}"
+        assert fetch(link, alice_cookie) == 200
+        assert fetch(link, bob_cookie) == 404
+        # A cached file nobody was given is nobody's: denied by default.
+        stray = Path(get_upload_folder()) / ("0" * 40) / "stray.png"
+        stray.parent.mkdir(parents=True)
+        stray.write_bytes(picture.getvalue())
+        assert fetch(f"{url}gradio_api/file={stray}", alice_cookie) == 404
+    finally:
+        demo.close()
+
+
+def test_the_render_api_refuses_blocked_text_by_scene_and_field(studio):
+    client, _url, outputs = studio
+    _, table, job_id = plan(client, "A kite over a beach")
+    before = json.loads((outputs / "history.json").read_text(encoding="utf-8"))
+    table["data"][1][1] = "a naked figure on the sand"
+    with pytest.raises(Exception, match="scene 2, visual_prompt: contains a blocked term"):
+        client.predict(job_id, table, api_name="/render")
+    assert json.loads((outputs / "history.json").read_text(encoding="utf-8")) == before

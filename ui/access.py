@@ -5,7 +5,10 @@ flag; `python app.py adduser NAME [--admin]` writes it. Passwords are never stor
 
 Files: Gradio serves what handlers return from its cache (`/gradio_api/file=<cache>/<sha>/name`)
 and, with `allowed_paths`, from outputs/. `FileGuard` is an ASGI middleware in front of both:
-a file in outputs/<user>/ or a cached copy of one goes only to its owner (and admins).
+a file in outputs/<user>/ goes only to its owner (and admins). Gradio's cache is deny by
+default: a cached file is served only to the people it was registered to, either because the
+studio handed it to them (`Studio.share`) or because they uploaded it (the guard reads each
+upload's answer and registers its files to the uploader before the browser sees it).
 """
 from __future__ import annotations
 
@@ -76,10 +79,12 @@ class FileRegistry:
     def register(self, path: str | Path, user: str) -> str:
         from gradio.processing_utils import hash_file  # the name Gradio's cache will use
 
-        key = hash_file(path)
-        with self._lock:
-            self._owners.setdefault(key, set()).add(user)
+        self.register_key(hash_file(path), user)
         return str(path)
+
+    def register_key(self, cache_key: str, user: str) -> None:
+        with self._lock:
+            self._owners.setdefault(cache_key, set()).add(user)
 
     def owners(self, cache_key: str) -> set[str] | None:
         with self._lock:
@@ -95,6 +100,10 @@ class FileGuard:
         self.accounts, self.cache_dir = accounts, Path(cache_dir).resolve()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST" and \
+                scope.get("path", "").rstrip("/").endswith("/upload"):
+            await self.app(scope, receive, self._registering_uploads(send, self._user(scope)))
+            return
         if scope["type"] == "http" and "/file=" in scope.get("path", ""):
             target = unquote(scope["path"].split("/file=", 1)[1])
             if not self.allowed(self._user(scope), target):
@@ -115,8 +124,35 @@ class FileGuard:
         if path.is_relative_to(self.cache_dir):
             parts = path.relative_to(self.cache_dir).parts
             owners = self.registry.owners(parts[0]) if parts else None
-            return owners is None or (user is not None and user in owners)
+            return owners is not None and user is not None and user in owners
         return True  # Gradio's own rules decide everything else
+
+    def _registering_uploads(self, send: Any, user: str | None) -> Any:
+        """A `send` that reads the upload route's answer (the cached paths, as JSON) and
+        registers those files to the uploader before the answer reaches the browser."""
+        status, body = 0, bytearray()
+
+        async def registering_send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and status == 200 and user:
+                body.extend(message.get("body", b""))
+                if not message.get("more_body"):
+                    self._register_uploads(bytes(body), user)
+            await send(message)
+
+        return registering_send
+
+    def _register_uploads(self, body: bytes, user: str) -> None:
+        try:
+            paths = json.loads(body)
+        except ValueError:
+            return  # not the list of paths Gradio answers with: nothing was stored
+        for path in paths if isinstance(paths, list) else []:
+            path = Path(str(path)).resolve()
+            if path.is_relative_to(self.cache_dir) and path != self.cache_dir:
+                self.registry.register_key(path.relative_to(self.cache_dir).parts[0], user)
 
     @staticmethod
     def _user(scope: dict[str, Any]) -> str | None:
