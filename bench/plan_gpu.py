@@ -1,6 +1,8 @@
 """The planner on a GPU with the default model's architecture (Qwen3-1.7B, random weights).
 
     python bench/plan_gpu.py
+    .venv/bin/python bench/plan_gpu.py --architecture qwen3-0.6b --scenes 5 --prompts 3
+        # the optional CPU planner's architecture, on the CPU: bench/results/plan_qwen3-0.6b_*.json
 
 Builds Qwen3-1.7B's architecture with random weights and a 151,936-token vocabulary (the
 SmolLM2 tokenizer extended with merged tokens to the same size, since no Qwen tokenizer can be
@@ -25,17 +27,21 @@ QWEN3_1_7B = dict(  # Qwen/Qwen3-1.7B config.json
     hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
     num_key_value_heads=8, head_dim=128, vocab_size=151936, max_position_embeddings=40960,
     rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True, hidden_act="silu")
+QWEN3_0_6B = dict(  # Qwen/Qwen3-0.6B config.json: the optional CPU planner
+    QWEN3_1_7B, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28)
+ARCHITECTURES = {"qwen3-1.7b": QWEN3_1_7B, "qwen3-0.6b": QWEN3_0_6B}
 PROMPTS = ("制作一段关于森林探险的短视频，包含河流和小动物", "A lighthouse keeper rescues a lost whale",
            "春节的夜晚，灯笼和烟花照亮了小镇")
 
 
-def build_model(folder: Path, layers: int | None, tokenizer_dir: Path | None) -> None:
+def build_model(folder: Path, layers: int | None, tokenizer_dir: Path | None,
+                architecture: str = "qwen3-1.7b") -> None:
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     from models.llm import EMBEDDED, load_chat_model
 
-    config = dict(QWEN3_1_7B)
+    config = dict(ARCHITECTURES[architecture])
     if layers:
         config.update(num_hidden_layers=layers, hidden_size=256, intermediate_size=512,
                       num_attention_heads=4, num_key_value_heads=2, head_dim=64)
@@ -89,6 +95,8 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=len(PROMPTS))
     parser.add_argument("--tokenizer", type=Path, default=None,
                         help="a SmolLM2 tokenizer folder (default: the embedded model's)")
+    parser.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="qwen3-1.7b",
+                        help="qwen3-0.6b: the optional CPU planner (run it on the CPU)")
     args = parser.parse_args()
 
     import torch
@@ -97,11 +105,12 @@ def main() -> None:
     from pipeline.cli import quiet_libraries
     from pipeline.beats import detect_language, plan_beats
     from pipeline.planner import PlanRequest, PlanTimings, _messages, _scene_request, plan_storyboard
+    from pipeline.premise import find_premise
 
     quiet_libraries()
-    folder = Path(tempfile.mkdtemp()) / "qwen3-1.7b-random"
+    folder = Path(tempfile.mkdtemp()) / f"{args.architecture}-random"
     started = time.perf_counter()
-    build_model(folder, args.small, args.tokenizer)
+    build_model(folder, args.small, args.tokenizer, args.architecture)
     build_s = time.perf_counter() - started
     chat = load_chat_model(str(folder))
     if args.cache:
@@ -116,7 +125,8 @@ def main() -> None:
         plan_s = time.perf_counter() - started
         # The same prompt and number of forward passes without the grammar (the planner's own
         # message builder, so the prefill is the same too).
-        beats = plan_beats(prompt, detect_language(prompt), args.scenes)
+        language = detect_language(prompt)
+        beats = plan_beats(prompt, language, args.scenes, find_premise(prompt, language))
         messages = _messages(_scene_request(prompt, beats, detect_language(prompt), True),
                              "description")
         inputs = chat.tokenizer.apply_chat_template(
@@ -144,10 +154,12 @@ def main() -> None:
     overheads = [r["overhead_pct"] for r in timed if r["overhead_pct"] is not None]
     summary = {"median_plan_s": statistics.median(r["plan_s"] for r in timed),
                "median_overhead_pct": statistics.median(overheads) if overheads else None,
-               "build_s": round(build_s, 1), "model": "Qwen3-1.7B architecture, random bf16"
+               "build_s": round(build_s, 1),
+               "model": f"{args.architecture} architecture, random weights"
                if not args.small else f"small {args.small}-layer Qwen3"}
     summary["cache"] = chat.model.generation_config.cache_implementation or "dynamic"
-    name = "plan_gpu" if not args.small else "plan_gpu_smoke"
+    name = ("plan_gpu" if args.architecture == "qwen3-1.7b" else f"plan_{args.architecture}") \
+        if not args.small else "plan_gpu_smoke"
     path = write_results(f"{name}_{summary['cache']}", rows, summary, args.out)
     print_table(rows, ["prompt", "plan_s", "tokens", "unconstrained_s", "overhead_pct"])
     print(summary)

@@ -68,7 +68,7 @@ def sweep_partials(folder: Path) -> list[Path]:
         if match is None or not entry.is_file(follow_symlinks=False):
             continue
         pid = int(match.group(1)) if match.group(1) else None
-        if pid is not None and _alive(pid):
+        if pid is not None and process_alive(pid):
             continue
         try:
             os.unlink(entry.path)
@@ -78,13 +78,16 @@ def sweep_partials(folder: Path) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int | None) -> bool:
+    """Whether process `pid` still runs (this one counts; someone else's counts)."""
+    if not pid:
+        return False
     if pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True  # someone else's process
+    except PermissionError:  # exists, owned by someone else
+        return True
     return True

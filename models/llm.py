@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from models.files import cache_dir
-from models.registry import DEFAULT_GPU_LLM, EMBEDDED_LLM, ModelSpec, find_spec, how_to_get
+from models.registry import (CPU_LLM, DEFAULT_GPU_LLM, EMBEDDED_LLM, ModelSpec, find_spec,
+                             how_to_get)
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,15 @@ class ChatModel:
 
 
 def default_llm_id() -> str:
-    """The GPU default when a GPU is present, else the embedded model."""
+    """The GPU default when a GPU is present; without one, the optional CPU model when its
+    weights are here, else the embedded model."""
     import torch
 
-    return DEFAULT_GPU_LLM.repo_id if torch.cuda.is_available() else EMBEDDED
+    from models.status import model_present
+
+    if torch.cuda.is_available():
+        return DEFAULT_GPU_LLM.repo_id
+    return CPU_LLM.repo_id if model_present(CPU_LLM) else EMBEDDED
 
 
 def embedded_gguf_path() -> Path:

@@ -125,3 +125,20 @@ def shrink_weights(*modules: object, scale: float = 0.02) -> None:
             for param in module.parameters():  # type: ignore[attr-defined]
                 if param.dim() > 1:
                     param.normal_(0.0, scale)
+
+
+def build_chat_model(folder: Path, tokenizer: object, seed: int = 0) -> Path:
+    """A tiny random Qwen3 chat model (the optional CPU planner's architecture) with the given
+    tokenizer, saved in transformers format: the real loading and decoding code runs on it."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         head_dim=16, max_position_embeddings=4096, tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    folder = Path(folder)
+    Qwen3ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

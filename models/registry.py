@@ -35,6 +35,14 @@ DEFAULT_GPU_LLM = ModelSpec(
     gated=False, disk_gb=4.1, vram_gb=4.5, multilingual=True, modelscope_id="Qwen/Qwen3-1.7B",
 )
 
+# The better CPU planner, optional: Qwen3-0.6B writes Chinese and English itself and runs on a
+# CPU; chosen over the embedded model when its weights are here and there is no GPU.
+CPU_LLM = ModelSpec(
+    name="qwen3-0.6b", role="llm", repo_id="Qwen/Qwen3-0.6B", licence="apache-2.0",
+    gated=False, disk_gb=1.5, vram_gb=1.5, multilingual=True, modelscope_id="Qwen/Qwen3-0.6B",
+    note="optional CPU planner (Chinese and English); used when present and no GPU is here",
+)
+
 DEFAULT_KEYFRAME = ModelSpec(
     name="sdxl-turbo", role="keyframe", repo_id="stabilityai/sdxl-turbo",
     licence="sai-nc-community", gated=False, disk_gb=7.0, vram_gb=8.0,
@@ -53,7 +61,8 @@ SVD = ModelSpec(
     note="14 frames per run", modelscope_id="AI-ModelScope/stable-video-diffusion-img2vid",
 )
 
-KNOWN_MODELS: tuple[ModelSpec, ...] = (EMBEDDED_LLM, DEFAULT_GPU_LLM, DEFAULT_KEYFRAME, SVD_XT, SVD)
+KNOWN_MODELS: tuple[ModelSpec, ...] = (EMBEDDED_LLM, CPU_LLM, DEFAULT_GPU_LLM, DEFAULT_KEYFRAME,
+                                       SVD_XT, SVD)
 
 
 def find_spec(name_or_id: str) -> ModelSpec | None:

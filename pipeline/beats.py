@@ -1,16 +1,20 @@
-"""From the prompt's own words to a beat per scene, in English and Chinese, without a model.
+"""Beats: what each scene is about, in English and Chinese, without a model.
 
 The embedded planner model (135M parameters) writes English only and loses the thread of a
-long request. So the prompt is first split into its subjects ("a forest adventure with a river
-and small animals" -> forest adventure / river / small animals), each scene gets a beat
-(opening, one subject, ending), and the model only has to write one scene at a time about a
-named thing. For a Chinese prompt the beats are also the Chinese subtitles, and a small
-glossary gives the model an English gist of each subject.
+long request. So the prompt's premise (premise.py: its subject, setting and the other things it
+names, found by a tagger) gives every scene a beat: an opening on the setting, the other things
+one by one, an ending; each beat keeps the film's subject, so the model only writes what the
+subject does in one shot. For a Chinese prompt the beats also carry the Chinese subtitles, made
+from the prompt's own clauses, and the glossary below (ahead of CC-CEDICT) gives English words.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.premise import Premise
 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
@@ -61,6 +65,12 @@ GLOSSARY = {
     "熊猫": "panda", "大熊猫": "giant panda", "竹林": "bamboo forest", "长城": "Great Wall",
     "灯笼": "lanterns", "春节": "Spring Festival", "烟花": "fireworks", "市场": "market",
     "雨林": "rainforest", "火山": "volcano", "冰川": "glacier", "极光": "aurora", "风筝": "kite",
+    "橘猫": "orange cat", "橘": "orange", "看守人": "keeper", "守护者": "guardian", "陶瓷": "ceramic",
+    "手工": "handmade", "咖啡杯": "coffee cup", "杯子": "cup", "老爷爷": "old man", "爷爷": "grandpa",
+    "奶奶": "grandma", "老奶奶": "old woman", "晨光": "morning light", "深夜": "late night",
+    "黎明": "dawn", "雨夜": "rainy night", "雨天": "rainy day", "拉面": "ramen", "餐馆": "restaurant",
+    "小餐馆": "small restaurant", "海底": "underwater", "竹子": "bamboo", "小巷": "alley",
+    "放风筝": "flying a kite", "灯塔看守人": "lighthouse keeper", "老式": "old-fashioned",
 }
 _GLOSSARY_KEYS = sorted(GLOSSARY, key=len, reverse=True)
 # Glossary words that are actions or abstractions, not things a camera can turn to.
@@ -70,12 +80,14 @@ _NOT_SUBJECTS = {"寻找", "回家", "做饭", "成长", "探险", "冒险", "�
 
 @dataclass(frozen=True)
 class Beat:
-    """What one scene is about: `subject_en` always, `subtitle_zh` for Chinese prompts."""
+    """What one scene is about: the film's subject always (`subject_en`, English), what else is
+    in the shot (`focus`), and for Chinese prompts a subtitle from the prompt's own words."""
 
     role: str              # "opening", "middle" or "ending"
-    subject_en: str        # an English gist for the model ("river", "forest adventure")
+    subject_en: str        # the film's subject in English: every scene's sentence starts on it
     subtitle_zh: str = ""  # a Chinese subtitle made from the prompt's own words
-    repeat: bool = False   # this subject already had a scene of its own
+    repeat: bool = False   # this focus already had a scene of its own
+    focus: str = ""        # English: the setting or another thing the prompt names, or ""
 
 
 def detect_language(text: str) -> str:
@@ -132,37 +144,50 @@ def to_english(chinese: str) -> str:
     return " ".join(GLOSSARY[w] for w in glossary_words(chinese))
 
 
-ZH_MIDDLE = ("镜头转向{s}", "{s}出现在画面中", "我们走近{s}，细细观察", "{s}在光影中慢慢变化",
-             "{s}带来新的发现", "远远望去，{s}静静存在")
-ZH_OPENING = "{s}的故事从这里开始"
-ZH_ENDING = "{s}在余晖中落下帷幕"
+ZH_MIDDLE = ("镜头转向{s}", "{s}出现在画面中", "走近{s}，细细端详", "{s}在光影中慢慢变化",
+             "{s}近在眼前", "远远望去，{s}静静存在")
+ZH_OPENING = "{s}映入眼帘"
+ZH_ENDING = "{s}在余晖中渐渐远去"
 ZH_LONG_TOPIC = 8  # characters: a longer topic is a sentence, used as it is
+ZH_LAST_CLAUSE = re.compile(r"[，,。；;]\s*(?:最后|最终|终于)[，,]?([^，,。；;！!？?]+)[。！!]?$")
+# A clause that asks for the film rather than tells it is no subtitle ("…制作30秒的宣传片").
+ZH_REQUEST = re.compile(r"制作|生成|拍摄|视频|短片|宣传片|延时摄影|科普|\d+秒|分钟|场景")
 
 
-def plan_beats(prompt: str, language: str, count: int) -> list[Beat]:
-    """`count` distinct beats: an opening, the prompt's subjects, an ending."""
-    found = subjects(prompt, language)
-    topic, rest = found[0], found[1:] or found
-    english = (lambda s: to_english(s) or "the story") if language == "zh" else (lambda s: s)
+def plan_beats(prompt: str, language: str, count: int, premise: Premise) -> list[Beat]:
+    """`count` distinct beats: an opening on the setting, the prompt's other things one by one
+    with the subject, an ending on the subject. Every beat's subject is the premise's."""
+    subject = premise.subject
+    focuses = [t for t in premise.things() if t != subject] or [""]
+    opening_focus = premise.setting
     if count == 1:
-        return [Beat("opening", english(" ".join(found)) if language != "zh" else
-                     " and ".join(filter(None, map(to_english, found))) or "the story",
-                     "，".join(found) if language == "zh" else "")]
+        return [Beat("opening", subject, "，".join(subjects(prompt, "zh")) if language == "zh"
+                     else "", focus=opening_focus)]
+    middle = [Beat("middle", subject, repeat=k >= len(focuses), focus=focuses[k % len(focuses)])
+              for k in range(count - 2)]
     if language != "zh":
-        middle = [Beat("middle", rest[k % len(rest)], repeat=k >= len(rest))
-                  for k in range(count - 2)]
-        return [Beat("opening", topic), *middle, Beat("ending", topic)]
-    long_topic = len(topic) > ZH_LONG_TOPIC
-    beats = [Beat("opening", english(topic), topic if long_topic else ZH_OPENING.format(s=topic))]
-    used = {beats[0].subtitle_zh}
-    for k in range(count - 2):
-        subject = rest[k % len(rest)]
-        template = ZH_MIDDLE[(k // len(rest) + k) % len(ZH_MIDDLE)]
-        subtitle = template.format(s=subject)
-        while subtitle in used:  # more scenes than subjects x templates: number them
+        return [Beat("opening", subject, focus=opening_focus), *middle,
+                Beat("ending", subject, focus=premise.setting)]
+    # Chinese subtitles are made from the prompt's own words: its first clause opens the film,
+    # the nouns jieba found name the middle shots, its "最后…" clause (if any) ends it.
+    found = subjects(prompt, language)
+    zh = premise.chinese
+    subject_zh = zh.get(subject) or found[0][:ZH_LONG_TOPIC]
+    topic = found[0]
+    opening = topic if len(topic) > ZH_LONG_TOPIC and not ZH_REQUEST.search(topic) else \
+        ZH_OPENING.format(s=subject_zh if ZH_REQUEST.search(topic) else topic)
+    beats = [Beat("opening", subject, opening, focus=opening_focus)]
+    used = {opening}
+    for k, beat in enumerate(middle):
+        template = ZH_MIDDLE[k % len(ZH_MIDDLE)]
+        subtitle = template.format(s=zh.get(beat.focus) or subject_zh)
+        while subtitle in used:  # more scenes than nouns x templates: number them
             subtitle = f"{subtitle}（{len(used) + 1}）"
         used.add(subtitle)
-        beats.append(Beat("middle", english(subject), subtitle, repeat=k >= len(rest)))
-    ending_topic = "这个故事" if long_topic else topic
-    beats.append(Beat("ending", english(topic), ZH_ENDING.format(s=ending_topic)))
+        beats.append(Beat("middle", subject, subtitle, beat.repeat, beat.focus))
+    last = ZH_LAST_CLAUSE.search(prompt)
+    ending = f"{subject_zh}{last.group(1)}" if last and len(found) > 1 else \
+        ZH_ENDING.format(s=subject_zh)
+    beats.append(Beat("ending", subject, ending if ending not in used else f"{ending}。",
+                      focus=premise.setting))
     return beats

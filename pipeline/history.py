@@ -22,7 +22,7 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
-from models.files import write_json_atomic
+from models.files import process_alive, write_json_atomic
 from pipeline.events import Event, SceneDone, SceneFailed
 
 STATES = ("planned", "rendering", "interrupted", "done", "failed", "cancelled")
@@ -47,20 +47,6 @@ class AtomicJSONStorage(Storage):
 
     def close(self) -> None:
         pass
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def default_root() -> Path:
@@ -165,7 +151,7 @@ class History:
         terminal): mark them interrupted. Returns their ids."""
         with self._locked():
             stale = [job for job in self._jobs.search(Query().status == "rendering")
-                     if not _alive(job.get("pid"))]
+                     if not process_alive(job.get("pid"))]
             for job in stale:
                 self._jobs.update({"status": "interrupted", "updated": now(),
                                    "message": "the render was cut off; resume it to finish"},

@@ -24,7 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.beats import Beat, detect_language, plan_beats, subjects
+from models.language import LanguageDataMissing
+from pipeline.beats import Beat, detect_language, plan_beats, subjects, to_english
+from pipeline.premise import Premise, find_premise
 from pipeline.safety import ContentFilter
 from pipeline.storyboard import (CAMERAS, MAX_DURATION, MAX_SCENES, MAX_SEED, MIN_DURATION,
                                  MOTIONS, FieldProblem, Scene, Storyboard, StoryboardError)
@@ -104,7 +106,8 @@ def plan_storyboard(request: PlanRequest, on_text: OnText | None = None,
         raise PromptRejected(f"language {request.language!r} is not one of: zh, en, auto")
     target = _target_seconds(request.seconds, count, notes)
     seed = request.seed if request.seed is not None else random.randint(0, MAX_SEED)
-    beats = plan_beats(prompt, language, count)
+    premise = _premise(prompt, language, notes)
+    beats = plan_beats(prompt, language, count, premise)
     timings = timings or PlanTimings()
 
     drafts, title, planner = None, "", RULE_BASED
@@ -114,11 +117,25 @@ def plan_storyboard(request: PlanRequest, on_text: OnText | None = None,
     if drafts is None:
         drafts = [_rule_draft(beat, language, k, count) for k, beat in enumerate(beats)]
         notes.append("the rule-based planner wrote this storyboard (no model was used)")
-    board = _assemble(prompt, drafts, title, beats, language, request.style, target, seed)
+    board = _assemble(prompt, drafts, title, beats, language, request.style, target, seed,
+                      premise)
     board.planner, board.notes = planner, notes
     board.provenance = _provenance(drafts, planner, language)
-    board.provenance["title"] = planner if title else "rule: the prompt's first subject"
+    board.provenance["title"] = planner if title else "rule: the prompt's subject"
+    board.provenance["subject"] = f"{premise.subject!r}, setting {premise.setting or 'none'!r}: " \
+                                  f"{premise.method}"
     return board
+
+
+def _premise(prompt: str, language: str, notes: list[str]) -> Premise:
+    """The prompt's subject and setting; without the language data, a rough guess, and a note."""
+    try:
+        return find_premise(prompt, language)
+    except LanguageDataMissing as err:
+        notes.append(f"{err}; the subject was guessed from the prompt's words")
+        first = subjects(prompt, language)[0]
+        return Premise((to_english(first) or "the scene") if language == "zh" else first,
+                       method="rule: the prompt's first phrase")
 
 
 # ---- the model -----------------------------------------------------------------------------
@@ -156,8 +173,9 @@ def _drafts_from_model(prompt: str, beats: list[Beat], language: str, request: P
                 break
         else:
             drafts[k] = _rule_draft(beats[k], language, k, len(beats))
-            notes.append(f"scene {k + 1}: the model repeated an earlier scene twice, so its text "
-                         f"comes from the rule-based planner")
+            notes.append(f"scene {k + 1}: the model's text repeated an earlier scene or talked "
+                         f"about the film instead of showing it, twice, so its text comes from "
+                         f"the rule-based planner")
     _filter_drafts(prompt, drafts, beats, language, writer, notes)
     if title and ContentFilter.default().find_written(title, prompt):
         notes.append("the model's title held a blocked term; the title comes from the prompt")
@@ -216,7 +234,7 @@ class _SceneWriter:
                          title=self.chat.multilingual)
         request = _scene_request(prompt, beats, self.language, self.writes_subtitles)
         data = self._generate(request, schema)
-        drafts = [self._draft(raw) for raw in data["scenes"]]
+        drafts = [self._draft(raw, beat) for raw, beat in zip(data["scenes"], beats)]
         return drafts, _clean(data.get("title", ""))
 
     def rewrite(self, prompt: str, beat: Beat, index: int, count: int, others: list[_Draft],
@@ -224,20 +242,24 @@ class _SceneWriter:
         schema = _schema([beat], self.writes_subtitles, self.writes_visuals, title=False)
         avoid = "; ".join(getattr(d, self.text_field) for d in others if getattr(d, self.text_field))
         request = (f"Film idea: {prompt}\nWrite scene {index + 1} of {count}, about: "
-                   f"{beat.subject_en}.\nIt must be different from these scenes: {avoid}")
+                   f"{_beat_line(beat)}.\nIt must be different from these scenes: {avoid}")
         self.timings.reasks += 1
         data = self._generate(request, schema, temperature=0.9 + 0.2 * attempt,
                               seed_offset=index * 7 + attempt + 1)
-        return self._draft(data["scenes"][0]) if data.get("scenes") else None
+        return self._draft(data["scenes"][0], beat) if data.get("scenes") else None
 
-    def _draft(self, raw: dict[str, Any]) -> _Draft:
-        source = {"camera": "model", "motion": "model", "duration": "model"}
-        draft = _Draft(camera=raw["camera"], motion=raw["motion"], duration=float(raw["duration"]))
-        if self.writes_subtitles:
-            draft.description = _clean(raw["description"])
+    def _draft(self, raw: dict[str, Any], beat: Beat) -> _Draft:
+        directs = "motion" in raw
+        source = {"camera": "model", "motion": "model" if directs else "rule",
+                  "duration": "model" if directs else "rule"}
+        draft = _Draft(camera=raw["camera"], motion=raw.get("motion", BEAT_MOTION[beat.role]),
+                       duration=float(raw.get("duration", DEFAULT_SCENE_SECONDS)))
+        if self.writes_subtitles:  # an English subtitle is the sentence itself
+            text = _clean(raw["description"])
+            draft.description = text if self.writes_visuals else _tidy_sentence(text, beat)
             source["description"] = "model"
         if self.writes_visuals:
-            draft.visual_prompt = _clean(raw["visual_prompt"])
+            draft.visual_prompt = _tidy_sentence(_clean(raw["visual_prompt"]), beat)
             source["visual_prompt"] = "model"
         draft.source = source
         return draft
@@ -252,7 +274,8 @@ class _SceneWriter:
         tokenizer, model = self.chat.tokenizer, self.chat.model
         grammar = _grammar_compiler(self.chat).compile_json_schema(json.dumps(schema),
                                                                    any_whitespace=False)
-        messages = _messages(request, self.text_field)
+        messages = _messages(request, self.text_field,
+                             directs=self.writes_subtitles and self.writes_visuals)
         inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
                                                return_tensors="pt", return_dict=True,
                                                **_template_kwargs(tokenizer))
@@ -316,27 +339,25 @@ class _Streamer:
         pass
 
 
-EXAMPLE_IDEA = "a lighthouse keeper finds a message in a bottle"
-EXAMPLE_BEATS = ("opening: a lighthouse keeper", "a message in a bottle",
-                 "ending: a lighthouse keeper")
-EXAMPLE_SCENES = (
-    ("A lonely lighthouse stands on a cliff while grey waves crash below.", "aerial view",
-     "medium", 4),
-    ("The old keeper pulls a glass bottle from the wet sand and reads the note inside.",
-     "close up", "low", 5),
-    ("At night the keeper lights the great lamp and smiles at the dark sea.", "wide shot", "low", 4),
+EXAMPLE_IDEA = "a potter shapes a vase in her studio"
+EXAMPLE_BEATS = ("opening: potter, with studio", "potter, with vase", "ending: potter, with studio")
+EXAMPLE_SCENES = (  # one short clause after the subject: what the subject does in the shot
+    ("The potter opens the studio shutters to the morning sun.", "wide shot", "low", 4),
+    ("The potter presses wet clay into a tall vase on the wheel.", "close up", "medium", 5),
+    ("At last, the potter sets the finished vase on a sunny shelf.", "wide shot", "low", 4),
 )
 
 
-def _messages(request: str, text_field: str) -> list[dict[str, str]]:
+def _messages(request: str, text_field: str, directs: bool = True) -> list[dict[str, str]]:
     """A system prompt, one worked example (small models copy the form), then the request."""
     example = {"title": "The Message", "scenes": [
-        {text_field: text, "camera": cam, "motion": mot, "duration": dur}
+        {text_field: text, "camera": cam, **({"motion": mot, "duration": dur} if directs else {})}
         for text, cam, mot, dur in EXAMPLE_SCENES]}
     example_request = f"Film idea: {EXAMPLE_IDEA}\nScenes:\n" + "\n".join(
         f"{k}. {b}" for k, b in enumerate(EXAMPLE_BEATS, start=1))
-    system = ("You are a film director. You write storyboards as JSON. Each scene is one vivid "
-              "sentence about what the camera sees, different from every other scene.")
+    system = ("You are a film director. You write storyboards as JSON. Each scene is one short "
+              "sentence: what the subject does in the shot, what the camera sees, different from "
+              "every other scene.")
     return [{"role": "system", "content": system},
             {"role": "user", "content": example_request},
             {"role": "assistant", "content": json.dumps(example, ensure_ascii=False)},
@@ -347,7 +368,7 @@ def _scene_request(prompt: str, beats: list[Beat], language: str, writes_subtitl
     lines = [f"Film idea: {prompt}", "Scenes:"]
     for k, beat in enumerate(beats, start=1):
         role = f"{beat.role}: " if beat.role != "middle" else ""
-        lines.append(f"{k}. {role}{beat.subject_en}")
+        lines.append(f"{k}. {role}{_beat_line(beat)}")
     if language == "zh" and writes_subtitles:
         lines.append("Write title and description in Chinese, visual_prompt in English.")
     return "\n".join(lines)
@@ -358,27 +379,37 @@ ROLE_CAMERAS = {  # which shots suit which part of the film
     "middle": ["medium shot", "close up", "tracking", "pan", "static", "zoom in"],
     "ending": ["wide shot", "zoom out", "aerial view", "static"],
 }
-MAX_PREFIX_WORDS = 5  # a longer subject is a sentence: the model starts the scene freely
+MAX_PREFIX_WORDS = 5  # the subject's last words start every scene's sentence
+MAX_SLOT_CHARS = 60   # what the model writes after the subject: one short clause
+
+
+def _beat_line(beat: Beat) -> str:
+    return f"{beat.subject_en}, with {beat.focus}" if beat.focus else beat.subject_en
 
 
 def _scene_prefix(beat: Beat) -> str:
-    """The words a scene's sentence must start with, so a small model stays on its beat."""
-    words = beat.subject_en.split()
-    if not words or len(words) > MAX_PREFIX_WORDS or not beat.subject_en.isascii():
+    """The words a scene's sentence must start with (the film's subject), so a small model
+    writes only what the subject does in this shot."""
+    words = beat.subject_en.split()[-MAX_PREFIX_WORDS:]
+    if not words or not beat.subject_en.isascii():
         return ""
-    subject = beat.subject_en if words[0].lower() in ("the", "a", "an") or words[0][0].isupper() \
-        else f"the {beat.subject_en}"
+    name = " ".join(words)
+    subject = name if words[0].lower() in ("the", "a", "an") or words[0][0].isupper() \
+        else f"the {name}"
     lead = "At last, " if beat.role == "ending" else "Later, " if beat.repeat else ""
     text = f"{lead}{subject}"
     return text[:1].upper() + text[1:]
 
 
-def _scene_schema(beat: Beat, subtitles: bool, visuals: bool) -> dict[str, Any]:
+def _scene_schema(beat: Beat, subtitles: bool, visuals: bool, directs: bool) -> dict[str, Any]:
+    """One scene's JSON schema. `directs`: the model also picks motion and duration (a model
+    that writes Chinese too); a small one writes only its sentence and the camera."""
     prefix = re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", _scene_prefix(beat))  # regex-safe
-    # After the prefix a word must end (no "Mars" -> "Marston"); the sentence ends with a period.
+    # After the prefix a word must end (no "Mars" -> "Marston"); then one short clause, the slot
+    # a small model fills well (what the subject does in this shot), ending with a period.
     after = "[ ,;:'’]" if prefix else ""
-    text = "[^\"\\\\\\x00-\\x1f]"  # no quote, backslash or control character: plain JSON text
-    sentence = {"type": "string", "pattern": f"^{prefix}{after}{text}{{8,100}}\\.$"}
+    text = "[A-Za-z0-9 ,;:'’!?&()-]"  # plain words: no full stop, quote, bracket or markup
+    sentence = {"type": "string", "pattern": f"^{prefix}{after}{text}{{8,{MAX_SLOT_CHARS}}}\\.$"}
     scene: dict[str, Any] = {}
     if subtitles:  # the subtitle; English ones also become the visual prompt
         scene["description"] = sentence if not visuals else \
@@ -386,15 +417,17 @@ def _scene_schema(beat: Beat, subtitles: bool, visuals: bool) -> dict[str, Any]:
     if visuals:
         scene["visual_prompt"] = sentence
     scene["camera"] = {"enum": ROLE_CAMERAS[beat.role]}
-    scene["motion"] = {"enum": list(MOTIONS)}
-    scene["duration"] = {"type": "integer", "minimum": 2, "maximum": 8}
+    if directs:
+        scene["motion"] = {"enum": list(MOTIONS)}
+        scene["duration"] = {"type": "integer", "minimum": 2, "maximum": 8}
     return {"type": "object", "properties": scene, "required": list(scene),
             "additionalProperties": False}
 
 
 def _schema(beats: list[Beat], subtitles: bool, visuals: bool, title: bool) -> dict[str, Any]:
     """The storyboard's JSON schema for this request: one item schema per scene's beat."""
-    items = [_scene_schema(beat, subtitles, visuals) for beat in beats]
+    items = [_scene_schema(beat, subtitles, visuals, directs=subtitles and visuals)
+             for beat in beats]
     properties: dict[str, Any] = {}
     if title:
         properties["title"] = {"type": "string", "minLength": 2, "maxLength": 40}
@@ -419,20 +452,28 @@ def _template_kwargs(tokenizer: Any) -> dict[str, Any]:
 # ---- rules ---------------------------------------------------------------------------------
 
 RULE_CAMERAS = ("medium shot", "tracking", "close up", "pan")
-EN_MIDDLE = ("We discover {s}.", "A closer look at {s}.", "{s}, seen in a new light.",
-             "The camera follows {s}.")
+BEAT_MOTION = {"opening": "low", "middle": "medium", "ending": "low"}  # calm in, calm out
+EN_MIDDLE = ("{S} and {f}, seen up close.", "{S} moves past {f}.", "{S} beside {f} in soft light.",
+             "{S} turns toward {f}.")
+EN_MIDDLE_ALONE = ("{S}, seen up close.", "{S} moves slowly through the frame.",
+                   "{S} in soft light.", "{S} turns toward the camera.")
 
 
 def _rule_draft(beat: Beat, language: str, index: int, count: int) -> _Draft:
+    """A scene written by rule: the subject, what else is in the shot, and a camera."""
+    subject = beat.subject_en
+    name = subject[:1].upper() + subject[1:]
     if beat.role == "opening":
-        camera, text = "wide shot", f"The story of {beat.subject_en} begins."
+        camera = "wide shot"
+        text = f"{name} in {beat.focus}, seen from afar." if beat.focus else \
+            f"{name}, seen from afar."
     elif beat.role == "ending":
-        camera, text = "zoom out", f"{beat.subject_en[:1].upper()}{beat.subject_en[1:]} comes to a quiet end."
+        camera, text = "zoom out", f"{name} at rest as the light fades."
     else:
         camera = RULE_CAMERAS[(index - 1) % len(RULE_CAMERAS)]
-        template = EN_MIDDLE[((index - 1) // max(1, count - 2) + index - 1) % len(EN_MIDDLE)]
-        text = template.format(s=beat.subject_en)
-        text = text[:1].upper() + text[1:]
+        templates = EN_MIDDLE if beat.focus else EN_MIDDLE_ALONE
+        template = templates[((index - 1) // max(1, count - 2) + index - 1) % len(templates)]
+        text = template.format(S=name, f=beat.focus)
     source = {"camera": "rule", "motion": "rule", "duration": "rule",
               "description": "rule", "visual_prompt": "rule"}
     return _Draft(description=text if language == "en" else "", visual_prompt=text,
@@ -445,16 +486,47 @@ def _rule_title(prompt: str, beats: list[Beat], language: str) -> str:
             subjects(prompt, "zh")[0]
         return topic if len(topic) <= 16 else topic[:15] + "…"
     topic = beats[0].subject_en
-    return topic.title() if len(topic) <= 40 else topic[:39] + "…"
+    topic = topic[:1].upper() + topic[1:]
+    return topic if len(topic) <= 40 else topic[:39] + "…"
 
 
 def _bad_scenes(drafts: list[_Draft], text_field: str) -> list[int]:
     return [k for k, d in enumerate(drafts) if _is_bad(d, drafts[:k], text_field)]
 
 
+# Text about the film or its teller, not about what the camera sees.
+META = re.compile(r"\b(i|i'm|me|my|we|we're|us|our|you|your|story|stories|scene|scenes|film|films|"
+                  r"video|videos|movie|viewer|viewers|audience|chapter|episode)\b", re.I)
+
+
 def _is_bad(draft: _Draft, others: list[_Draft], text_field: str) -> bool:
-    text = _normal(getattr(draft, text_field))
-    return len(text) < 8 or any(_similar(text, _normal(getattr(o, text_field))) for o in others)
+    """Too short, a repeat of another scene, or talking about the film instead of showing."""
+    raw = getattr(draft, text_field)
+    text = _normal(raw)
+    return len(text) < 8 or META.search(raw) is not None or \
+        any(_similar(text, _normal(getattr(o, text_field))) for o in others)
+
+
+# Words a clause cannot end on: what is left when the slot's length limit cut it short.
+DANGLING = {"a", "an", "the", "and", "or", "but", "so", "that", "which", "who", "when", "while",
+            "where", "until", "before", "after", "as", "of", "to", "for", "from", "with", "at",
+            "in", "on", "into", "onto", "by", "his", "her", "its", "their", "he", "she", "it",
+            "they", "there", "then", "than", "is", "are", "was", "were", "will", "has", "have",
+            "its", "some", "this", "these", "those", "over", "through", "across", "about"}
+
+
+def _tidy_sentence(text: str, beat: Beat) -> str:
+    """A sentence whose slot ran out of room ends on a whole word that can end it:
+    "... stumbles across a small island that." -> "... stumbles across a small island." """
+    body = text.rstrip(".").rstrip()
+    words = body.split()
+    slot = len(body) - len(_scene_prefix(beat)) - 1
+    if slot >= MAX_SLOT_CHARS and len(words) > 3:
+        words = words[:-1]  # the last word may be cut in half
+    while len(words) > 3 and (words[-1].lower().strip(",;:'’") in DANGLING
+                              or words[-1].endswith(("'", "’"))):
+        words = words[:-1]
+    return " ".join(words).rstrip(",;:-—") + "."
 
 
 def _clean(text: Any) -> str:
@@ -470,11 +542,16 @@ def _normal(text: str) -> str:
 
 
 def _similar(a: str, b: str) -> bool:
-    """Same text, or mostly the same words (a small model's favourite way to repeat itself)."""
+    """Same text, or mostly the same words (a small model's favourite way to repeat itself).
+    The words both start with (every scene starts on the film's subject) do not count."""
     if a == b:
         return True
-    wa, wb = set(a.split()), set(b.split())
-    return bool(wa and wb) and len(wa & wb) / len(wa | wb) > 0.7
+    words_a, words_b = a.split(), b.split()
+    shared = 0
+    while shared < min(len(words_a), len(words_b)) and words_a[shared] == words_b[shared]:
+        shared += 1
+    wa, wb = set(words_a[shared:]), set(words_b[shared:])
+    return not (wa and wb) or len(wa & wb) / len(wa | wb) > 0.7
 
 
 def _target_seconds(seconds: float | None, count: int, notes: list[str]) -> float:
@@ -518,8 +595,20 @@ def _scaled_durations(drafts: list[_Draft], target: float) -> list[float]:
     return durations
 
 
+def _visual_prompt(sentence: str, beat: Beat, premise: Premise, camera: str, style: str) -> str:
+    """The shot for the image model: what the subject does, then where, in what light, in the
+    genre asked for, the camera and the film's style words."""
+    parts = [sentence.rstrip(".")]
+    lowered = sentence.lower()
+    for extra in (beat.focus, premise.atmosphere, premise.look, camera, style):
+        if extra and extra.lower() not in lowered:
+            parts.append(extra)
+            lowered += " " + extra.lower()
+    return ", ".join(parts)
+
+
 def _assemble(prompt: str, drafts: list[_Draft], title: str, beats: list[Beat], language: str,
-              style: str, target: float, seed: int) -> Storyboard:
+              style: str, target: float, seed: int, premise: Premise) -> Storyboard:
     scenes = []
     for k, (draft, beat, seconds) in enumerate(zip(drafts, beats,
                                                    _scaled_durations(drafts, target))):
@@ -531,7 +620,7 @@ def _assemble(prompt: str, drafts: list[_Draft], title: str, beats: list[Beat], 
         if not visual:
             visual = draft.description
             draft.source["visual_prompt"] = "description"
-        visual = f"{visual.rstrip('.')}, {draft.camera}, {style}" if style else visual
+        visual = _visual_prompt(visual, beat, premise, draft.camera, style)
         scenes.append(Scene(description=description, visual_prompt=visual, camera=draft.camera,
                             motion=draft.motion, duration=seconds,
                             transition="cut" if k == 0 else "crossfade", seed=seed))

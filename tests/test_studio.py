@@ -69,12 +69,17 @@ def test_plan_edit_render_gives_previews_then_the_film(studio):
     assert "(animatic)" in previews[0]["caption"]
 
 
-def test_a_bad_cell_is_named_and_nothing_is_lost(studio):
+@pytest.mark.parametrize("row, column, value, message", [
+    (0, 4, "forever", "scene 1, duration: must be a number"),
+    # the content filter reads what the /render API is given, not only the planner's prompt
+    (1, 1, "a naked figure on the sand", "scene 2, visual_prompt: contains a blocked term"),
+])
+def test_a_bad_cell_is_named_and_nothing_is_lost(studio, row, column, value, message):
     client, _url, outputs = studio
     _, table, job_id = plan(client, "A kite over a beach")
     before = json.loads((outputs / "history.json").read_text(encoding="utf-8"))
-    table["data"][0][4] = "forever"
-    with pytest.raises(Exception, match="scene 1, duration: must be a number"):
+    table["data"][row][column] = value
+    with pytest.raises(Exception, match=message):
         client.predict(job_id, table, api_name="/render")
     after = json.loads((outputs / "history.json").read_text(encoding="utf-8"))
     assert after == before
@@ -136,13 +141,19 @@ def login(url: str, name: str, password: str) -> str:
     return "; ".join(c.split(";")[0] for c in cookies)
 
 
-def test_each_person_sees_and_fetches_only_their_own_files(tmp_path, monkeypatch, embedded_chat):
+def studio_for_alice_and_bob(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
+    """A studio with accounts alice and bob, launched; returns (demo, url)."""
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
     accounts = Accounts.load(tmp_path / "users.json")
     accounts.add("alice", "alice-password")
     accounts.add("bob", "bob-password")
     demo, launch = create_studio(tmp_path / "outputs", SMALL, accounts)
     _, url, _ = launch(prevent_thread_lock=True, server_port=None)
+    return demo, url
+
+
+def test_each_person_sees_and_fetches_only_their_own_files(tmp_path, monkeypatch, embedded_chat):
+    demo, url = studio_for_alice_and_bob(tmp_path, monkeypatch)
     try:
         with pytest.raises(Exception):
             Client(url, verbose=False)  # no login, no API
@@ -392,12 +403,7 @@ def test_an_upload_is_served_only_to_the_person_who_uploaded_it(tmp_path, monkey
 
     from PIL import Image
 
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
-    accounts = Accounts.load(tmp_path / "users.json")
-    accounts.add("alice", "alice-password")
-    accounts.add("bob", "bob-password")
-    demo, launch = create_studio(tmp_path / "outputs", SMALL, accounts)
-    _, url, _ = launch(prevent_thread_lock=True, server_port=None)
+    demo, url = studio_for_alice_and_bob(tmp_path, monkeypatch)
     try:
         alice_cookie = login(url, "alice", "alice-password")
         bob_cookie = login(url, "bob", "bob-password")
@@ -415,13 +421,3 @@ def test_an_upload_is_served_only_to_the_person_who_uploaded_it(tmp_path, monkey
         assert fetch(f"{url}gradio_api/file={stray}", alice_cookie) == 404
     finally:
         demo.close()
-
-
-def test_the_render_api_refuses_blocked_text_by_scene_and_field(studio):
-    client, _url, outputs = studio
-    _, table, job_id = plan(client, "A kite over a beach")
-    before = json.loads((outputs / "history.json").read_text(encoding="utf-8"))
-    table["data"][1][1] = "a naked figure on the sand"
-    with pytest.raises(Exception, match="scene 2, visual_prompt: contains a blocked term"):
-        client.predict(job_id, table, api_name="/render")
-    assert json.loads((outputs / "history.json").read_text(encoding="utf-8")) == before
