@@ -3,12 +3,17 @@
     board = plan_storyboard(PlanRequest("a forest adventure with a river and small animals"))
 
 How it works:
-1. The prompt is checked (blank, too long, content filter) and split into beats (beats.py).
-2. A chat model writes the scenes' text, camera, motion and duration. Decoding is constrained
-   by xgrammar to a JSON schema built for the request, so the output always parses.
-3. Scenes that come back empty or repeated are asked for again, one at a time.
-4. Durations are scaled to the requested film length; seeds, transitions and (for English-only
-   models) the Chinese subtitles and visual prompts are filled in by rule.
+1. The prompt is checked (blank, too long, content filter); its premise (subject, setting,
+   light, genre: premise.py) is read, and each scene gets a beat (beats.py).
+2. A chat model writes each scene's sentence, which the grammar starts on the film's subject
+   (a small model fills one short slot and picks the camera; a multilingual one also writes
+   motion, duration, title and Chinese text). Decoding is constrained by xgrammar to a JSON
+   schema built for the request, so the output always parses.
+3. Scenes that come back empty, repeated, about the film instead of the picture, or with a
+   blocked term are asked for again, then written by rule.
+4. Durations are scaled to the requested film length; the visual prompts get the scene's
+   focus, light, genre look, camera and style; seeds, transitions and (for English-only
+   models) the Chinese subtitles are filled in by rule.
 Which model or rule wrote each field is recorded in `Storyboard.provenance`; anything the user
 should know (a model that could not load, a scene count that was capped) goes to `notes`.
 """
@@ -28,8 +33,8 @@ from models.language import LanguageDataMissing
 from pipeline.beats import Beat, detect_language, plan_beats, subjects, to_english
 from pipeline.premise import Premise, find_premise
 from pipeline.safety import ContentFilter
-from pipeline.storyboard import (CAMERAS, MAX_DURATION, MAX_SCENES, MAX_SEED, MIN_DURATION,
-                                 MOTIONS, FieldProblem, Scene, Storyboard, StoryboardError)
+from pipeline.storyboard import (MAX_DURATION, MAX_SCENES, MAX_SEED, MIN_DURATION, MOTIONS,
+                                 Scene, Storyboard, StoryboardError)
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pipeline import fonts
 from pipeline.assemble import AssemblySettings, assemble_film
 from pipeline.history import History
 from pipeline.jobs import JobError, Jobs
-from pipeline.render import RenderError, RenderSettings, render_storyboard
+from pipeline.render import RenderSettings, render_storyboard
 from pipeline.storyboard import Storyboard, StoryboardError
 from pipeline.video_io import read_frames
 from tests.conftest import ROOT, make_board
