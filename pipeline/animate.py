@@ -9,6 +9,7 @@ Two backends:
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -150,7 +151,7 @@ def animatic_frames(keyframe: Image.Image, scene: Scene, width: int, height: int
     overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     if lettering is not None:
         overlay.alpha_composite(lettering.convert("RGBA").resize((width, height)))
-    right, top = safe_box(width, height)[2], safe_box(width, height)[1]
+    _, top, right, _ = safe_box(width, height)
     overlay.alpha_composite(tag, (right - tag.width, top))
     count = frame_count(scene.duration if seconds is None else seconds, fps)
     for i in range(count):
@@ -163,8 +164,10 @@ def animatic_frames(keyframe: Image.Image, scene: Scene, width: int, height: int
         yield np.asarray(frame)
 
 
+@functools.lru_cache(maxsize=4)
 def animatic_tag(width: int, height: int) -> Image.Image:
-    """The "ANIMATIC" label drawn in every animatic frame's top-right corner."""
+    """The "ANIMATIC" label drawn in every animatic frame's top-right corner (made once per
+    frame size; treat it as read-only)."""
     size = max(10, min(width, height) // 30)
     label = "ANIMATIC"
     block = fit_text(label, width // 3, 1, size)

@@ -148,7 +148,8 @@ def assemble_film(board: Storyboard, clips_dir: Path, out: Path,
     fps = clips[0]["fps"]
     width, height = even_size(clips[0]["width"], clips[0]["height"])
     slots = _slots(board, fps)
-    fades = _fade_frames(board, slots, settings.crossfade, fps)
+    fades = [int(round(board.crossfade_into(n, settings.crossfade) * fps))
+             for n in range(1, len(board.scenes) + 1)]
     total = sum(slots)
     cues = _cues(board, slots)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -222,18 +223,6 @@ def _slots(board: Storyboard, fps: float) -> list[int]:
         elapsed += scene.duration
         edges.append(int(round(elapsed * fps)))
     return [b - a for a, b in zip(edges, edges[1:])]
-
-
-def _fade_frames(board: Storyboard, slots: list[int], crossfade: float, fps: float) -> list[int]:
-    """Frames at the start of each scene during which it fades in over the previous scene's
-    clip running on (0 for the first scene and for cuts)."""
-    fades = [0]
-    for k in range(1, len(slots)):
-        if board.scenes[k].transition != "crossfade" or crossfade <= 0:
-            fades.append(0)
-            continue
-        fades.append(min(int(round(crossfade * fps)), min(slots[k - 1], slots[k]) // 2))
-    return fades
 
 
 def _cues(board: Storyboard, slots: list[int]) -> list[_Cue]:

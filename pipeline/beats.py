@@ -74,7 +74,7 @@ GLOSSARY = {
 }
 _GLOSSARY_KEYS = sorted(GLOSSARY, key=len, reverse=True)
 # Glossary words that are actions or abstractions, not things a camera can turn to.
-_NOT_SUBJECTS = {"寻找", "回家", "做饭", "成长", "探险", "冒险", "旅行", "旅程", "故事", "比赛", "未来",
+NOT_SUBJECTS = {"寻找", "回家", "做饭", "成长", "探险", "冒险", "旅行", "旅程", "故事", "比赛", "未来",
                  "古代", "科幻", "魔法", "友谊"}
 
 
@@ -120,7 +120,7 @@ def subjects(prompt: str, language: str) -> list[str]:
         if part and part.lower() not in (s.lower() for s in seen):
             seen.append(part)
     if language == "zh" and len(seen) == 1:  # one long clause: its known nouns become subjects
-        seen += [w for w in glossary_words(seen[0]) if w not in _NOT_SUBJECTS and w != seen[0]]
+        seen += [w for w in glossary_words(seen[0]) if w not in NOT_SUBJECTS and w != seen[0]]
     return seen or [prompt.strip()]
 
 

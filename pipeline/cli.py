@@ -70,7 +70,7 @@ def plan_request(args: argparse.Namespace) -> PlanRequest:
 def require_prompt_fonts(args: argparse.Namespace) -> None:
     """A Chinese film needs a CJK font: say so before any model loads, not after a render."""
     try:
-        check_fonts([args.prompt, "中" if args.language == "zh" else ""])
+        check_fonts([args.prompt], cjk=args.language == "zh")
     except FontMissing as err:
         raise UserError(str(err)) from None
 

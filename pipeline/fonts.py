@@ -75,10 +75,11 @@ def cjk_font_path() -> Path:
     raise FontMissing(f"no font that can draw Chinese was found; {INSTALL_HINT}")
 
 
-def check_fonts(texts: Iterable[str]) -> None:
-    """Raise FontMissing (with the fix) if any of `texts` needs a font this machine lacks."""
+def check_fonts(texts: Iterable[str], cjk: bool = False) -> None:
+    """Raise FontMissing (with the fix) if any of `texts` needs a font this machine lacks;
+    `cjk=True`: the texts are not written yet but will be Chinese (a `--language zh` plan)."""
     latin_font_path()
-    if any(needs_cjk(t) for t in texts):
+    if cjk or any(needs_cjk(t) for t in texts):
         cjk_font_path()
 
 

@@ -76,7 +76,7 @@ class Jobs:
         """The storyboard, if the content filter passes every text and its fonts are here."""
         try:
             check_renderable(board)
-        except RenderError as err:
+        except (RenderError, StoryboardError) as err:
             raise JobError(str(err)) from None
         return board
 
@@ -142,10 +142,7 @@ class Jobs:
         the film."""
         job = self.job(user, job_id, admin)
         folder = Path(job["dir"])
-        try:  # refused before the job changes state: nothing the person made is touched
-            self.checked_board(board)
-        except StoryboardError as err:
-            raise JobError(str(err)) from None
+        self.checked_board(board)  # refused before the job changes state: nothing is touched
         self.history.update(job_id, storyboard=board.to_dict(), title=board.title,
                             status="rendering", message="", pid=os.getpid())
         settings = dataclasses.replace(self.render_defaults, only_scenes=only_scenes or [],

@@ -83,11 +83,6 @@ class TitleCard:
     background: Image.Image
     lettering: Image.Image
 
-    def composite(self) -> Image.Image:
-        card = self.background.convert("RGBA")
-        card.alpha_composite(self.lettering)
-        return card.convert("RGB")
-
 
 def title_card(scene: Scene, number: int, title: str, width: int, height: int,
                reserve_right: int = 0) -> TitleCard:

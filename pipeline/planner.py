@@ -169,19 +169,7 @@ def _drafts_from_model(prompt: str, beats: list[Beat], language: str, request: P
     timings.load_s = time.perf_counter() - started
     writer = _SceneWriter(chat, language, seed, on_text, timings)
     drafts, title = writer.write_all(prompt, beats)
-    for k in _bad_scenes(drafts, writer.text_field):
-        for attempt in range(2):
-            others = [d for j, d in enumerate(drafts) if j != k]
-            redo = writer.rewrite(prompt, beats[k], k, len(beats), others, attempt)
-            if redo and not _is_bad(redo, others, writer.text_field):
-                drafts[k] = redo
-                break
-        else:
-            drafts[k] = _rule_draft(beats[k], language, k, len(beats))
-            notes.append(f"scene {k + 1}: the model's text repeated an earlier scene or talked "
-                         f"about the film instead of showing it, twice, so its text comes from "
-                         f"the rule-based planner")
-    _filter_drafts(prompt, drafts, beats, language, writer, notes)
+    _ask_again_or_write_by_rule(prompt, drafts, beats, language, writer, notes)
     if title and ContentFilter.default().find_written(title, prompt):
         notes.append("the model's title held a blocked term; the title comes from the prompt")
         title = ""
@@ -197,27 +185,38 @@ def _flagged(draft: _Draft, prompt: str, words: ContentFilter) -> tuple[str, str
     return None
 
 
-def _filter_drafts(prompt: str, drafts: list[_Draft], beats: list[Beat], language: str,
-                   writer: _SceneWriter, notes: list[str]) -> None:
-    """Every field the model wrote goes through the content filter: a flagged scene is asked
-    for once more, then written by rule; the notes say which scene and why."""
+def _problem(draft: _Draft, others: list[_Draft], text_field: str, prompt: str,
+             words: ContentFilter) -> tuple[str, bool] | None:
+    """What makes a scene the model wrote unusable, and whether the person should be told
+    when asking again mends it (a blocked term: yes; a repeat: no); None when it is usable."""
+    flagged = _flagged(draft, prompt, words)
+    if flagged is not None:
+        return f"a blocked term ({flagged[1]!r}) in its {flagged[0]}", True
+    if _is_bad(draft, others, text_field):
+        return "a repeat of another scene or text about the film instead of the picture", False
+    return None
+
+
+def _ask_again_or_write_by_rule(prompt: str, drafts: list[_Draft], beats: list[Beat],
+                                language: str, writer: _SceneWriter, notes: list[str]) -> None:
+    """Each unusable scene (too short, a repeat, text about the film, or a term the content
+    filter refuses) is asked for once more, then written by rule; the notes say which and why."""
     words = ContentFilter.default()
-    for k, draft in enumerate(drafts):
-        flagged = _flagged(draft, prompt, words)
-        if flagged is None:
+    for k in range(len(drafts)):
+        problem = _problem(drafts[k], drafts[:k], writer.text_field, prompt, words)
+        if problem is None:
             continue
-        name, term = flagged
-        others = [d for j, d in enumerate(drafts) if j != k]
-        redo = writer.rewrite(prompt, beats[k], k, len(beats), others, attempt=0)
-        if redo and _flagged(redo, prompt, words) is None and \
-                not _is_bad(redo, others, writer.text_field):
+        reason, tell = problem
+        others = drafts[:k] + drafts[k + 1:]
+        redo = writer.rewrite(prompt, beats[k], k, len(beats), others)
+        if redo is not None and _problem(redo, others, writer.text_field, prompt, words) is None:
             drafts[k] = redo
-            notes.append(f"scene {k + 1}: the model wrote a blocked term ({term!r}) in its "
-                         f"{name}; it was asked again")
+            if tell:
+                notes.append(f"scene {k + 1}: the model wrote {reason}; it was asked again")
         else:
             drafts[k] = _rule_draft(beats[k], language, k, len(beats))
-            notes.append(f"scene {k + 1}: the model wrote a blocked term ({term!r}) in its "
-                         f"{name} twice, so its text comes from the rule-based planner")
+            notes.append(f"scene {k + 1}: the model wrote {reason} twice, so its text comes "
+                         f"from the rule-based planner")
 
 
 class _SceneWriter:
@@ -242,15 +241,14 @@ class _SceneWriter:
         drafts = [self._draft(raw, beat) for raw, beat in zip(data["scenes"], beats)]
         return drafts, _clean(data.get("title", ""))
 
-    def rewrite(self, prompt: str, beat: Beat, index: int, count: int, others: list[_Draft],
-                attempt: int) -> _Draft | None:
+    def rewrite(self, prompt: str, beat: Beat, index: int, count: int,
+                others: list[_Draft]) -> _Draft | None:
         schema = _schema([beat], self.writes_subtitles, self.writes_visuals, title=False)
         avoid = "; ".join(getattr(d, self.text_field) for d in others if getattr(d, self.text_field))
         request = (f"Film idea: {prompt}\nWrite scene {index + 1} of {count}, about: "
                    f"{_beat_line(beat)}.\nIt must be different from these scenes: {avoid}")
         self.timings.reasks += 1
-        data = self._generate(request, schema, temperature=0.9 + 0.2 * attempt,
-                              seed_offset=index * 7 + attempt + 1)
+        data = self._generate(request, schema, temperature=0.9, seed_offset=index * 7 + 1)
         return self._draft(data["scenes"][0], beat) if data.get("scenes") else None
 
     def _draft(self, raw: dict[str, Any], beat: Beat) -> _Draft:
@@ -495,10 +493,6 @@ def _rule_title(prompt: str, beats: list[Beat], language: str) -> str:
     return topic if len(topic) <= 40 else topic[:39] + "…"
 
 
-def _bad_scenes(drafts: list[_Draft], text_field: str) -> list[int]:
-    return [k for k, d in enumerate(drafts) if _is_bad(d, drafts[:k], text_field)]
-
-
 # Text about the film or its teller, not about what the camera sees.
 META = re.compile(r"\b(i|i'm|me|my|we|we're|us|our|you|your|story|stories|scene|scenes|film|films|"
                   r"video|videos|movie|viewer|viewers|audience|chapter|episode)\b", re.I)
@@ -517,7 +511,7 @@ DANGLING = {"a", "an", "the", "and", "or", "but", "so", "that", "which", "who", 
             "where", "until", "before", "after", "as", "of", "to", "for", "from", "with", "at",
             "in", "on", "into", "onto", "by", "his", "her", "its", "their", "he", "she", "it",
             "they", "there", "then", "than", "is", "are", "was", "were", "will", "has", "have",
-            "its", "some", "this", "these", "those", "over", "through", "across", "about"}
+            "some", "this", "these", "those", "over", "through", "across", "about"}
 
 
 def _tidy_sentence(text: str, beat: Beat) -> str:

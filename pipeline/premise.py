@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from models.language import (add_chinese_nouns, cedict_gloss, chinese_subwords, chinese_words,
                              english_parser)
+from pipeline.beats import NOT_SUBJECTS, GLOSSARY
 
 # Words that name the film, its format or its length, not what it shows.
 FORMAT_WORDS = {
@@ -253,15 +254,11 @@ def _chinese_premise(prompt: str) -> Premise:
 
 
 def _teach_glossary() -> None:
-    from pipeline.beats import _NOT_SUBJECTS, GLOSSARY
-
-    add_chinese_nouns(tuple(sorted(w for w in GLOSSARY if w not in _NOT_SUBJECTS and len(w) > 1)))
+    add_chinese_nouns(tuple(sorted(w for w in GLOSSARY if w not in NOT_SUBJECTS and len(w) > 1)))
 
 
 def _zh_word(word: str, proper: bool = False) -> str:
     """One Chinese word in English: the glossary, CC-CEDICT, then its parts."""
-    from pipeline.beats import GLOSSARY
-
     if word in GLOSSARY:
         return GLOSSARY[word]
     gloss = cedict_gloss(word, proper)
@@ -276,8 +273,6 @@ def _zh_word(word: str, proper: bool = False) -> str:
 def _zh_phrase(chinese: str, proper: bool) -> str:
     """A Chinese noun phrase in English: whole if the glossary or CC-CEDICT has it, else word
     by word in jieba's cut ("红色老式火车" -> "red old-fashioned train")."""
-    from pipeline.beats import GLOSSARY
-
     whole = GLOSSARY.get(chinese) or cedict_gloss(chinese, proper)
     if whole:
         return whole

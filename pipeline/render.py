@@ -107,11 +107,7 @@ def scene_paths(out_dir: Path, number: int) -> dict[str, Path]:
 def clip_seconds(board: Storyboard, number: int, crossfade: float) -> float:
     """How long scene `number`'s clip runs: its duration, plus the crossfade when the next scene
     fades in over its end (the film's timeline gives each scene exactly its duration)."""
-    scene = board.scenes[number - 1]
-    following = board.scenes[number] if number < len(board.scenes) else None
-    tail = crossfade if following is not None and following.transition == "crossfade" else 0.0
-    return scene.duration + min(tail, scene.duration / 2, following.duration / 2 if following
-                                else 0.0)
+    return board.scenes[number - 1].duration + board.crossfade_into(number + 1, crossfade)
 
 
 def check_renderable(board: Storyboard) -> None:

@@ -154,6 +154,16 @@ class Storyboard:
         """The film's length: scenes follow each other on the timeline, crossfades included."""
         return sum(s.duration for s in self.scenes)
 
+    def crossfade_into(self, number: int, crossfade: float) -> float:
+        """Seconds scene `number` (1-based) fades in over the scene before it: `crossfade` for a
+        crossfade transition, never more than half of either scene; 0 for a cut or the first."""
+        if not 1 < number <= len(self.scenes) or crossfade <= 0:
+            return 0.0
+        scene, before = self.scenes[number - 1], self.scenes[number - 2]
+        if scene.transition != "crossfade":
+            return 0.0
+        return min(crossfade, scene.duration / 2, before.duration / 2)
+
     def drawn_texts(self) -> list[str]:
         """Every text the film draws: title (poster, headers) and descriptions (subtitles)."""
         return [self.title, *(s.description for s in self.scenes)]

@@ -177,7 +177,7 @@ def planned_with(monkeypatch, first: list[str], again: list[str], prompt: str):
     monkeypatch.setattr(planner._SceneWriter, "write_all",
                         lambda self, p, beats: ([draft(t) for t in first], ""))
 
-    def rewrite(self, p, beat, index, count, others, attempt):
+    def rewrite(self, p, beat, index, count, others):
         asked.append(index)
         return draft(next(answers))
 
