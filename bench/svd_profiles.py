@@ -14,7 +14,9 @@ seed through the product's `svd_frames`:
 - diff_vs_eager: mean absolute difference from the reference frames, in 0-255 pixel levels.
 With --second-start, a fresh process then loads the pipeline again with the compile cache the
 first one filled, and reports ready_s: from its start until a full-speed clip can begin.
-Writes svd_profiles.json (to --out, or bench/results).
+--quality turbo loads the same random UNet as a UNet-only model (as AnimateLCM-SVD-xt ships) with
+the consistency sampler and no guidance, 4 steps. Writes svd_profiles_QUALITY.json (to --out, or
+bench/results).
 """
 from __future__ import annotations
 
@@ -54,8 +56,9 @@ def clip(pipe: Any, args: argparse.Namespace, chunk: int, steps: int | None = No
     # One SVD run of `frames` frames at SVD-XT's usual 6 fps conditioning: a 4-second scene.
     scene = Scene(description="bench", visual_prompt="bench", duration=(args.frames - 1) / 6,
                   motion="medium", seed=0)
+    guidance = (1.0, 1.0) if args.quality == "turbo" else (1.0, 3.0)  # turbo: batch 1
     params = VideoParams(args.width, args.height, 24, args.frames, steps or args.steps, 0.02,
-                         1.0, 3.0, chunk)
+                         *guidance, chunk)
     step_times: list[float] = []
     last = [time.perf_counter()]
 
@@ -77,8 +80,11 @@ def clip(pipe: Any, args: argparse.Namespace, chunk: int, steps: int | None = No
         torch.cuda.synchronize()
         if peaks is not None:
             peaks["decode"] = torch.cuda.max_memory_allocated()
+    ended = time.perf_counter()
+    if peaks is not None:
+        peaks["decode_s"] = ended - last[0]  # after the last step: the VAE decode and the copy
     steady = sorted(step_times[1:])
-    return time.perf_counter() - started, frames, steady[len(steady) // 2] if steady else None
+    return ended - started, frames, steady[len(steady) // 2] if steady else None
 
 
 def measure_profile(pipe: Any, name: str, args: argparse.Namespace,
@@ -102,9 +108,11 @@ def measure_profile(pipe: Any, name: str, args: argparse.Namespace,
         torch.cuda.empty_cache()
         return {"profile": name, "error": f"out of GPU memory (cap {args.cap_gib} GiB): "
                                           f"{str(err).splitlines()[0][:160]}"}
+    decode_s = peaks.pop("decode_s", None)
     peak = max(peaks.values()) / 2**30 if peaks else None
     row: dict[str, Any] = {
-        "profile": name, "size": args.size, "clip_s": round(clip_s, 2),
+        "profile": name, "quality": args.quality, "size": args.size, "clip_s": round(clip_s, 2),
+        "decode_s": round(decode_s, 3) if decode_s else None,
         "peak_gib": round(peak, 2) if peak else None, "median_step_s": round(step_s, 3)
         if step_s else None, "warm_s": round(warm_s, 1), "levers": levers,
         "decode_chunk_size": profile.decode_chunk_size, "frames": len(frames),
@@ -118,10 +126,27 @@ def measure_profile(pipe: Any, name: str, args: argparse.Namespace,
     return row
 
 
+def turbo_folder(folder: Path) -> Path:
+    """A UNet-only model made from the saved pipeline's UNet (a single state-dict file, as
+    AnimateLCM-SVD-xt publishes it), with the pipeline registered as its SVD-XT base."""
+    from models.random_init import save_unet_only
+    from models.registry import SVD_XT
+    from models.store import register
+
+    turbo = folder.parent / f"{folder.name}-turbo"
+    if not any(turbo.glob("*.safetensors")):
+        save_unet_only(folder, turbo)
+    register(SVD_XT.name, folder)
+    return turbo
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_clip_arguments(parser)
-    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--quality", choices=("full", "turbo"), default="full",
+                        help="turbo: the same random UNet loaded as a UNet-only (AnimateLCM-style) "
+                             "model with the consistency sampler, no guidance")
+    parser.add_argument("--steps", type=int, default=None, help="default: full 25, turbo 4")
     parser.add_argument("--profiles", default="fast,balanced,low")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=BASE:FIELD=V,...",
                         help="an extra profile to try, e.g. low1=low:decode_chunk_size=1")
@@ -135,6 +160,7 @@ def main() -> None:
     parser.add_argument("--ready-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None, help="results folder")
     args = parser.parse_args()
+    args.steps = args.steps or (4 if args.quality == "turbo" else 25)
 
     import torch
 
@@ -155,8 +181,9 @@ def main() -> None:
         started = time.perf_counter()
         build_svd(folder, args.size, dtype="float16" if cuda else "float32")
         print(f"built and saved {args.size} in {time.perf_counter() - started:.1f} s", flush=True)
+    model = str(folder) if args.quality == "full" else str(turbo_folder(folder))
     started = time.perf_counter()
-    pipe = load_video_pipeline(str(folder))
+    pipe = load_video_pipeline(model)
     load_s = time.perf_counter() - started
 
     if args.ready_only:  # the child of --second-start: how soon is a fresh process at full speed?
@@ -175,7 +202,8 @@ def main() -> None:
             pipe.to("cuda")
             torch.cuda.reset_peak_memory_stats()
         clip_s, reference, step_s = clip(pipe, args, 8)
-        rows.append({"profile": "eager reference", "clip_s": round(clip_s, 2),
+        rows.append({"profile": "eager reference", "quality": args.quality,
+                     "clip_s": round(clip_s, 2),
                      "median_step_s": round(step_s, 3) if step_s else None,
                      "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda
                      else None, "decode_chunk_size": 8, "levers": ["none"]})
@@ -183,10 +211,11 @@ def main() -> None:
     for name in args.profiles.split(","):
         rows.append(measure_profile(pipe, name, args, reference))
         print(rows[-1], flush=True)
-        write_results("svd_profiles", rows, summary, args.out)
+        write_results(f"svd_profiles_{args.quality}", rows, summary, args.out)
     if args.second_start:
         del pipe
         command = [sys.executable, __file__, "--ready-only", "--model-dir", str(folder),
+                   "--quality", args.quality,
                    "--profiles", args.profiles.split(",")[0], "--size", args.size,
                    "--width", str(args.width), "--height", str(args.height),
                    "--frames", str(args.frames), "--steps", str(args.steps)]
@@ -201,8 +230,8 @@ def main() -> None:
         else:
             rows.append({"profile": "second start", "error": done.stderr.strip()[-300:]})
         print(rows[-1], flush=True)
-    path = write_results("svd_profiles", rows, summary, args.out)
-    print_table(rows, ["profile", "clip_s", "peak_gib", "peak_setup_gib", "peak_denoise_gib",
+    path = write_results(f"svd_profiles_{args.quality}", rows, summary, args.out)
+    print_table(rows, ["profile", "quality", "clip_s", "decode_s", "peak_gib", "peak_setup_gib", "peak_denoise_gib",
                        "peak_decode_gib", "median_step_s", "warm_s", "ready_s", "diff_vs_eager"])
     print(f"wrote {path}")
 

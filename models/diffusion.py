@@ -16,8 +16,8 @@ from typing import Any
 from models import speed
 from models.llm import ModelUnavailable
 from models.memory import Profile
-from models.registry import DEFAULT_KEYFRAME, SVD_XT, how_to_get
-from models.store import resolve
+from models.registry import DEFAULT_KEYFRAME, SVD_XT, TURBO_VIDEO, ModelSpec, find_spec, how_to_get
+from models.store import StoreError, check_base_parts, registered_folder, resolve, unet_weights
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,20 @@ class Placement:
     dtype_name: str         # "float16", "bfloat16" or "float32"
 
 
-def default_video_model() -> str:
-    return SVD_XT.repo_id
+def default_video_model(quality: str = "full") -> str:
+    """The video model of a quality: "turbo" (step-distilled, 4 steps) or "full" (SVD-XT)."""
+    return TURBO_VIDEO.repo_id if quality == "turbo" else SVD_XT.repo_id
+
+
+def is_turbo(model_id: str) -> bool:
+    """Whether a video model is step-distilled (sampled in a few steps without guidance): a known
+    UNet-only model, or a folder holding a UNet without a pipeline around it."""
+    spec = find_spec(model_id)
+    if spec is not None:
+        return spec.base is not None
+    path = Path(model_id).expanduser()
+    return path.is_dir() and not (path / "model_index.json").is_file() \
+        and unet_weights(path) is not None
 
 
 def default_image_model() -> str:
@@ -46,6 +58,8 @@ def placement() -> Placement:
 
 def is_available(model_id: str) -> bool:
     """True when the weights are on this machine (a folder, a registered folder, the hub cache)."""
+    if is_turbo(model_id):
+        return distilled_unet(model_id) is not None and _base_is_whole(model_id)
     path = Path(resolve(model_id)).expanduser()
     if path.is_dir():
         return (path / "model_index.json").is_file()
@@ -58,15 +72,107 @@ def is_available(model_id: str) -> bool:
     return isinstance(found, str)
 
 
+def distilled_unet(model_id: str) -> Path | None:
+    """Where a UNet-only model's weights are: a folder given or registered for it, or its file in
+    the Hugging Face cache; None when they are not on this machine."""
+    spec = find_spec(model_id)
+    folder = registered_folder(model_id) if spec else Path(model_id).expanduser()
+    if folder is not None and folder.is_dir():
+        return unet_weights(folder, spec.unet_file if spec else None)
+    if spec is None or spec.unet_file is None:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(spec.repo_id, spec.unet_file)
+    return Path(found) if isinstance(found, str) else None
+
+
+def base_model(model_id: str) -> ModelSpec:
+    """The pipeline a UNet-only model runs with (SVD-XT for AnimateLCM-SVD-xt and for folders)."""
+    spec = find_spec(model_id)
+    return find_spec(spec.base) if spec and spec.base else SVD_XT  # type: ignore[return-value]
+
+
+def base_folder(model_id: str) -> Path | None:
+    """The base pipeline's folder on this machine (registered, or in the hub cache), or None."""
+    base = base_model(model_id)
+    folder = registered_folder(base.repo_id)
+    if folder is not None:
+        return folder
+    from huggingface_hub import try_to_load_from_cache
+
+    index = try_to_load_from_cache(base.repo_id, "model_index.json")
+    return Path(index).parent if isinstance(index, str) else None
+
+
+def _base_is_whole(model_id: str) -> bool:
+    folder = base_folder(model_id)
+    if folder is None:
+        return False
+    try:
+        check_base_parts(folder)
+    except StoreError:
+        return False
+    return True
+
+
 _loaded: dict[tuple[str, str], Any] = {}
 _lock = threading.Lock()
 
 
 def load_video_pipeline(model_id: str) -> Any:
-    """A StableVideoDiffusionPipeline, loaded once and kept."""
+    """A StableVideoDiffusionPipeline, loaded once and kept. A turbo model comes with its
+    consistency sampler (models/consistency.py) in place of the Euler scheduler."""
     from diffusers import StableVideoDiffusionPipeline
 
+    if is_turbo(model_id):
+        return _load(("video", model_id), _DistilledVideoPipeline, model_id)
     return _load(("video", model_id), StableVideoDiffusionPipeline, model_id)
+
+
+class _DistilledVideoPipeline:
+    """`from_pretrained` for a UNet-only model: its UNet, the base pipeline's other parts."""
+
+    @staticmethod
+    def from_pretrained(model_id: str, torch_dtype: Any = None, **_ignored: Any) -> Any:
+        from diffusers import StableVideoDiffusionPipeline, UNetSpatioTemporalConditionModel
+
+        from models.consistency import ConsistencySampler
+
+        weights = distilled_unet(model_id)
+        base = base_folder(model_id)
+        if weights is None:
+            raise OSError(f"the UNet weights of {model_id} are not on this machine")
+        if base is None:
+            raise OSError(f"{base_model(model_id).name} (its image encoder and VAE) is not on "
+                          f"this machine")
+        if weights.is_dir():
+            unet = UNetSpatioTemporalConditionModel.from_pretrained(weights, torch_dtype=torch_dtype)
+        else:
+            unet = _unet_from_state_dict(base / "unet", weights, torch_dtype)
+        return StableVideoDiffusionPipeline.from_pretrained(
+            base, unet=unet, scheduler=ConsistencySampler(), torch_dtype=torch_dtype)
+
+
+def _unet_from_state_dict(config_folder: Path, weights: Path, dtype: Any) -> Any:
+    """The base's UNet architecture with a fine-tune's weights (a single .safetensors state
+    dict), built without random initialisation and checked key for key."""
+    from accelerate import init_empty_weights
+    from diffusers import UNetSpatioTemporalConditionModel
+    from safetensors.torch import load_file
+
+    config = UNetSpatioTemporalConditionModel.load_config(config_folder)
+    with init_empty_weights():
+        unet = UNetSpatioTemporalConditionModel.from_config(config)
+    state = load_file(weights)
+    expected = set(unet.state_dict())
+    if set(state) != expected:
+        missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+        raise ValueError(f"{weights.name} does not fit the UNet of {config_folder.parent.name}: "
+                         f"{len(missing)} weights missing (first: {missing[:1]}), {len(extra)} "
+                         f"unexpected (first: {extra[:1]})")
+    unet.load_state_dict(state, assign=True)
+    return unet.to(dtype=dtype) if dtype is not None else unet
 
 
 def load_image_pipeline(model_id: str) -> Any:
@@ -84,7 +190,7 @@ def _load(key: tuple[str, str], cls: Any, model_id: str) -> Any:
             return _loaded[key]
         where = placement()
         path = Path(resolve(model_id)).expanduser()
-        source = str(path) if path.is_dir() else model_id
+        source = str(path) if path.is_dir() and cls is not _DistilledVideoPipeline else model_id
         kwargs: dict[str, Any] = {"torch_dtype": getattr(torch, where.dtype_name)}
         if not path.is_dir():
             kwargs["local_files_only"] = True
@@ -102,7 +208,7 @@ def _load(key: tuple[str, str], cls: Any, model_id: str) -> Any:
 
 def _missing_message(model_id: str, err: BaseException) -> str:
     detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-    if Path(model_id).expanduser().exists():
+    if Path(model_id).expanduser().exists() or is_available(model_id):
         return f"cannot load the diffusers pipeline in {model_id} ({detail})"
     return f"model {model_id} is not on this machine; to get it: {how_to_get(model_id)}"
 
@@ -115,11 +221,26 @@ def loaded_pipelines() -> list[str]:
 
 def apply_profile(pipe: Any, profile: Profile) -> list[str]:
     """Place a loaded pipeline on the GPU as the profile says, with the profile's speed levers
-    on a video UNet (models/speed.py). Returns the levers in use; a no-op on the CPU."""
+    on a video UNet (models/speed.py). Returns the levers in use; a no-op on the CPU, and on a
+    pipeline already placed with this profile (the next film starts without moving 5 GB)."""
     import torch
 
     if not torch.cuda.is_available():
         return []
+    placed = _placements.get(id(pipe))
+    if placed is not None and placed[0] is pipe and placed[1] == profile:
+        return placed[2]
+    levers = _place(pipe, profile)
+    _placements[id(pipe)] = (pipe, profile, levers)
+    return levers
+
+
+_placements: dict[int, tuple[Any, Profile, list[str]]] = {}  # id -> (pipeline, profile, levers)
+
+
+def _place(pipe: Any, profile: Profile) -> list[str]:
+    import torch
+
     unet = getattr(pipe, "unet", None)
     video = type(unet).__name__ == "UNetSpatioTemporalConditionModel"
     pipe.remove_all_hooks()

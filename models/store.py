@@ -41,13 +41,20 @@ def register(name: str, folder: Path) -> str:
     """Record `folder` as model `name` (a known name or hub id, or any new name); returns the key."""
     folder = Path(folder).expanduser().resolve()
     spec = find_spec(name)
-    check_folder(folder, spec.role if spec else None)
+    check_folder(folder, layout(spec))
     key = spec.repo_id if spec else name
     entries = registered()
     entries[key] = str(folder)
     registry_file().parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(registry_file(), entries)
     return key
+
+
+def layout(spec: ModelSpec | None) -> str | None:
+    """How a model's folder is laid out, for check_folder: a UNet-only model's is "unet"."""
+    if spec is None:
+        return None
+    return "unet" if spec.base else spec.role
 
 
 def registered_folder(model_id: str) -> Path | None:
@@ -73,6 +80,11 @@ def check_folder(folder: Path, role: str | None) -> None:
     folder = Path(folder)
     if not folder.is_dir():
         raise StoreError(f"{folder} is not a folder")
+    if role == "unet":
+        if unet_weights(folder) is None:
+            raise StoreError(f"{folder} holds no UNet: neither a .safetensors file nor a diffusers "
+                             f"UNet folder (config.json and diffusion_pytorch_model.safetensors)")
+        return
     if role in ("video", "keyframe") or (folder / "model_index.json").is_file():
         _check_pipeline(folder)
         return
@@ -85,7 +97,19 @@ def check_folder(folder: Path, role: str | None) -> None:
         raise StoreError(f"{folder} has a config.json but no weights (*.safetensors or *.bin)")
 
 
-def _check_pipeline(folder: Path) -> None:
+def unet_weights(folder: Path, preferred: str | None = None) -> Path | None:
+    """A UNet-only model's weights in `folder`: a diffusers UNet folder (config.json beside the
+    weights, returned as the folder), or a single .safetensors state dict (`preferred` first)."""
+    folder = Path(folder)
+    if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
+        return folder
+    if preferred and (folder / preferred).is_file():
+        return folder / preferred
+    files = sorted(p for p in folder.glob("*.safetensors") if not p.name.endswith(".incomplete"))
+    return files[-1] if files else None
+
+
+def _check_pipeline(folder: Path, without: tuple[str, ...] = ()) -> None:
     index = folder / "model_index.json"
     if not index.is_file():
         raise StoreError(f"{folder} has no model_index.json: it is not a diffusers pipeline folder")
@@ -95,6 +119,10 @@ def _check_pipeline(folder: Path) -> None:
         raise StoreError(f"{index} is not valid JSON ({err})") from None
     for name, value in components.items():
         if name.startswith("_") or not isinstance(value, list) or value[0] is None:
+            continue
+        if name in without:  # a part another model brings (a turbo model's UNet)
+            if name == "unet" and not (folder / name / "config.json").is_file():
+                raise StoreError(f"{folder}: the UNet's config.json is missing")
             continue
         part = folder / name
         if not part.is_dir():
@@ -106,6 +134,11 @@ def _check_pipeline(folder: Path) -> None:
         if not has_config_only and not any(p for pattern in WEIGHTS for p in part.glob(pattern)):
             raise StoreError(f"{folder}: component {name!r} has no weights (*.safetensors or "
                              f"*.bin); the download may be incomplete")
+
+
+def check_base_parts(folder: Path) -> None:
+    """A base video pipeline that a UNet-only model runs with: everything but the UNet's weights."""
+    _check_pipeline(Path(folder), without=("unet",))
 
 
 def spec_or_error(name: str) -> ModelSpec:

@@ -2,8 +2,8 @@
 
 Two backends:
 - `svd_frames`: Stable Video Diffusion (image-to-video, no text). A scene longer than one run
-  is continued from the run's last frame. `retime` then spreads the runs' frames over the film's
-  fps (the renderer does that while encoding, off the GPU's path).
+  is continued from the run's last frame, and the runs' frames are spread over the film's fps
+  (`retime`) on the GPU, before the one copy to the CPU.
 - `animatic_frames`: the keyframe with the scene's camera move (zoom, pan, tilt), on the CPU,
   with an "ANIMATIC" tag in the corner so nobody mistakes it for generated video.
 """
@@ -54,26 +54,52 @@ def svd_plan(duration: float, num_frames: int) -> tuple[int, int]:
     return runs, cond_fps
 
 
-def retime(frames: list[np.ndarray], count: int) -> Iterator[np.ndarray]:
-    """`count` frames evenly spread over `frames`, blending neighbours (linear in time). The last
-    one is always `frames[-1]`, so a following "continue" scene starts where this one ends."""
-    last = len(frames) - 1
+def retime_plan(native: int, count: int) -> list[tuple[int, int, float]]:
+    """For each of `count` output frames spread evenly over `native` frames: (earlier frame,
+    later frame, weight of the later one). The last output frame is the last native frame."""
+    last = native - 1
+    plan = []
     for i in range(count):
         position = i * last / (count - 1) if count > 1 else float(last)
         low = int(math.floor(position))
         high = min(low + 1, last)
         weight = position - low
-        if weight < 1e-3 or low == high:
+        plan.append((low, low, 0.0) if weight < 1e-3 or low == high else (low, high, weight))
+    return plan
+
+
+def retime(frames: list[np.ndarray], count: int) -> Iterator[np.ndarray]:
+    """`count` frames evenly spread over `frames`, blending neighbours (linear in time). The last
+    one is always `frames[-1]`, so a following "continue" scene starts where this one ends."""
+    for low, high, weight in retime_plan(len(frames), count):
+        if weight == 0.0:
             yield frames[low]
         else:
             mixed = frames[low].astype(np.float32) * (1 - weight) + frames[high] * weight
             yield mixed.round().astype(np.uint8)
 
 
+def _retime_tensor(video: Any, count: int, chunk: int = 16) -> Any:
+    """`retime` on a (frames, H, W, 3) uint8 tensor where it lies (the GPU), in chunks."""
+    import torch
+
+    plan = retime_plan(video.shape[0], count)
+    parts = []
+    for start in range(0, count, chunk):
+        rows = plan[start:start + chunk]
+        low = torch.tensor([r[0] for r in rows], device=video.device)
+        high = torch.tensor([r[1] for r in rows], device=video.device)
+        weight = torch.tensor([r[2] for r in rows], device=video.device).view(-1, 1, 1, 1)
+        mixed = video[low].float() * (1 - weight) + video[high].float() * weight
+        parts.append(mixed.round().to(torch.uint8))
+    return torch.cat(parts)
+
+
 def svd_frames(pipe: Any, keyframe: Image.Image, scene: Scene, params: VideoParams,
-               on_step: Callable[[int, int], None]) -> list[np.ndarray]:
+               on_step: Callable[[int, int], None], count: int | None = None) -> list[np.ndarray]:
     """Run SVD as many times as the scene's length needs; returns the runs' frames (RGB uint8),
-    to be spread over the film's fps by `retime(frames, frame_count(scene.duration, fps))`.
+    or with `count` those frames already spread over `count` frames (the film's fps) where they
+    were made, so the CPU, which encodes the previous scene meanwhile, has no blending to do.
 
     `on_step(done, total)` is called after every denoising step and may raise to cancel.
     """
@@ -81,10 +107,12 @@ def svd_frames(pipe: Any, keyframe: Image.Image, scene: Scene, params: VideoPara
 
     runs, cond_fps = svd_plan(scene.duration, params.num_frames)
     total_steps = runs * params.num_inference_steps
-    native: list[np.ndarray] = []
+    native: list[Any] = []  # each run's frames, (frames, H, W, 3) uint8 where they were made
     image = keyframe
     for run in range(runs):
         generator = torch.Generator("cpu").manual_seed(scene.seed + run)
+        if hasattr(pipe.scheduler, "set_noise_generator"):  # a consistency sampler re-noises
+            pipe.scheduler.set_noise_generator(generator)   # between steps: from this seed too
 
         def callback(_pipe: Any, step: int, _t: Any, kwargs: dict[str, Any], run: int = run):
             on_step(run * params.num_inference_steps + step + 1, total_steps)
@@ -101,10 +129,13 @@ def svd_frames(pipe: Any, keyframe: Image.Image, scene: Scene, params: VideoPara
             generator=generator, output_type="pt", callback_on_step_end=callback)
         # (frames, 3, H, W) in [0, 1], still on the GPU: to bytes there, then one small copy
         video = output.frames[0].float().mul(255).round().clamp(0, 255).to(torch.uint8)
-        frames = list(video.permute(0, 2, 3, 1).cpu().numpy())
-        native.extend(frames if run == 0 else frames[1:])  # a run's first frame repeats the last
-        image = Image.fromarray(frames[-1])
-    return native
+        video = video.permute(0, 2, 3, 1)
+        native.append(video if run == 0 else video[1:])  # a run's first frame repeats the last
+        image = Image.fromarray(video[-1].cpu().numpy())
+    frames = torch.cat(native)
+    if count is not None:
+        frames = _retime_tensor(frames, count)
+    return list(frames.cpu().numpy())
 
 
 # ---- animatic ------------------------------------------------------------------------------

@@ -2,18 +2,31 @@
 
     result = assemble_film(board, clips_dir, Path("film.mp4"), AssemblySettings(music=song))
 
-Frames stream from each clip through the crossfades and the burned-in subtitles straight into
-the encoder (PyAV: H.264 yuv420p, AAC, moov atom first), so memory stays flat whatever the
-film's length. Beside the film: film.srt (the subtitles, timed to the scenes), film.json (the
+or, while the scenes are still being rendered (the film is then ready moments after the last):
+
+    assembler = FilmAssembler(board, clips_dir, Path("film.mp4"), settings)
+    for event in render_storyboard(...):
+        if isinstance(event, SceneDone):
+            assembler.scene_ready(event.scene)
+    result = assembler.finish()
+
+Each scene's place on the film's timeline is encoded as a segment of its own as soon as its clip
+(and the clip before it, whose tail it crossfades over) is ready: frames stream from the clips
+through the crossfade and the burned-in subtitle into the encoder (PyAV: H.264 yuv420p), so memory
+stays flat. `finish` joins the segments packet by packet (no second decode and encode) and adds
+the music (AAC), moov atom first. Beside the film: film.srt (the subtitles, timed to the scenes), film.json (the
 storyboard as rendered, every clip's seed, models and timings), a poster and a contact sheet.
 """
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -28,6 +41,8 @@ from pipeline.lettering import draw_block, fit_text, safe_box
 from pipeline.render import RenderError, check_renderable, scene_paths
 from pipeline.storyboard import Storyboard, StoryboardError
 from pipeline.video_io import even_size, frame_at, probe
+
+log = logging.getLogger(__name__)
 
 AUDIO_RATE = 44100
 MUSIC_SUFFIXES = (".mp3", ".wav", ".m4a", ".ogg", ".aac", ".flac", ".opus")
@@ -131,88 +146,234 @@ def _music_track(path: Path, seconds: float, volume: float, fade: float) -> np.n
 
 def assemble_film(board: Storyboard, clips_dir: Path, out: Path,
                   settings: AssemblySettings | None = None) -> FilmResult:
-    started = time.perf_counter()
-    settings = settings or AssemblySettings()
-    clips_dir, out = Path(clips_dir), Path(out)
-    if out.suffix.lower() != ".mp4":
-        raise AssemblyError(f"the film must be an .mp4 file (got {out.name})")
-    if settings.crossfade < 0:
-        raise AssemblyError(f"crossfade must be 0 seconds or more (got {settings.crossfade})")
-    if settings.music is not None:
-        check_music(settings.music)
-    try:  # the filter reads every text the film draws; each script needs its font
-        check_renderable(board)
-    except (RenderError, StoryboardError) as err:
-        raise AssemblyError(str(err)) from None
-    clips = _check_clips(board, clips_dir)
-    fps = clips[0]["fps"]
-    width, height = even_size(clips[0]["width"], clips[0]["height"])
-    slots = _slots(board, fps)
-    fades = [int(round(board.crossfade_into(n, settings.crossfade) * fps))
-             for n in range(1, len(board.scenes) + 1)]
-    total = sum(slots)
-    cues = _cues(board, slots)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    """The film from clips that are all rendered already."""
+    return FilmAssembler(board, clips_dir, out, settings).finish()
 
-    timings: dict[str, float] = {}
-    mark = time.perf_counter()
-    sweep_partials(out.parent)
-    partial = partial_name(out)
-    frames_written, samples = _encode(
-        _film_frames(clips, slots, fades, cues if settings.subtitles else [], width, height),
-        partial, fps, width, height, settings, total)
-    os.replace(partial, out)
-    timings["encode_s"] = time.perf_counter() - mark
 
-    mark = time.perf_counter()
-    srt = out.with_suffix(".srt")
-    srt.write_text(_srt(cues, fps), encoding="utf-8")
-    poster, sheet = out.with_name(f"{out.stem}_poster.png"), out.with_name(f"{out.stem}_contact.png")
-    thumbs = [frame_at(c["clip"], c["frames"] // 2) for c in clips]  # one frame per scene
-    _poster(board, thumbs[0], width, height).save(poster)
-    _contact_sheet(board, thumbs).save(sheet)
-    timings["extras_s"] = time.perf_counter() - mark
-    duration = frames_written / fps
-    info = out.with_suffix(".json")
-    info.write_text(json.dumps({
-        "film": out.name, "srt": srt.name, "poster": poster.name, "contact_sheet": sheet.name,
-        "duration": round(duration, 3), "frames": frames_written, "fps": fps,
-        "asked_seconds": round(board.total_duration, 3), "film_seconds": round(duration, 3),
-        "width": width, "height": height, "crossfade_seconds": settings.crossfade,
-        "subtitles_burned_in": settings.subtitles,
-        "music": {"file": str(settings.music), "volume": settings.music_volume,
-                  "seconds": round(samples / AUDIO_RATE, 3)} if settings.music else None,
-        "storyboard": board.to_dict(),
-        "scenes": [{**c["meta"], "clip": str(c["clip"]), "start": round(cue.start / fps, 3),
-                    "end": round(cue.end / fps, 3)} for c, cue in zip(clips, cues)],
-    }, ensure_ascii=False, indent=2), encoding="utf-8")
-    return FilmResult(out, srt, info, poster, sheet, duration, frames_written,
-                      time.perf_counter() - started, timings)
+class FilmAssembler:
+    """A film assembled segment by segment as its scenes' clips arrive, joined at `finish`."""
+
+    def __init__(self, board: Storyboard, clips_dir: Path, out: Path,
+                 settings: AssemblySettings | None = None):
+        self.started = time.perf_counter()
+        self.board, self.settings = board, settings or AssemblySettings()
+        self.clips_dir, self.out = Path(clips_dir), Path(out)
+        if self.out.suffix.lower() != ".mp4":
+            raise AssemblyError(f"the film must be an .mp4 file (got {self.out.name})")
+        if self.settings.crossfade < 0:
+            raise AssemblyError(f"crossfade must be 0 seconds or more (got "
+                                f"{self.settings.crossfade})")
+        if self.settings.music is not None:
+            check_music(self.settings.music)
+        try:  # the filter reads every text the film draws; each script needs its font
+            check_renderable(board)
+        except (RenderError, StoryboardError) as err:
+            raise AssemblyError(str(err)) from None
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.segments_dir = self.out.with_name(f".{self.out.stem}_segments")
+        self.ready: set[int] = set()
+        self.encoded: dict[int, Path] = {}   # scene -> its segment, in timeline order
+        self.tail: list[np.ndarray] = []     # the last encoded scene's clip past its slot
+        self.layout: _Layout | None = None
+        self.streaming = True                # False after a segment failed: finish redoes all
+        self.segment_s = 0.0                 # seconds spent encoding segments
+        # segments are encoded in a thread of their own, so whoever reports the scenes (a UI
+        # showing previews) is not held up; only that thread touches the state above
+        self.worker = ThreadPoolExecutor(1, thread_name_prefix="storyreel-assemble")
+
+    def scene_ready(self, number: int) -> None:
+        """Scene `number`'s clip is finished: encode, in the background, every segment that
+        can be made now."""
+        self.worker.submit(self._advance, number)
+
+    def close(self) -> None:
+        """Stop without a film (the render was cancelled): drop the segments made so far."""
+        self.worker.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self.segments_dir, ignore_errors=True)
+
+    def _advance(self, number: int) -> None:
+        """A problem here is not raised: `finish` assembles from the clips again and names it."""
+        self.ready.add(number)
+        if not self.streaming:
+            return
+        try:
+            while len(self.encoded) + 1 in self.ready:
+                self._encode_segment(len(self.encoded) + 1)
+        except (AssemblyError, av.error.FFmpegError, OSError, ValueError) as err:
+            log.warning("assembling while rendering stopped at scene %d (%s); the film is "
+                        "assembled at the end instead", len(self.encoded) + 1, err)
+            self.streaming = False
+
+    def finish(self) -> FilmResult:
+        """Encode the segments still missing, join them with the music, write the extras."""
+        finishing = time.perf_counter()
+        self.worker.shutdown(wait=True)
+        clips = _check_clips(self.board, self.clips_dir)
+        if not self.streaming or (self.layout and self.layout.size != _film_size(clips)):
+            self._restart()
+        for number in range(len(self.encoded) + 1, len(self.board.scenes) + 1):
+            self._encode_segment(number)
+        layout = self.layout
+        assert layout is not None
+        timings = {"segments_s": round(self.segment_s, 3)}
+        mark = time.perf_counter()
+        sweep_partials(self.out.parent)
+        partial = partial_name(self.out)
+        frames_written, samples = _join(list(self.encoded.values()), partial, layout,
+                                        self.settings)
+        os.replace(partial, self.out)
+        shutil.rmtree(self.segments_dir, ignore_errors=True)
+        timings["join_s"] = round(time.perf_counter() - mark, 3)
+        mark = time.perf_counter()
+        extras = self._extras(clips, layout)
+        timings["extras_s"] = round(time.perf_counter() - mark, 3)
+        timings["finish_s"] = round(time.perf_counter() - finishing, 3)  # after the last scene
+        return self._record(extras, layout, clips, frames_written, samples, timings)
+
+    # ---- segments ------------------------------------------------------------------------
+
+    def _restart(self) -> None:
+        shutil.rmtree(self.segments_dir, ignore_errors=True)
+        self.encoded, self.tail, self.layout, self.streaming = {}, [], None, True
+
+    def _encode_segment(self, number: int) -> None:
+        began = time.perf_counter()
+        clip = _check_clip(self.clips_dir, number)
+        if self.layout is None:  # the film takes the first clip's frame rate and size
+            self.layout = _Layout.of(self.board, clip, self.settings)
+        layout = self.layout
+        if round(clip["fps"], 3) != round(layout.fps, 3):
+            raise AssemblyError(f"the clips have different frame rates ({layout.fps:g} and "
+                                f"{clip['fps']:g} in scene {number}); render them again with "
+                                f"one --fps")
+        k = number - 1
+        next_fade = layout.fades[k + 1] if k + 1 < len(layout.fades) else 0
+        frames = _clip_frames(clip["clip"], layout.width, layout.height)
+        overlay = layout.overlays.get(number)
+        tail = self.tail
+
+        def timeline() -> Iterator[np.ndarray]:
+            for i in range(layout.slots[k]):
+                frame = next(frames)
+                if i < layout.fades[k]:
+                    weight = (i + 1) / (layout.fades[k] + 1)
+                    frame = (tail[i].astype(np.float32) * (1 - weight)
+                             + frame * weight).astype(np.uint8)
+                yield _with_subtitle(frame, overlay)
+
+        self.segments_dir.mkdir(parents=True, exist_ok=True)
+        path = self.segments_dir / f"segment_{number:02d}.mp4"
+        _encode_video(timeline(), path, layout, self.settings)
+        self.tail = [next(frames) for _ in range(next_fade)]
+        frames.close()
+        self.encoded[number] = path
+        self.segment_s += time.perf_counter() - began
+
+    # ---- beside the film -------------------------------------------------------------------
+
+    def _extras(self, clips: list[dict[str, Any]], layout: _Layout) -> tuple[Path, Path, Path]:
+        """(subtitles, poster, contact sheet) beside the film."""
+        out, board = self.out, self.board
+        srt = out.with_suffix(".srt")
+        srt.write_text(_srt(layout.cues, layout.fps), encoding="utf-8")
+        poster = out.with_name(f"{out.stem}_poster.png")
+        sheet = out.with_name(f"{out.stem}_contact.png")
+        thumbs = [frame_at(c["clip"], c["frames"] // 2) for c in clips]  # one frame per scene
+        _poster(board, thumbs[0], layout.width, layout.height).save(poster)
+        _contact_sheet(board, thumbs).save(sheet)
+        return srt, poster, sheet
+
+    def _record(self, extras: tuple[Path, Path, Path], layout: _Layout,
+                clips: list[dict[str, Any]], frames_written: int, samples: int,
+                timings: dict[str, float]) -> FilmResult:
+        """film.json: the storyboard as rendered, each clip's record, the assembly's timings."""
+        (srt, poster, sheet), out, board, settings = extras, self.out, self.board, self.settings
+        fps = layout.fps
+        duration = frames_written / fps
+        info = out.with_suffix(".json")
+        info.write_text(json.dumps({
+            "film": out.name, "srt": srt.name, "poster": poster.name, "contact_sheet": sheet.name,
+            "duration": round(duration, 3), "frames": frames_written, "fps": fps,
+            "asked_seconds": round(board.total_duration, 3), "film_seconds": round(duration, 3),
+            "width": layout.width, "height": layout.height,
+            "crossfade_seconds": settings.crossfade,
+            "subtitles_burned_in": settings.subtitles, "quality": _quality(clips),
+            "music": {"file": str(settings.music), "volume": settings.music_volume,
+                      "seconds": round(samples / AUDIO_RATE, 3)} if settings.music else None,
+            "storyboard": board.to_dict(),
+            "scenes": [{**c["meta"], "clip": str(c["clip"]), "start": round(cue.start / fps, 3),
+                        "end": round(cue.end / fps, 3)} for c, cue in zip(clips, layout.cues)],
+            "assembly_timings": timings,
+        }, ensure_ascii=False, indent=2), encoding="utf-8")
+        return FilmResult(out, srt, info, poster, sheet, duration, frames_written,
+                          time.perf_counter() - self.started, timings)
+
+
+@dataclass
+class _Layout:
+    """The film's frame rate, size and timeline, fixed by its first clip."""
+    fps: float
+    width: int
+    height: int
+    slots: list[int]                 # frames each scene holds on the timeline
+    fades: list[int]                 # frames each scene crossfades over the previous clip
+    cues: list[_Cue]
+    overlays: dict[int, Any]         # scene -> its subtitle band (none without subtitles)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    @classmethod
+    def of(cls, board: Storyboard, clip: dict[str, Any], settings: AssemblySettings) -> _Layout:
+        fps = clip["fps"]
+        width, height = even_size(clip["width"], clip["height"])
+        slots = _slots(board, fps)
+        fades = [int(round(board.crossfade_into(n, settings.crossfade) * fps))
+                 for n in range(1, len(board.scenes) + 1)]
+        cues = _cues(board, slots)
+        overlays = {cue.scene: _subtitle_overlay(cue.text, width, height)
+                    for cue in cues} if settings.subtitles else {}
+        return cls(fps, width, height, slots, fades, cues, overlays)
+
+
+def _film_size(clips: list[dict[str, Any]]) -> tuple[int, int]:
+    return even_size(clips[0]["width"], clips[0]["height"])
+
+
+def _quality(clips: list[dict[str, Any]]) -> str | None:
+    """The film's video quality: "turbo" or "full" (None for animatics; "mixed" after scenes
+    were re-rendered in the other one)."""
+    found = {c["meta"].get("quality") for c in clips} - {None}
+    return found.pop() if len(found) == 1 else ("mixed" if found else None)
 
 
 def _check_clips(board: Storyboard, clips_dir: Path) -> list[dict[str, Any]]:
-    clips = []
-    for number, scene in enumerate(board.scenes, start=1):
-        paths = scene_paths(clips_dir, number)
-        if not paths["clip"].is_file():
-            raise AssemblyError(f"scene {number}: its clip {paths['clip'].name} is missing from "
-                                f"{clips_dir}; render that scene first")
-        try:
-            info = probe(paths["clip"])
-        except (av.error.FFmpegError, IndexError, OSError) as err:
-            raise AssemblyError(f"scene {number}: its clip {paths['clip'].name} cannot be read "
-                                f"({type(err).__name__}); render that scene again") from None
-        if not info["frames"]:
-            raise AssemblyError(f"scene {number}: its clip {paths['clip'].name} has no frames")
-        meta = {}
-        if paths["info"].is_file():
-            meta = json.loads(paths["info"].read_text(encoding="utf-8"))
-        clips.append({**info, "clip": paths["clip"], "meta": meta, "scene": number})
+    clips = [_check_clip(clips_dir, n) for n in range(1, len(board.scenes) + 1)]
     rates = {round(c["fps"], 3) for c in clips}
     if len(rates) > 1:
         raise AssemblyError(f"the clips have different frame rates ({sorted(rates)}); render them "
                             f"again with one --fps")
     return clips
+
+
+def _check_clip(clips_dir: Path, number: int) -> dict[str, Any]:
+    """Scene `number`'s clip, probed, with its info file's contents as "meta"."""
+    paths = scene_paths(clips_dir, number)
+    if not paths["clip"].is_file():
+        raise AssemblyError(f"scene {number}: its clip {paths['clip'].name} is missing from "
+                            f"{clips_dir}; render that scene first")
+    try:
+        info = probe(paths["clip"])
+    except (av.error.FFmpegError, IndexError, OSError) as err:
+        raise AssemblyError(f"scene {number}: its clip {paths['clip'].name} cannot be read "
+                            f"({type(err).__name__}); render that scene again") from None
+    if not info["frames"]:
+        raise AssemblyError(f"scene {number}: its clip {paths['clip'].name} has no frames")
+    meta = {}
+    if paths["info"].is_file():
+        meta = json.loads(paths["info"].read_text(encoding="utf-8"))
+    return {**info, "clip": paths["clip"], "meta": meta, "scene": number}
 
 
 def _slots(board: Storyboard, fps: float) -> list[int]:
@@ -248,25 +409,6 @@ def _clip_frames(path: Path, width: int, height: int) -> Iterator[np.ndarray]:
         yield last
 
 
-def _film_frames(clips: list[dict[str, Any]], slots: list[int], fades: list[int],
-                 cues: list[_Cue], width: int, height: int) -> Iterator[np.ndarray]:
-    """Every output frame in order: each scene for its slot, a crossfading scene blended over
-    the previous clip's tail, subtitles drawn."""
-    overlays = {cue.scene: _subtitle_overlay(cue.text, width, height) for cue in cues}
-    tail: list[np.ndarray] = []  # the previous clip running on past its slot
-    for k, clip in enumerate(clips):
-        next_fade = fades[k + 1] if k + 1 < len(clips) else 0
-        frames = _clip_frames(clip["clip"], width, height)
-        for i in range(slots[k]):
-            frame = next(frames)
-            if i < fades[k]:
-                weight = (i + 1) / (fades[k] + 1)
-                frame = (tail[i].astype(np.float32) * (1 - weight) + frame * weight).astype(np.uint8)
-            yield _with_subtitle(frame, overlays.get(k + 1)) if cues else frame
-        tail = [next(frames) for _ in range(next_fade)]
-        frames.close()
-
-
 def _subtitle_overlay(text: str, width: int, height: int) -> tuple[int, np.ndarray, np.ndarray]:
     """(top row, RGB, alpha) of a bottom-centred subtitle band, drawn once per scene: white with
     a dark outline, wrapped and shrunk to stay inside the safe box."""
@@ -292,37 +434,65 @@ def _with_subtitle(frame: np.ndarray, overlay: tuple[int, np.ndarray, np.ndarray
     return frame
 
 
-def _encode(frames: Iterator[np.ndarray], path: Path, fps: float, width: int, height: int,
-            settings: AssemblySettings, total: int) -> tuple[int, int]:
-    """Encode video and (optional) music into one mp4; returns (frames, audio samples)."""
-    rate = Fraction(fps).limit_denominator(1001)
-    count, samples = 0, 0
-    with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
-        video = out.add_stream("libx264", rate=rate)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+def _encode_video(frames: Iterator[np.ndarray], path: Path, layout: _Layout,
+                  settings: AssemblySettings) -> int:
+    """Encode frames into a video-only mp4 (one segment); returns how many."""
+    count = 0
+    with av.open(str(path), mode="w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=Fraction(layout.fps).limit_denominator(1001))
+        video.width, video.height, video.pix_fmt = layout.width, layout.height, "yuv420p"
         video.options = {"crf": str(settings.crf), "preset": settings.preset}
-        audio = None
-        if settings.music is not None:
-            audio = out.add_stream("aac", rate=AUDIO_RATE)
-            audio.layout = "stereo"
-            track = _music_track(settings.music, total / fps, settings.music_volume,
-                                 settings.music_fade)
-            samples = track.shape[1]
-            for start in range(0, samples, 1024):
-                chunk = np.ascontiguousarray(track[:, start:start + 1024])
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-                frame.sample_rate, frame.pts = AUDIO_RATE, start
-                for packet in audio.encode(frame):
-                    out.mux(packet)
-            for packet in audio.encode(None):
-                out.mux(packet)
         for frame in frames:
             for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 out.mux(packet)
             count += 1
         for packet in video.encode():
             out.mux(packet)
+    return count
+
+
+def _join(segments: list[Path], path: Path, layout: _Layout,
+          settings: AssemblySettings) -> tuple[int, int]:
+    """The segments one after another, packets copied, and the music encoded beside them, into
+    one mp4; returns (frames, audio samples)."""
+    count, samples = 0, 0
+    with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
+        with av.open(str(segments[0])) as first:
+            video = out.add_stream_from_template(first.streams.video[0])
+        if settings.music is not None:
+            total = sum(layout.slots) / layout.fps
+            samples = _mux_music(out, _music_track(settings.music, total, settings.music_volume,
+                                                   settings.music_fade))
+        offset = 0  # where the next segment starts, in the segments' time base
+        for segment in segments:
+            with av.open(str(segment)) as source:
+                stream = source.streams.video[0]
+                start, end = None, 0
+                packets = [p for p in source.demux(stream) if p.dts is not None]
+                start = min(p.pts for p in packets)
+                for packet in packets:
+                    end = max(end, packet.pts + packet.duration)
+                    packet.pts += offset - start
+                    packet.dts += offset - start
+                    packet.stream = video
+                    out.mux(packet)
+                    count += 1
+                offset += end - start
     return count, samples
+
+
+def _mux_music(out: Any, track: np.ndarray) -> int:
+    audio = out.add_stream("aac", rate=AUDIO_RATE)
+    audio.layout = "stereo"
+    for start in range(0, track.shape[1], 1024):
+        chunk = np.ascontiguousarray(track[:, start:start + 1024])
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts = AUDIO_RATE, start
+        for packet in audio.encode(frame):
+            out.mux(packet)
+    for packet in audio.encode(None):
+        out.mux(packet)
+    return track.shape[1]
 
 
 def _srt(cues: list[_Cue], fps: float) -> str:

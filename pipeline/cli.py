@@ -15,15 +15,16 @@ from collections.abc import Callable
 
 from pathlib import Path
 
-from pipeline.assemble import (AssemblyError, AssemblySettings, FilmResult, assemble_film,
+from pipeline.assemble import (AssemblyError, AssemblySettings, FilmAssembler, FilmResult,
+                               assemble_film,
                                check_music)
 from pipeline import manifest
-from pipeline.events import RenderFinished, describe
+from pipeline.events import RenderFinished, SceneDone, describe
 from pipeline.history import History, default_root
 from pipeline.manifest import CliJob
 from pipeline.planner import PlanRequest, PromptRejected, PlanTimings, plan_storyboard
 from pipeline.fonts import FontMissing, check_fonts
-from pipeline.render import (BACKENDS, RenderError, RenderSettings, check_renderable,
+from pipeline.render import (BACKENDS, QUALITIES, RenderError, RenderSettings, check_renderable,
                              render_storyboard)
 from pipeline.storyboard import MAX_SCENES, Storyboard, StoryboardError
 
@@ -102,12 +103,16 @@ def add_render_settings(parser: argparse.ArgumentParser) -> None:
     defaults = RenderSettings()
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="svd (video model), animatic (camera moves on stills, CPU), or auto")
+    parser.add_argument("--quality", choices=QUALITIES, default="auto",
+                        help="turbo: a step-distilled SVD-XT, 4 steps (2-8), about 6x faster; "
+                             "full: SVD-XT, 25 steps; auto (default): turbo when its weights are here")
     parser.add_argument("--video-model", default=None, help="SVD hub id or diffusers folder")
     parser.add_argument("--image-model", default=None,
                         help="keyframe text-to-image hub id or diffusers folder")
     parser.add_argument("--width", type=int, default=defaults.width)
     parser.add_argument("--height", type=int, default=defaults.height)
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="SVD denoising steps")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="denoising steps per SVD run (default: turbo 4, full 25)")
     parser.add_argument("--frames", type=int, default=defaults.frames, help="frames per SVD run")
     parser.add_argument("--fps", type=int, default=defaults.fps, help="the film's frame rate")
     parser.add_argument("--profile", choices=("auto", "fast", "balanced", "low"), default="auto",
@@ -120,7 +125,8 @@ def add_render_settings(parser: argparse.ArgumentParser) -> None:
 def render_settings(args: argparse.Namespace) -> RenderSettings:
     crossfade = getattr(args, "crossfade", RenderSettings.crossfade)  # make's, for the tails
     return RenderSettings(crossfade=crossfade,
-        backend=args.backend, video_model=args.video_model, image_model=args.image_model,
+        backend=args.backend, quality=args.quality, video_model=args.video_model,
+        image_model=args.image_model,
         width=args.width, height=args.height, steps=args.steps, frames=args.frames, fps=args.fps,
         profile=args.profile, seed=getattr(args, "render_seed", None),
         keyframe_steps=args.keyframe_steps, only_scenes=args.only_scenes)
@@ -150,8 +156,10 @@ def load_storyboard(path: Path) -> Storyboard:
 
 
 def render_and_report(board: Storyboard, out: Path, settings: RenderSettings,
-                      base_dir: Path, job: CliJob | None = None) -> RenderFinished:
-    """Render, printing one line per event and recording it in the job; returns the last."""
+                      base_dir: Path, job: CliJob | None = None,
+                      assembler: FilmAssembler | None = None) -> RenderFinished:
+    """Render, printing one line per event and recording it in the job; returns the last.
+    An `assembler` gets each finished scene, to assemble the film while the rest render."""
     try:
         settings.check()
     except ValueError as err:
@@ -162,6 +170,8 @@ def render_and_report(board: Storyboard, out: Path, settings: RenderSettings,
             print(describe(event), flush=True)
             if job is not None:
                 job.record(event)
+            if assembler is not None and isinstance(event, SceneDone):
+                assembler.scene_ready(event.scene)
             if isinstance(event, RenderFinished):
                 finished = event
     except (RenderError, StoryboardError) as err:
@@ -294,20 +304,37 @@ def finish_job(job: CliJob) -> int:
     require_renderable(job.board)
     job.reconcile()
     missing = job.missing_scenes()
+    assembler = None
+    if job.film is not None:
+        try:
+            assembler = FilmAssembler(job.board, job.folder, job.film, job.assembly)
+        except AssemblyError as err:
+            job.finish("failed", str(err))
+            raise UserError(str(err)) from None
+        for number in range(1, len(job.board.scenes) + 1):  # finished before: join them now
+            if number not in missing:
+                assembler.scene_ready(number)
     if missing:
         settings = dataclasses.replace(job.settings, only_scenes=missing)
         try:
-            finished = render_and_report(job.board, job.folder, settings, job.base_dir, job)
-        except KeyboardInterrupt:
-            print("cancelled: finished clips are kept", file=sys.stderr)
-            return 130
+            finished = render_and_report(job.board, job.folder, settings, job.base_dir, job,
+                                         assembler)
+        except BaseException as err:  # Ctrl-C or a refusal: no film this time
+            if assembler is not None:
+                assembler.close()
+            if isinstance(err, KeyboardInterrupt):
+                print("cancelled: finished clips are kept", file=sys.stderr)
+                return 130
+            raise
         if finished.failed or finished.cancelled:
+            if assembler is not None:
+                assembler.close()
             print(f"error: the film was not assembled: scene(s) {finished.failed} failed"
                   if finished.failed else "error: cancelled", file=sys.stderr)
             return 1
-    if job.film is not None:
+    if assembler is not None and job.film is not None:
         try:
-            film = assemble_film(job.board, job.folder, job.film, job.assembly)
+            film = assembler.finish()
         except AssemblyError as err:
             job.finish("failed", str(err))
             raise UserError(str(err)) from None

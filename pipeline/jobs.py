@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.assemble import (AssemblyError, AssemblySettings, FilmResult, assemble_film,
+from pipeline.assemble import (AssemblyError, AssemblySettings, FilmAssembler, FilmResult,
                                check_music)
 from pipeline.events import Event, RenderFinished, SceneDone, SceneFailed
 from pipeline.history import History
@@ -137,16 +137,33 @@ class Jobs:
 
     def render(self, user: str, job_id: str, board: Storyboard,
                cancel: threading.Event | None = None, only_scenes: list[int] | None = None,
-               admin: bool = False) -> Iterator[Event | FilmReady]:
+               admin: bool = False, quality: str | None = None) -> Iterator[Event | FilmReady]:
         """Render (all scenes, or `only_scenes`; [] renders none), record each, then assemble
-        the film."""
+        the film. `quality` ("turbo", "full", "auto") overrides the studio's default."""
         job = self.job(user, job_id, admin)
         folder = Path(job["dir"])
         self.checked_board(board)  # refused before the job changes state: nothing is touched
+        settings = dataclasses.replace(self.render_defaults, only_scenes=only_scenes or [],
+                                       crossfade=self.assembly.crossfade,
+                                       quality=quality or self.render_defaults.quality)
+        try:
+            settings.check()
+        except ValueError as err:
+            raise JobError(str(err)) from None
+        music = job.get("music")
+        assembly = dataclasses.replace(self.assembly, music=Path(music) if music else None)
+        try:  # the film is assembled while the scenes render
+            assembler = FilmAssembler(board, folder / "scenes", folder / "film.mp4", assembly)
+        except AssemblyError as err:
+            raise JobError(str(err)) from None
+        count = len(board.scenes)
+        rendering = set(range(1, count + 1)) if only_scenes is None else set(only_scenes)
+        unfinished = set(unfinished_scenes(folder / "scenes", count))
+        for number in range(1, count + 1):  # kept from before: their segments are made now
+            if number not in rendering and number not in unfinished:
+                assembler.scene_ready(number)
         self.history.update(job_id, storyboard=board.to_dict(), title=board.title,
                             status="rendering", message="", pid=os.getpid())
-        settings = dataclasses.replace(self.render_defaults, only_scenes=only_scenes or [],
-                                       crossfade=self.assembly.crossfade)
         finished = RenderFinished()
         scenes = render_storyboard(board, folder / "scenes", settings, cancel=cancel,
                                    base_dir=folder) if only_scenes != [] else iter(())
@@ -154,15 +171,21 @@ class Jobs:
             for event in scenes:
                 if isinstance(event, (SceneDone, SceneFailed)):
                     self.history.record_event(job_id, event, board.scenes[event.scene - 1].seed)
+                if isinstance(event, SceneDone):
+                    assembler.scene_ready(event.scene)
                 elif isinstance(event, RenderFinished):
                     finished = event
                 yield event
         except GeneratorExit:  # the listener went away (Cancel, closed tab): the render stopped
+            assembler.close()
             self.history.update(job_id, status="cancelled", message="the render was stopped")
             raise
         except RenderError as err:
+            assembler.close()
             self.history.update(job_id, status="failed", message=str(err))
             raise JobError(str(err)) from None
+        if finished.cancelled or finished.failed:
+            assembler.close()
         if finished.cancelled:
             self.history.update(job_id, status="cancelled",
                                 message="cancelled; finished scenes are kept")
@@ -171,10 +194,8 @@ class Jobs:
             self.history.update(job_id, status="failed",
                                 message=f"scene(s) {', '.join(map(str, finished.failed))} failed")
             return
-        music = job.get("music")
-        assembly = dataclasses.replace(self.assembly, music=Path(music) if music else None)
         try:
-            film = assemble_film(board, folder / "scenes", folder / "film.mp4", assembly)
+            film = assembler.finish()
         except AssemblyError as err:
             self.history.update(job_id, status="failed", message=str(err))
             raise JobError(str(err)) from None

@@ -45,16 +45,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "svd", "animatic")
+QUALITIES = ("auto", "turbo", "full")
+TURBO_STEPS = (2, 8)    # the step-distilled model's range (4 by default)
+DEFAULT_STEPS = {"turbo": 4, "full": 25}
 
 
 @dataclass
 class RenderSettings:
     backend: str = "auto"           # "svd", "animatic", or "auto": svd when its weights and a GPU are here
-    video_model: str | None = None  # SVD id or folder; None = the default (SVD-XT)
+    quality: str = "auto"           # "turbo": a step-distilled SVD-XT, 4 steps, no guidance;
+                                    # "full": SVD-XT, 25 steps; auto: turbo when its weights are here
+    video_model: str | None = None  # SVD id or folder; None = the quality's model
     image_model: str | None = None  # keyframe text-to-image id or folder; None = the default
     width: int = 1024               # frame size; SVD-XT was trained at 1024x576
     height: int = 576
-    steps: int = 25                 # SVD denoising steps per run
+    steps: int | None = None        # denoising steps per run; None = the quality's (4 or 25)
     frames: int = 25                # frames per SVD run (SVD-XT 25, SVD 14)
     fps: int = 24                   # the film's frame rate
     profile: str = "auto"           # memory profile: fast, balanced, low, or auto (from free VRAM)
@@ -78,8 +83,14 @@ class RenderSettings:
         elif self.width % 8 or self.height % 8:
             problems.append(f"size {self.width}x{self.height}: width and height must be "
                             f"multiples of 8")
-        if not 1 <= self.steps <= 200:
+        if self.quality not in QUALITIES:
+            problems.append(f"quality {self.quality!r} is not one of: {', '.join(QUALITIES)}")
+        low, high = TURBO_STEPS
+        if self.steps is not None and not 1 <= self.steps <= 200:
             problems.append(f"steps {self.steps} is outside 1-200")
+        elif self.quality == "turbo" and self.steps is not None and not low <= self.steps <= high:
+            problems.append(f"steps {self.steps}: turbo quality runs {low}-{high} steps (use "
+                            f"--quality full for more)")
         if not 2 <= self.frames <= 64:
             problems.append(f"frames {self.frames} is outside 2-64")
         if not 1 <= self.fps <= 60:
@@ -170,7 +181,7 @@ class _SceneFrames:
     """A scene whose frames are made, on its way to the encoder."""
     number: int
     scene: Scene
-    frames: list[Any]     # RGB uint8 arrays (SVD: its runs' frames; animatic: at the film's fps)
+    frames: list[Any]     # RGB uint8 arrays at the film's fps
     seconds: float        # the clip's length: the scene's duration plus any crossfade tail
     source: str           # where the keyframe came from
     started: float        # perf_counter when the scene started
@@ -197,6 +208,8 @@ class _Renderer:
         self.image_pipe: Any = None
         self.image_model: str | None = None
         self.video_model: str | None = None
+        self.quality: str | None = None  # "turbo" or "full" once the video model is chosen
+        self.steps = 0                   # denoising steps per run of that quality
         self.last_frames: dict[int, Any] = {}  # the last scene made: its number -> last frame
 
     # ---- the job -------------------------------------------------------------------------
@@ -271,12 +284,12 @@ class _Renderer:
         return "done"
 
     def _choose_backend(self) -> None:
-        from models.diffusion import default_video_model, is_available, placement
+        from models.diffusion import is_available, placement
         from models.memory import pick_profile
         from models.registry import how_to_get
 
         self.profile = pick_profile(self.settings.profile)  # for the keyframe model too
-        self.video_model = self.settings.video_model or default_video_model()
+        self.video_model, self.quality = self._choose_video_model()
         wanted = self.settings.backend
         if wanted == "auto":
             gpu = placement().device == "cuda"
@@ -290,7 +303,42 @@ class _Renderer:
                                  f"not generated video: {why}"))
         self.backend = wanted
         if wanted == "svd":
+            self.steps = self.settings.steps or DEFAULT_STEPS[self.quality]
+            low, high = TURBO_STEPS
+            if self.quality == "turbo" and not low <= self.steps <= high:
+                raise RenderError(f"steps {self.steps}: the turbo model {self.video_model} runs "
+                                  f"{low}-{high} steps")
             self._load_video_model()
+        else:
+            self.quality = None
+
+    def _choose_video_model(self) -> tuple[str, str]:
+        """(video model, quality): the model asked for and the quality it has, or the quality's
+        model; auto and turbo fall back to full quality, with a notice, when the turbo weights
+        are missing."""
+        from models.diffusion import default_video_model, is_available, is_turbo
+        from models.registry import TURBO_VIDEO, how_to_get
+
+        s = self.settings
+        if s.video_model:
+            quality = "turbo" if is_turbo(s.video_model) else "full"
+            if s.quality not in ("auto", quality):
+                raise RenderError(f"quality {s.quality} does not fit video model {s.video_model}, "
+                                  f"which is a {quality}-quality model; leave --quality out or "
+                                  f"pick the other one")
+            return s.video_model, quality
+        low, high = TURBO_STEPS
+        if s.quality == "full" or (s.quality == "auto" and s.steps and not low <= s.steps <= high):
+            return default_video_model("full"), "full"
+        turbo = default_video_model("turbo")
+        if is_available(turbo):
+            return turbo, "turbo"
+        full = default_video_model("full")
+        if self.settings.backend != "animatic" and is_available(full):
+            self.emit(Notice(f"full quality (25 steps): the turbo model ({TURBO_VIDEO.name}, "
+                             f"4 steps, about 6x faster) is not on this machine; to get it: "
+                             f"{how_to_get(TURBO_VIDEO)}"))
+        return full, "full"
 
     def _load_video_model(self) -> None:
         from models.diffusion import load_video_pipeline
@@ -312,7 +360,7 @@ class _Renderer:
         if levers:
             log.info("video model placed: %s", ", ".join(levers))
         s = self.settings
-        key = f"{self.video_model}|{s.width}x{s.height}x{s.frames}|{profile.name}"
+        key = f"{self.video_model}|{s.width}x{s.height}x{s.frames}|{profile.name}|{self.quality}"
         self.compiling = key if profile.compile and levers and not compile_is_cached(key) else None
         if self.compiling:
             self.emit(Notice(f"first {profile.name}-profile render of this video size on this "
@@ -363,8 +411,9 @@ class _Renderer:
             shown.alpha_composite(lettering)
         shown.convert("RGB").save(scene_paths(self.out_dir, number)["keyframe"])
         video_started = time.perf_counter()
-        if self.backend == "svd":  # the runs' frames, re-timed to the film's fps while encoding
-            frames = self._svd_with_retries(number, scene, keyframe)
+        if self.backend == "svd":  # the runs' frames, spread over the film's fps on the GPU
+            frames = self._svd_with_retries(number, scene, keyframe,
+                                            frame_count(seconds, s.fps))
         else:
             frames = list(animatic_frames(keyframe, scene, s.width, s.height, s.fps, seconds,
                                           lettering))
@@ -378,7 +427,9 @@ class _Renderer:
         encode_started = time.perf_counter()
         self.emit(StepProgress(made.number, "encode", 0, 1))
         fps = self.settings.fps
-        count = write_mp4(retime(made.frames, frame_count(made.seconds, fps)), paths["clip"], fps)
+        wanted = frame_count(made.seconds, fps)  # both backends make exactly this many
+        frames = made.frames if len(made.frames) == wanted else retime(made.frames, wanted)
+        count = write_mp4(frames, paths["clip"], fps)
         Image.fromarray(made.frames[-1]).save(paths["last_frame"])
         encode_s = time.perf_counter() - encode_started
         info = self._scene_info(made.number, made.scene, made.source, count, made.keyframe_s,
@@ -419,7 +470,8 @@ class _Renderer:
         raise SceneError(f"scene {number}: {self._no_image_model_message(s.image_model or 'default')}"
                          f", or give the scene a keyframe image")
 
-    def _svd_with_retries(self, number: int, scene: Scene, keyframe: Image.Image) -> list:
+    def _svd_with_retries(self, number: int, scene: Scene, keyframe: Image.Image,
+                          count: int) -> list:
         """SVD frames; on CUDA out-of-memory, step down a profile and try the scene again."""
         import torch
 
@@ -430,7 +482,7 @@ class _Renderer:
             params = self._video_params()
             try:
                 frames = svd_frames(self.video_pipe, keyframe, scene, params,
-                                    self._progress(number, "video"))
+                                    self._progress(number, "video"), count)
                 if self.compiling:  # the first run compiled: later starts find it cached
                     mark_compiled(self.compiling)
                     self.compiling = None
@@ -449,8 +501,12 @@ class _Renderer:
     def _video_params(self) -> VideoParams:
         s = self.settings
         chunk = self.profile.decode_chunk_size if self.profile else 8
-        return VideoParams(s.width, s.height, s.fps, s.frames, s.steps, s.noise_aug_strength,
-                           s.min_guidance_scale, s.max_guidance_scale, chunk)
+        if self.quality == "turbo":  # distilled without guidance: the UNet runs at batch 1
+            guidance = (1.0, 1.0)
+        else:
+            guidance = (s.min_guidance_scale, s.max_guidance_scale)
+        return VideoParams(s.width, s.height, s.fps, s.frames, self.steps, s.noise_aug_strength,
+                           *guidance, chunk)
 
     def _progress(self, number: int, stage: str) -> Any:
         def on_step(step: int, steps: int) -> None:
@@ -476,14 +532,17 @@ class _Renderer:
         }
         if self.backend == "svd":
             runs, cond_fps = svd_plan(scene.duration, s.frames)
-            info.update({"video_model": self.video_model, "profile": self.profile.name,
-                         "svd": {"num_frames": s.frames, "num_inference_steps": s.steps,
+            params = self._video_params()
+            info.update({"video_model": self.video_model, "quality": self.quality,
+                         "profile": self.profile.name,
+                         "svd": {"num_frames": s.frames, "num_inference_steps": params.num_inference_steps,
+                                 "sampler": type(self.video_pipe.scheduler).__name__,
                                  "runs": runs, "fps": cond_fps,
                                  "motion_bucket_id": MOTION_BUCKET[scene.motion],
                                  "noise_aug_strength": s.noise_aug_strength,
-                                 "min_guidance_scale": s.min_guidance_scale,
-                                 "max_guidance_scale": s.max_guidance_scale,
-                                 "decode_chunk_size": self._video_params().decode_chunk_size}})
+                                 "min_guidance_scale": params.min_guidance_scale,
+                                 "max_guidance_scale": params.max_guidance_scale,
+                                 "decode_chunk_size": params.decode_chunk_size}})
         else:
             info["label"] = "animatic: a camera move over a still keyframe, not generated video"
         return info

@@ -209,3 +209,37 @@ def test_no_chinese_font_is_a_clear_message_not_a_traceback(rendered, tmp_path, 
             assemble_film(board, clips, tmp_path / "film.mp4")
     finally:
         fonts.cjk_font_path.cache_clear()
+
+
+def video_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(video=0) if p.size]
+
+
+def test_the_film_is_assembled_while_scenes_render_and_joined_without_encoding_again(tmp_path):
+    """Each scene's segment is encoded once its clip (and the clip it crossfades from) is
+    done, while later scenes render; the film is then those segments' packets, unchanged."""
+    from pipeline.assemble import FilmAssembler
+    from pipeline.events import SceneDone, SceneStarted
+
+    board = make_board(*({"duration": 1.0, "transition": t} for t in ("cut", "crossfade", "cut")))
+    assembler = FilmAssembler(board, tmp_path / "clips", tmp_path / "film.mp4",
+                              AssemblySettings(crossfade=0.5))
+    encoded_when_started: dict[int, list[int]] = {}
+    for event in render_storyboard(board, tmp_path / "clips",
+                                   RenderSettings(backend="animatic", width=128, height=72,
+                                                  fps=FPS)):
+        if isinstance(event, SceneStarted):
+            assembler.worker.submit(lambda: None).result()  # let queued segments finish
+            encoded_when_started[event.scene] = sorted(assembler.encoded)
+        if isinstance(event, SceneDone):
+            assembler.scene_ready(event.scene)
+    assembler.worker.submit(lambda: None).result()
+    assert encoded_when_started[3][:1] == [1]  # scene 1's segment was made before scene 3 began
+    assert sorted(assembler.encoded) == [1, 2, 3] and not (tmp_path / "film.mp4").exists()
+    segments = [packet for n in (1, 2, 3) for packet in video_packets(assembler.encoded[n])]
+    result = assembler.finish()
+    assert video_packets(result.film) == segments  # a join: not one frame encoded again
+    assert probe(result.film)["frames"] == 3 * FPS
+    assert not any(tmp_path.glob(".film_segments*"))  # the segments are cleaned up
+    assert json.loads(result.info.read_text())["film_seconds"] == 3.0

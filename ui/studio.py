@@ -29,6 +29,7 @@ from models.registry import EMBEDDED_LLM, KNOWN_MODELS
 from ui.access import Accounts, FileRegistry
 from ui.text import i18n
 
+QUALITY_CHOICES = ("auto", "turbo", "full")  # the render's video quality (pipeline/render.py)
 GPU = "gpu"            # concurrency id shared by every event that uses the GPU
 DOWNLOADABLE = [m.name for m in KNOWN_MODELS if m is not EMBEDDED_LLM]  # the System tab's list
 QUEUE_SIZE = 20        # more waiting renders than this are refused with "queue is full"
@@ -102,19 +103,20 @@ class Studio:
         except JobError as err:
             raise gr.Error(str(err)) from None
 
-    def render(self, job_id: str, table: Any, request: gr.Request):
+    def render(self, job_id: str, table: Any, quality: str = "auto",
+               request: gr.Request | None = None):
         job, board = self._job_and_board(job_id, table, request)
-        yield from self._stream(request, job, board, None)
+        yield from self._stream(request, job, board, None, quality)
 
     def rerender(self, job_id: str, table: Any, scene: float, new_seed: bool,
-                 request: gr.Request):
+                 quality: str = "auto", request: gr.Request | None = None):
         job, board = self._job_and_board(job_id, table, request)
         number = int(scene or 0)
         if not 1 <= number <= len(board.scenes):
             raise gr.Error(f"scene {number}: the storyboard has scenes 1-{len(board.scenes)}")
         if new_seed:
             board.scenes[number - 1].seed = random.randint(0, 2**32 - 1)
-        yield from self._stream(request, job, board, [number])
+        yield from self._stream(request, job, board, [number], quality)
 
     def resume(self, job_id: str, request: gr.Request):
         """Render an interrupted job's missing scenes (same seeds and models), then the film."""
@@ -124,7 +126,7 @@ class Studio:
         yield from self._stream(request, job, board, missing)
 
     def _stream(self, request: gr.Request, job: dict[str, Any], board: Storyboard,
-                only: list[int] | None):
+                only: list[int] | None, quality: str | None = None):
         """Yield (progress, previews, film, downloads) as the render's events arrive."""
         cancel = threading.Event()
         self.cancels[request.session_hash or job["id"]] = cancel
@@ -139,7 +141,7 @@ class Studio:
         started, done, status = time.perf_counter(), 0, ""
         try:
             for event in self.jobs.render(self.user(request), job["id"], board, cancel, only,
-                                         self.admin(request)):
+                                         self.admin(request), quality=_quality(quality)):
                 film, files = gr.skip(), gr.skip()
                 if isinstance(event, SceneStarted):
                     status = f"scene {event.scene} ({done + 1} of {total}) started"
@@ -300,6 +302,15 @@ def _with_download_hint(message: str) -> str:
     return message
 
 
+def _quality(choice: str | None) -> str | None:
+    """The Quality radio's choice for the render (None: the studio's default, from its flags)."""
+    if choice in (None, "", "auto"):
+        return None
+    if choice not in QUALITY_CHOICES:
+        raise gr.Error(f"quality {choice!r} is not one of: {', '.join(QUALITY_CHOICES)}")
+    return choice
+
+
 def _rows(table: Any) -> list[list[Any]]:
     if table is None:
         return []
@@ -353,6 +364,8 @@ def build(studio: Studio) -> gr.Blocks:
                 type="array", interactive=True, label=i18n("storyboard"), elem_id="storyboard",
                 wrap=True, column_count=len(TABLE_COLUMNS), show_row_numbers=True)
             with gr.Row():
+                quality = gr.Radio(list(QUALITY_CHOICES), value="auto", label=i18n("quality"),
+                                   info=i18n("quality_info"), elem_id="quality", scale=3)
                 render_btn = gr.Button(i18n("render"), elem_id="render-btn", variant="primary")
                 cancel_btn = gr.Button(i18n("cancel"), elem_id="cancel-btn", variant="stop")
             progress = gr.Markdown(elem_id="progress")
@@ -403,11 +416,12 @@ def build(studio: Studio) -> gr.Blocks:
                        [prompt, style, scenes, seconds], [planner_text, storyboard, job_id, notes],
                        api_name="plan", concurrency_id=GPU, concurrency_limit=1)
         render_event = render_btn.click(
-            studio.render, [job_id, storyboard],
+            studio.render, [job_id, storyboard, quality],
             render_outputs, api_name="render", concurrency_id=GPU, concurrency_limit=1)
         rerender_event = rerender_btn.click(
             studio.rerender,
-            [job_id, storyboard, scene_no, new_seed], render_outputs, api_name="rerender_scene",
+            [job_id, storyboard, scene_no, new_seed, quality], render_outputs,
+            api_name="rerender_scene",
             concurrency_id=GPU, concurrency_limit=1)
         keyframe_btn.click(studio.upload_keyframe, [job_id, storyboard, scene_no, keyframe_file],
                            storyboard, api_name="upload_keyframe")

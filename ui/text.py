@@ -9,6 +9,9 @@ EN = {
     "scenes": "Scenes", "seconds": "Film length (seconds)", "plan": "Write storyboard",
     "planner_text": "The planner is writing…", "storyboard": "Storyboard (edit any cell; add, "
     "delete or move rows; a row left blank is deleted)",
+    "quality": "Quality",
+    "quality_info": "turbo: 4 steps, about 6x faster; full: 25 steps; auto: turbo when its "
+                    "model is here",
     "render": "Render", "cancel": "Cancel", "progress": "Progress", "previews": "Scenes so far",
     "film": "Film", "downloads": "Downloads (mp4, srt, contact sheet)",
     "rerender_scene": "Scene to re-render", "new_seed": "New seed",
@@ -27,6 +30,8 @@ ZH = {
     "prompt": "用一句话描述你的影片", "style": "风格词（所有场景共用）", "scenes": "场景数",
     "seconds": "影片时长（秒）", "plan": "生成分镜", "planner_text": "分镜生成中…",
     "storyboard": "分镜表（可编辑任意单元格；可增删、移动行；整行留空即删除）",
+    "quality": "画质",
+    "quality_info": "turbo：4 步，约快 6 倍；full：25 步；auto：有 turbo 模型时用 turbo",
     "render": "渲染", "cancel": "取消", "progress": "进度", "previews": "已完成的场景",
     "film": "影片", "downloads": "下载（mp4、字幕、缩略图总览）",
     "rerender_scene": "要重新渲染的场景", "new_seed": "换一个随机种子",

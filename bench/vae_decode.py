@@ -1,0 +1,226 @@
+"""Seconds and peak memory of SVD-XT's temporal VAE decode (25 frames, 1024x576), lever by lever.
+
+    python3 bench/vae_decode.py --out DIR                  # GPU: the real SVD-XT VAE, random weights
+    python3 bench/vae_decode.py --width 64 --height 64 --frames 4 --size tiny  # CPU smoke test
+
+Each lever decodes the same latents in the product's chunks (the fast profile's 8 frames, as
+diffusers' `decode_latents` does) after a warm-up call (compiling, for the compiled levers):
+- eager: the VAE as diffusers ships it, bf16;
+- compiled: today's product (the whole TemporalDecoder compiled, models/speed.py);
+- the candidate levers below on top, one by one and together.
+diff_levels is the mean absolute difference from the compiled baseline's frames, in 0-255 pixel
+levels (the target: at most 1). --profile prints where the baseline's time goes, by kernel.
+Writes vae_decode.json (to --out, or bench/results).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from common import print_table, write_results  # noqa: E402 (sets sys.path)
+
+from models import speed  # noqa: E402
+from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E402
+
+# Candidate levers for the VAE's temporal decoder on top of its compile (measured here, left
+# out of the product: none was faster, see models/speed.py):
+# - channels-last: the decoder's 2-D convolutions read and write NHWC, as cuDNN's kernels do, so
+#   the layout copies around each convolution go (on an H200 they took 10% of the decode);
+# - temporal-mm: the (k, 1, 1) 3-D convolutions over frames as k matrix products on frame-shifted
+#   channels-last views, which need no layout copy either.
+DECODER_LEVERS = ("cudnn-benchmark", "channels-last", "temporal-mm")
+
+
+def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list[str]:
+    """Apply the named decoder levers to a VAE (before its first compiled call); returns them."""
+    import torch
+
+    applied = []
+    if "cudnn-benchmark" in levers:  # cuDNN times its algorithms once per shape
+        torch.backends.cudnn.benchmark = True
+        applied.append("cudnn-benchmark")
+    if "channels-last" in levers:
+        for module in vae.decoder.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.to(memory_format=torch.channels_last)
+        applied.append("channels-last")
+    if "temporal-mm" in levers and swap_temporal_convs(vae.decoder):
+        applied.append("temporal-mm")
+    return applied
+
+
+def swap_temporal_convs(model: Any) -> int:
+    """Replace every Conv3d with a (k, 1, 1) kernel under `model` by the same convolution as
+    matrix products; returns how many. The weights are the same parameters (state dict unchanged)."""
+    import torch
+
+    swapped = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if (isinstance(child, torch.nn.Conv3d) and child.kernel_size[1:] == (1, 1)
+                    and child.stride == (1, 1, 1) and child.dilation == (1, 1, 1)
+                    and child.groups == 1 and child.padding == (child.kernel_size[0] // 2, 0, 0)):
+                setattr(parent, name, _frame_conv_class()(child))
+                swapped += 1
+    return swapped
+
+
+_frame_conv: list[type] = []
+
+
+def _frame_conv_class() -> type:
+    """FrameConv, defined on first use (this module imports torch only when a lever is used)."""
+    if _frame_conv:
+        return _frame_conv[0]
+    import torch
+    import torch.nn.functional as F
+
+    class FrameConv(torch.nn.Module):
+        """A Conv3d over frames only, y[t] = sum_k W_k x[t + k - k//2] + b, as matrix products
+        over (frames, pixels, channels), zero-padded at both ends like the convolution."""
+
+        def __init__(self, conv3d: torch.nn.Conv3d):
+            super().__init__()
+            self.weight = conv3d.weight  # (out, in, k, 1, 1): the same parameter
+            self.bias = conv3d.bias
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            frames, k = x.shape[2], self.weight.shape[2]
+            xt = x.permute(0, 2, 3, 4, 1)  # (batch, frames, h, w, channels): contiguous in NHWC
+            padded = F.pad(xt, (0, 0, 0, 0, 0, 0, k // 2, k // 2))
+            y = sum(padded[:, i:i + frames] @ self.weight[:, :, i, 0, 0].t() for i in range(k))
+            if self.bias is not None:
+                y = y + self.bias
+            return y.permute(0, 4, 1, 2, 3)
+
+    _frame_conv.append(FrameConv)
+    return FrameConv
+
+
+
+
+def build_vae(size: str, device: str) -> Any:
+    import torch
+    from diffusers import AutoencoderKLTemporalDecoder
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLTemporalDecoder(**(SVD_XT_VAE if size == "svd-xt" else TINY_VAE))
+    shrink_weights(vae)
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    return vae.to(device=device, dtype=dtype).eval()
+
+
+def decode(vae: Any, latents: Any, chunk: int) -> Any:
+    """diffusers' StableVideoDiffusionPipeline.decode_latents, frames to 0-255 floats."""
+    import torch
+
+    with torch.inference_mode():
+        parts = [vae.decode(latents[i:i + chunk] / vae.config.scaling_factor,
+                            num_frames=latents[i:i + chunk].shape[0]).sample
+                 for i in range(0, latents.shape[0], chunk)]
+        frames = torch.cat(parts).float()
+        return ((frames / 2 + 0.5).clamp(0, 1) * 255).round()
+
+
+def timed(vae: Any, latents: Any, chunk: int, repeats: int) -> tuple[float, float, Any]:
+    """(median seconds, peak GiB, frames) over `repeats` synchronised decodes."""
+    import torch
+
+    cuda = latents.is_cuda
+    times, frames = [], None
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(repeats):
+        if cuda:
+            torch.cuda.synchronize()
+        began = time.perf_counter()
+        frames = decode(vae, latents, chunk)
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - began)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0
+    return sorted(times)[len(times) // 2], peak, frames
+
+
+def main() -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", choices=("svd-xt", "tiny"), default="svd-xt")
+    parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument("--height", type=int, default=576)
+    parser.add_argument("--frames", type=int, default=25)
+    parser.add_argument("--chunk", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--levers", default="eager,compiled,compiled+" + ",compiled+".join(
+        DECODER_LEVERS) + ",compiled+all")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    generator = torch.Generator("cpu").manual_seed(0)
+    latents = torch.randn(args.frames, 4, args.height // 8, args.width // 8, generator=generator)
+    latents = (latents * SVD_XT_VAE["scaling_factor"]).to(device)
+    rows, reference = [], None
+    for lever in args.levers.split(","):
+        torch._dynamo.reset()
+        vae = build_vae(args.size, device)
+        latents = latents.to(vae.dtype)
+        applied: list[str] = []
+        if lever != "eager":
+            speed.compile_regions(vae, speed.VAE_REGIONS)
+            extra = lever.removeprefix("compiled").removeprefix("+")
+            wanted = DECODER_LEVERS if extra == "all" else tuple(filter(None, [extra]))
+            applied = speed_up_decoder(vae, wanted)
+        began = time.perf_counter()
+        decode(vae, latents, args.chunk)  # compile, autotune, allocator
+        first_s = time.perf_counter() - began
+        seconds, peak, frames = timed(vae, latents, args.chunk, args.repeats)
+        if lever == "compiled":
+            reference = frames
+            if args.profile and device == "cuda":
+                profile_kernels(vae, latents, args.chunk)
+        row = {"lever": lever, "applied": "+".join(applied), "decode_s": round(seconds, 3),
+               "first_call_s": round(first_s, 1), "peak_gib": round(peak, 2),
+               "frames": args.frames, "width": args.width, "height": args.height,
+               "chunk": args.chunk}
+        if reference is not None:
+            row["diff_levels"] = round(float((frames - reference).abs().mean()), 4)
+        rows.append(row)
+        print_table([row], list(row))
+        del vae
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    print()
+    print_table(rows, ["lever", "decode_s", "first_call_s", "peak_gib", "diff_levels"])
+    base = next((r for r in rows if r["lever"] == "compiled"), None)
+    best = min(rows, key=lambda r: r["decode_s"])
+    summary = {"baseline_s": base["decode_s"] if base else None, "best": best["lever"],
+               "best_s": best["decode_s"]}
+    print("wrote", write_results("vae_decode", rows, summary,
+                                 None if args.out is None else __import__("pathlib").Path(args.out)))
+
+
+def profile_kernels(vae: Any, latents: Any, chunk: int) -> None:
+    """Print the baseline decode's GPU time by kernel family."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        decode(vae, latents, chunk)
+    families: dict[str, float] = {}
+    for event in prof.key_averages():
+        name = event.key.lower()
+        family = ("conv (cudnn)" if "conv" in name or "cudnn" in name or "xmma" in name
+                  or "sm90" in name else "attention" if "flash" in name or "fmha" in name
+                  or "attention" in name else "triton" if "triton" in name
+                  else "gemm" if "gemm" in name or "nvjet" in name else "other")
+        families[family] = families.get(family, 0.0) + event.device_time_total / 1e6
+    for family, seconds in sorted(families.items(), key=lambda kv: -kv[1]):
+        print(f"  {family:14} {seconds:.3f} s")
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=15, max_name_column_width=70))
+
+
+if __name__ == "__main__":
+    main()
