@@ -155,7 +155,7 @@ def render(tmp_path: Path, **settings):
     from pipeline.render import RenderSettings, render_storyboard
 
     board = make_board({"duration": 1.0, "keyframe": str(key_image(tmp_path))})
-    defaults = dict(backend="svd", width=64, height=64, frames=4, fps=8)
+    defaults = dict(backend="svd", width=64, height=64, frames=6, fps=8)  # one run a scene
     events = list(render_storyboard(board, tmp_path / "clips",
                                     RenderSettings(**{**defaults, **settings})))
     return events, json.loads((tmp_path / "clips" / "scene_01.json").read_text())
@@ -180,8 +180,7 @@ def test_turbo_is_the_default_when_its_weights_are_here_and_the_clip_records_it(
     _, full = render(tmp_path, quality="full")
     assert full["quality"] == "full" and full["svd"]["num_inference_steps"] == 25
     assert full["video_model"] == "stabilityai/stable-video-diffusion-img2vid-xt"
-    _, eight = render(tmp_path, quality="turbo", steps=8)
-    assert eight["svd"]["num_inference_steps"] == 8
+    assert full["svd"]["max_guidance_scale"] == 3.0 and full["svd"]["runs"] == 1
 
 
 def test_without_the_turbo_weights_full_is_used_and_the_notice_says_how_to_get_turbo(
