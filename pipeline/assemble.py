@@ -177,6 +177,7 @@ class FilmAssembler:
         self.layout: _Layout | None = None
         self.streaming = True                # False after a segment failed: finish redoes all
         self.segment_s = 0.0                 # seconds spent encoding segments
+        self.thumbs: dict[int, Image.Image] = {}  # scene -> its clip's middle frame
         # segments are encoded in a thread of their own, so whoever reports the scenes (a UI
         # showing previews) is not held up; only that thread touches the state above
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="storyreel-assemble")
@@ -235,6 +236,7 @@ class FilmAssembler:
     def _restart(self) -> None:
         shutil.rmtree(self.segments_dir, ignore_errors=True)
         self.encoded, self.tail, self.layout, self.streaming = {}, [], None, True
+        self.thumbs = {}
 
     def _encode_segment(self, number: int) -> None:
         began = time.perf_counter()
@@ -251,10 +253,13 @@ class FilmAssembler:
         frames = _clip_frames(clip["clip"], layout.width, layout.height)
         overlay = layout.overlays.get(number)
         tail = self.tail
+        middle = clip["frames"] // 2  # the contact sheet's and poster's frame of this scene
 
         def timeline() -> Iterator[np.ndarray]:
             for i in range(layout.slots[k]):
                 frame = next(frames)
+                if i == middle:
+                    self.thumbs[number] = Image.fromarray(frame)
                 if i < layout.fades[k]:
                     weight = (i + 1) / (layout.fades[k] + 1)
                     frame = (tail[i].astype(np.float32) * (1 - weight)
@@ -278,7 +283,8 @@ class FilmAssembler:
         srt.write_text(_srt(layout.cues, layout.fps), encoding="utf-8")
         poster = out.with_name(f"{out.stem}_poster.png")
         sheet = out.with_name(f"{out.stem}_contact.png")
-        thumbs = [frame_at(c["clip"], c["frames"] // 2) for c in clips]  # one frame per scene
+        thumbs = [self.thumbs.get(c["scene"]) or frame_at(c["clip"], c["frames"] // 2)
+                  for c in clips]  # one frame per scene, kept while its segment was made
         _poster(board, thumbs[0], layout.width, layout.height).save(poster)
         _contact_sheet(board, thumbs).save(sheet)
         return srt, poster, sheet

@@ -177,8 +177,9 @@ def test_turbo_is_the_default_when_its_weights_are_here_and_the_clip_records_it(
     svd = info["svd"]
     assert svd["num_inference_steps"] == 4 and svd["sampler"] == "ConsistencySampler"
     assert svd["min_guidance_scale"] == svd["max_guidance_scale"] == 1.0  # batch 1, no guidance
-    _, full = render(tmp_path, quality="full")
-    assert full["quality"] == "full" and full["svd"]["num_inference_steps"] == 25
+    _, full = render(tmp_path, quality="full", steps=3)  # SVD-XT, its Euler steps, guidance
+    assert full["quality"] == "full" and full["svd"]["num_inference_steps"] == 3
+    assert full["svd"]["sampler"] == "EulerDiscreteScheduler"
     assert full["video_model"] == "stabilityai/stable-video-diffusion-img2vid-xt"
     assert full["svd"]["max_guidance_scale"] == 3.0 and full["svd"]["runs"] == 1
 
@@ -211,30 +212,26 @@ def test_asking_for_what_cannot_be_is_refused_with_the_reason(store, tiny_svd, t
 
 
 def test_the_command_line_takes_quality_and_the_film_records_it(store, tiny_svd, turbo_unet,
-                                                                   tmp_path):
+                                                                   tmp_path, capsys):
+    from pipeline.cli import main
+
     register("svd-xt", tiny_svd)
     register("animatelcm-svd-xt", turbo_unet)
     board = make_board({"duration": 1.0, "keyframe": str(key_image(tmp_path))},
                        {"duration": 1.0, "keyframe": str(key_image(tmp_path))})
     (tmp_path / "board.json").write_text(board.to_json())
-    env = {**os.environ, **store}
-    common = ["--backend", "svd", "--width", "64", "--height", "64", "--frames", "4", "--fps", "8"]
-    done = subprocess.run([sys.executable, "-m", "pipeline", "render", str(tmp_path / "board.json"),
-                           "--out", str(tmp_path / "clips"), "--quality", "turbo", *common],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    done = subprocess.run([sys.executable, "-m", "pipeline", "assemble",
-                           str(tmp_path / "board.json"), "--clips", str(tmp_path / "clips"),
-                           "--out", str(tmp_path / "film.mp4")],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    common = ["--backend", "svd", "--width", "64", "--height", "64", "--frames", "6", "--fps", "8"]
+    assert main(["render", str(tmp_path / "board.json"), "--out", str(tmp_path / "clips"),
+                 "--quality", "turbo", *common]) == 0
+    assert main(["assemble", str(tmp_path / "board.json"), "--clips", str(tmp_path / "clips"),
+                 "--out", str(tmp_path / "film.mp4")]) == 0
     film = json.loads((tmp_path / "film.json").read_text())
     assert film["quality"] == "turbo"
     assert [s["quality"] for s in film["scenes"]] == ["turbo", "turbo"]
-    wrong = subprocess.run([sys.executable, "-m", "pipeline", "render", str(tmp_path / "board.json"),
-                            "--out", str(tmp_path / "c2"), "--quality", "best"],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert wrong.returncode == 2 and "--quality" in wrong.stderr
+    with pytest.raises(SystemExit) as refused:
+        main(["render", str(tmp_path / "board.json"), "--out", str(tmp_path / "c2"),
+              "--quality", "best"])
+    assert refused.value.code == 2 and "--quality" in capsys.readouterr().err
 
 
 # ---- the model manager -----------------------------------------------------------------------
