@@ -209,21 +209,23 @@ class FilmAssembler:
         """Encode the segments still missing, join them with the music, write the extras."""
         finishing = time.perf_counter()
         self.worker.shutdown(wait=True)
-        clips = _check_clips(self.board, self.clips_dir)
-        if not self.streaming or (self.layout and self.layout.size != _film_size(clips)):
-            self._restart()
-        for number in range(len(self.encoded) + 1, len(self.board.scenes) + 1):
-            self._encode_segment(number)
-        layout = self.layout
-        assert layout is not None
-        timings = {"segments_s": round(self.segment_s, 3)}
-        mark = time.perf_counter()
-        sweep_partials(self.out.parent)
-        partial = partial_name(self.out)
-        frames_written, samples = _join(list(self.encoded.values()), partial, layout,
-                                        self.settings)
-        os.replace(partial, self.out)
-        shutil.rmtree(self.segments_dir, ignore_errors=True)
+        try:  # the segments go, whether the film is made or refused
+            clips = _check_clips(self.board, self.clips_dir)
+            if not self.streaming or (self.layout and self.layout.size != _film_size(clips)):
+                self._restart()
+            for number in range(len(self.encoded) + 1, len(self.board.scenes) + 1):
+                self._encode_segment(number)
+            layout = self.layout
+            assert layout is not None  # set by the first segment; a storyboard has a scene
+            timings = {"segments_s": round(self.segment_s, 3)}
+            mark = time.perf_counter()
+            sweep_partials(self.out.parent)
+            partial = partial_name(self.out)
+            frames_written, samples = _join(list(self.encoded.values()), partial, layout,
+                                            self.settings)
+            os.replace(partial, self.out)
+        finally:
+            shutil.rmtree(self.segments_dir, ignore_errors=True)
         timings["join_s"] = round(time.perf_counter() - mark, 3)
         mark = time.perf_counter()
         extras = self._extras(clips, layout)

@@ -160,6 +160,13 @@ def test_a_missing_clip_names_its_scene(rendered, tmp_path):
     with pytest.raises(AssemblyError, match="scene 2: its clip scene_02.mp4 is missing"):
         assemble_film(board, partial, tmp_path / "film.mp4")
     assert not (tmp_path / "film.mp4").exists()
+    from pipeline.assemble import FilmAssembler
+
+    assembler = FilmAssembler(board, partial, tmp_path / "film2.mp4")
+    assembler.scene_ready(1)  # scene 1's segment is made while scene 2 is awaited...
+    with pytest.raises(AssemblyError, match="scene 2: its clip scene_02.mp4 is missing"):
+        assembler.finish()
+    assert not any(tmp_path.glob(".film2_segments*"))  # ...and goes with the refusal
 
 
 def test_poster_and_contact_sheet(rendered, tmp_path):
