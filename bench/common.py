@@ -70,3 +70,18 @@ def add_clip_arguments(parser: Any) -> None:
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--height", type=int, default=576)
     parser.add_argument("--frames", type=int, default=25)
+
+
+def turbo_stand_in(svd_folder: Path) -> Path:
+    """A stand-in for the turbo model: the saved pipeline's UNet as one state-dict file beside
+    it (as AnimateLCM-SVD-xt publishes its UNet), with the pipeline registered as SVD-XT, its
+    base. Same weights, so only speed and the loading code mean anything."""
+    from models.random_init import save_unet_only
+    from models.registry import SVD_XT
+    from models.store import register
+
+    turbo = svd_folder.parent / f"{svd_folder.name}-turbo"
+    if not any(turbo.glob("*.safetensors")):
+        save_unet_only(svd_folder, turbo)
+    register(SVD_XT.name, svd_folder)
+    return turbo

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import print_table, write_results  # noqa: E402 (sets sys.path)
+from common import print_table, turbo_stand_in, write_results  # noqa: E402 (sets sys.path)
 
 STARTED = time.perf_counter()
 
@@ -51,15 +51,7 @@ def main() -> None:
 
     video_model = args.video_model
     if args.quality == "turbo":
-        from models.random_init import save_unet_only
-        from models.registry import SVD_XT
-        from models.store import register
-
-        turbo = Path(args.video_model).with_name(Path(args.video_model).name + "-turbo")
-        if not any(turbo.glob("*.safetensors")):
-            save_unet_only(Path(args.video_model), turbo)
-        register(SVD_XT.name, Path(args.video_model))
-        video_model = str(turbo)
+        video_model = str(turbo_stand_in(Path(args.video_model)))
     rows = []
     began = STARTED
     for n in range(1, args.films + 1):
@@ -84,7 +76,8 @@ def main() -> None:
                    for stage in ("keyframe", "video", "encode")}
         rows.append({"film": n, "start": "fresh process" if n == 1 else "models loaded",
                      "profile": args.profile, "quality": args.quality,
-                     "assembly_after_last_scene_s": assembly["finish_s"], "scenes": args.scenes, "make_s": round(make_s, 1),
+                     "assembly_after_last_scene_s": assembly["finish_s"], "scenes": args.scenes,
+                     "make_s": round(make_s, 1),
                      "film_s": round(info["duration"], 2),
                      "size": f"{info['width']}x{info['height']}",
                      "idle_pct": round(100 * sum(1 for v in samples if v == 0)

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import add_clip_arguments, print_table, write_results  # noqa: E402 (sets sys.path)
+from common import add_clip_arguments, print_table, turbo_stand_in, write_results  # noqa: E402 (sets sys.path)
 
 STARTED = time.perf_counter()
 
@@ -126,20 +126,6 @@ def measure_profile(pipe: Any, name: str, args: argparse.Namespace,
     return row
 
 
-def turbo_folder(folder: Path) -> Path:
-    """A UNet-only model made from the saved pipeline's UNet (a single state-dict file, as
-    AnimateLCM-SVD-xt publishes it), with the pipeline registered as its SVD-XT base."""
-    from models.random_init import save_unet_only
-    from models.registry import SVD_XT
-    from models.store import register
-
-    turbo = folder.parent / f"{folder.name}-turbo"
-    if not any(turbo.glob("*.safetensors")):
-        save_unet_only(folder, turbo)
-    register(SVD_XT.name, folder)
-    return turbo
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_clip_arguments(parser)
@@ -181,7 +167,7 @@ def main() -> None:
         started = time.perf_counter()
         build_svd(folder, args.size, dtype="float16" if cuda else "float32")
         print(f"built and saved {args.size} in {time.perf_counter() - started:.1f} s", flush=True)
-    model = str(folder) if args.quality == "full" else str(turbo_folder(folder))
+    model = str(folder) if args.quality == "full" else str(turbo_stand_in(folder))
     started = time.perf_counter()
     pipe = load_video_pipeline(model)
     load_s = time.perf_counter() - started
@@ -231,8 +217,8 @@ def main() -> None:
             rows.append({"profile": "second start", "error": done.stderr.strip()[-300:]})
         print(rows[-1], flush=True)
     path = write_results(f"svd_profiles_{args.quality}", rows, summary, args.out)
-    print_table(rows, ["profile", "quality", "clip_s", "decode_s", "peak_gib", "peak_setup_gib", "peak_denoise_gib",
-                       "peak_decode_gib", "median_step_s", "warm_s", "ready_s", "diff_vs_eager"])
+    print_table(rows, ["profile", "quality", "clip_s", "decode_s", "peak_gib", "peak_setup_gib",
+                       "peak_denoise_gib", "peak_decode_gib", "median_step_s", "warm_s", "ready_s", "diff_vs_eager"])
     print(f"wrote {path}")
 
 

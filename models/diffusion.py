@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 from models import speed
 from models.llm import ModelUnavailable
 from models.memory import Profile
-from models.registry import DEFAULT_KEYFRAME, SVD_XT, TURBO_VIDEO, ModelSpec, find_spec, how_to_get
+from models.registry import (DEFAULT_KEYFRAME, SVD_XT, TURBO_VIDEO, ModelSpec, base_of, find_spec,
+                             how_to_get)
 from models.store import StoreError, check_base_parts, registered_folder, resolve, unet_weights
 
 log = logging.getLogger(__name__)
@@ -90,7 +92,7 @@ def distilled_unet(model_id: str) -> Path | None:
 def base_model(model_id: str) -> ModelSpec:
     """The pipeline a UNet-only model runs with (SVD-XT for AnimateLCM-SVD-xt and for folders)."""
     spec = find_spec(model_id)
-    return find_spec(spec.base) if spec and spec.base else SVD_XT  # type: ignore[return-value]
+    return (base_of(spec) if spec else None) or SVD_XT
 
 
 def base_folder(model_id: str) -> Path | None:
@@ -126,32 +128,46 @@ def load_video_pipeline(model_id: str) -> Any:
     from diffusers import StableVideoDiffusionPipeline
 
     if is_turbo(model_id):
-        return _load(("video", model_id), _DistilledVideoPipeline, model_id)
-    return _load(("video", model_id), StableVideoDiffusionPipeline, model_id)
+        return _load(("video", model_id), lambda dtype: _distilled_pipeline(model_id, dtype))
+    return _load(("video", model_id), _from_pretrained(StableVideoDiffusionPipeline, model_id))
 
 
-class _DistilledVideoPipeline:
-    """`from_pretrained` for a UNet-only model: its UNet, the base pipeline's other parts."""
+def load_image_pipeline(model_id: str) -> Any:
+    """A text-to-image pipeline for keyframes (AutoPipelineForText2Image), loaded once."""
+    from diffusers import AutoPipelineForText2Image
 
-    @staticmethod
-    def from_pretrained(model_id: str, torch_dtype: Any = None, **_ignored: Any) -> Any:
-        from diffusers import StableVideoDiffusionPipeline, UNetSpatioTemporalConditionModel
+    return _load(("image", model_id), _from_pretrained(AutoPipelineForText2Image, model_id))
 
-        from models.consistency import ConsistencySampler
 
-        weights = distilled_unet(model_id)
-        base = base_folder(model_id)
-        if weights is None:
-            raise OSError(f"the UNet weights of {model_id} are not on this machine")
-        if base is None:
-            raise OSError(f"{base_model(model_id).name} (its image encoder and VAE) is not on "
-                          f"this machine")
-        if weights.is_dir():
-            unet = UNetSpatioTemporalConditionModel.from_pretrained(weights, torch_dtype=torch_dtype)
-        else:
-            unet = _unet_from_state_dict(base / "unet", weights, torch_dtype)
-        return StableVideoDiffusionPipeline.from_pretrained(
-            base, unet=unet, scheduler=ConsistencySampler(), torch_dtype=torch_dtype)
+def _from_pretrained(cls: Any, model_id: str) -> Callable[[Any], Any]:
+    """Loads `cls` from the model's folder, or from the hub cache only (never downloading)."""
+    def build(dtype: Any) -> Any:
+        path = Path(resolve(model_id)).expanduser()
+        if path.is_dir():
+            return cls.from_pretrained(str(path), torch_dtype=dtype)
+        return cls.from_pretrained(model_id, torch_dtype=dtype, local_files_only=True)
+    return build
+
+
+def _distilled_pipeline(model_id: str, dtype: Any) -> Any:
+    """A UNet-only model's pipeline: its UNet with the base pipeline's other parts."""
+    from diffusers import StableVideoDiffusionPipeline, UNetSpatioTemporalConditionModel
+
+    from models.consistency import ConsistencySampler
+
+    weights = distilled_unet(model_id)
+    base = base_folder(model_id)
+    if weights is None:
+        raise OSError(f"the UNet weights of {model_id} are not on this machine")
+    if base is None:
+        raise OSError(f"{base_model(model_id).name} (its image encoder and VAE) is not on "
+                      f"this machine")
+    if weights.is_dir():
+        unet = UNetSpatioTemporalConditionModel.from_pretrained(weights, torch_dtype=dtype)
+    else:
+        unet = _unet_from_state_dict(base / "unet", weights, dtype)
+    return StableVideoDiffusionPipeline.from_pretrained(
+        base, unet=unet, scheduler=ConsistencySampler(), torch_dtype=dtype)
 
 
 def _unet_from_state_dict(config_folder: Path, weights: Path, dtype: Any) -> Any:
@@ -175,28 +191,18 @@ def _unet_from_state_dict(config_folder: Path, weights: Path, dtype: Any) -> Any
     return unet.to(dtype=dtype) if dtype is not None else unet
 
 
-def load_image_pipeline(model_id: str) -> Any:
-    """A text-to-image pipeline for keyframes (AutoPipelineForText2Image), loaded once."""
-    from diffusers import AutoPipelineForText2Image
-
-    return _load(("image", model_id), AutoPipelineForText2Image, model_id)
-
-
-def _load(key: tuple[str, str], cls: Any, model_id: str) -> Any:
+def _load(key: tuple[str, str], build: Callable[[Any], Any]) -> Any:
+    """The pipeline `build(dtype)` makes, built once per (kind, model id) and kept."""
     import torch
 
+    kind, model_id = key
     with _lock:
         if key in _loaded:
             return _loaded[key]
         where = placement()
-        path = Path(resolve(model_id)).expanduser()
-        source = str(path) if path.is_dir() and cls is not _DistilledVideoPipeline else model_id
-        kwargs: dict[str, Any] = {"torch_dtype": getattr(torch, where.dtype_name)}
-        if not path.is_dir():
-            kwargs["local_files_only"] = True
-        log.info("loading %s pipeline %s (%s on %s)", key[0], model_id, where.dtype_name, where.device)
+        log.info("loading %s pipeline %s (%s on %s)", kind, model_id, where.dtype_name, where.device)
         try:
-            pipe = cls.from_pretrained(source, **kwargs)
+            pipe = build(getattr(torch, where.dtype_name))
         except (OSError, ValueError, EnvironmentError) as err:
             raise ModelUnavailable(_missing_message(model_id, err)) from err
         pipe.set_progress_bar_config(disable=True)

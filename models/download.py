@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.registry import EMBEDDED_LLM, ModelSpec, find_spec, how_to_get
+from models.registry import EMBEDDED_LLM, ModelSpec, base_of, how_to_get
 from models.store import (StoreError, check_base_parts, check_folder, layout, register,
                           registered_folder, spec_or_error)
 
@@ -87,7 +87,7 @@ def integrity_problem(spec: ModelSpec) -> str | None:
     if spec is EMBEDDED_LLM:
         return None
     problem = _folder_problem(spec, _patterns(spec), lambda f: check_folder(f, layout(spec)))
-    base = find_spec(spec.base) if spec.base else None
+    base = base_of(spec)
     if problem or base is None:
         return problem
     base_problem = _folder_problem(base, _base_patterns(), check_base_parts)
@@ -136,7 +136,7 @@ def _from_huggingface(spec: ModelSpec, endpoint: str | None, report: ProgressCal
     the base is already here)."""
     folder = _hub_snapshot(spec, _patterns(spec), endpoint, report)
     check_folder(folder, layout(spec))
-    base = find_spec(spec.base) if spec.base else None
+    base = base_of(spec)
     if base is not None and _folder_problem(base, _base_patterns(), check_base_parts):
         check_base_parts(_hub_snapshot(base, _base_patterns(), endpoint, report))
     return folder

@@ -84,6 +84,11 @@ def find_spec(name_or_id: str) -> ModelSpec | None:
     return None
 
 
+def base_of(spec: ModelSpec) -> ModelSpec | None:
+    """The model a UNet-only model runs with (its image encoder, VAE and UNet config), or None."""
+    return find_spec(spec.base) if spec.base else None
+
+
 def how_to_get(model: ModelSpec | str) -> str:
     """The exact steps to put a model's weights on this machine (a known model, or any id)."""
     spec = model if isinstance(model, ModelSpec) else find_spec(model)
@@ -96,7 +101,7 @@ def how_to_get(model: ModelSpec | str) -> str:
     if spec.gated:
         steps.append(f"accept the licence at https://huggingface.co/{spec.repo_id}")
         steps.append("run `hf auth login` with a token that can read it")
-    base = find_spec(spec.base) if spec.base else None
+    base = base_of(spec)
     if base is not None and base.gated:
         steps.append(f"accept {base.name}'s licence at https://huggingface.co/{base.repo_id} and "
                      f"run `hf auth login` (its image encoder and VAE are fetched too, unless "

@@ -131,7 +131,8 @@ def svd_frames(pipe: Any, keyframe: Image.Image, scene: Scene, params: VideoPara
         video = output.frames[0].float().mul(255).round().clamp(0, 255).to(torch.uint8)
         video = video.permute(0, 2, 3, 1)
         native.append(video if run == 0 else video[1:])  # a run's first frame repeats the last
-        image = Image.fromarray(video[-1].cpu().numpy())
+        if run + 1 < runs:  # the next run starts from this one's last frame
+            image = Image.fromarray(video[-1].cpu().numpy())
     frames = torch.cat(native)
     if count is not None:
         frames = _retime_tensor(frames, count)

@@ -38,7 +38,7 @@ from PIL import Image, ImageDraw
 
 from models.files import partial_name, sweep_partials
 from pipeline.lettering import draw_block, fit_text, safe_box
-from pipeline.render import RenderError, check_renderable, scene_paths
+from pipeline.render import RenderError, check_renderable, scene_paths, unfinished_scenes
 from pipeline.storyboard import Storyboard, StoryboardError
 from pipeline.video_io import even_size, frame_at, probe
 
@@ -72,7 +72,7 @@ class FilmResult:
     contact_sheet: Path
     duration: float                 # seconds
     frames: int
-    seconds: float                  # wall time to assemble
+    seconds: float                  # wall time of `finish`: after the last scene, the film took this
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -155,7 +155,6 @@ class FilmAssembler:
 
     def __init__(self, board: Storyboard, clips_dir: Path, out: Path,
                  settings: AssemblySettings | None = None):
-        self.started = time.perf_counter()
         self.board, self.settings = board, settings or AssemblySettings()
         self.clips_dir, self.out = Path(clips_dir), Path(out)
         if self.out.suffix.lower() != ".mp4":
@@ -173,6 +172,7 @@ class FilmAssembler:
         self.segments_dir = self.out.with_name(f".{self.out.stem}_segments")
         self.ready: set[int] = set()
         self.encoded: dict[int, Path] = {}   # scene -> its segment, in timeline order
+        self.clips: dict[int, dict[str, Any]] = {}  # scene -> its clip, probed for its segment
         self.tail: list[np.ndarray] = []     # the last encoded scene's clip past its slot
         self.layout: _Layout | None = None
         self.streaming = True                # False after a segment failed: finish redoes all
@@ -186,6 +186,15 @@ class FilmAssembler:
         """Scene `number`'s clip is finished: encode, in the background, every segment that
         can be made now."""
         self.worker.submit(self._advance, number)
+
+    def scenes_kept(self, rendering: set[int]) -> None:
+        """Before a render of the scenes in `rendering`: every other scene whose clip is already
+        finished is ready now (a re-render or a resume joins them to the new ones)."""
+        count = len(self.board.scenes)
+        unfinished = set(unfinished_scenes(self.clips_dir, count))
+        for number in range(1, count + 1):
+            if number not in rendering and number not in unfinished:
+                self.scene_ready(number)
 
     def close(self) -> None:
         """Stop without a film (the render was cancelled): drop the segments made so far."""
@@ -210,7 +219,7 @@ class FilmAssembler:
         finishing = time.perf_counter()
         self.worker.shutdown(wait=True)
         try:  # the segments go, whether the film is made or refused
-            clips = _check_clips(self.board, self.clips_dir)
+            clips = _check_clips(self.board, self.clips_dir, self.clips)
             if not self.streaming or (self.layout and self.layout.size != _film_size(clips)):
                 self._restart()
             for number in range(len(self.encoded) + 1, len(self.board.scenes) + 1):
@@ -230,19 +239,20 @@ class FilmAssembler:
         mark = time.perf_counter()
         extras = self._extras(clips, layout)
         timings["extras_s"] = round(time.perf_counter() - mark, 3)
-        timings["finish_s"] = round(time.perf_counter() - finishing, 3)  # after the last scene
-        return self._record(extras, layout, clips, frames_written, samples, timings)
+        seconds = time.perf_counter() - finishing  # after the last scene
+        timings["finish_s"] = round(seconds, 3)
+        return self._record(extras, layout, clips, frames_written, samples, timings, seconds)
 
     # ---- segments ------------------------------------------------------------------------
 
     def _restart(self) -> None:
         shutil.rmtree(self.segments_dir, ignore_errors=True)
         self.encoded, self.tail, self.layout, self.streaming = {}, [], None, True
-        self.thumbs = {}
+        self.thumbs, self.clips = {}, {}
 
     def _encode_segment(self, number: int) -> None:
         began = time.perf_counter()
-        clip = _check_clip(self.clips_dir, number)
+        clip = self.clips[number] = _check_clip(self.clips_dir, number)
         if self.layout is None:  # the film takes the first clip's frame rate and size
             self.layout = _Layout.of(self.board, clip, self.settings)
         layout = self.layout
@@ -293,7 +303,7 @@ class FilmAssembler:
 
     def _record(self, extras: tuple[Path, Path, Path], layout: _Layout,
                 clips: list[dict[str, Any]], frames_written: int, samples: int,
-                timings: dict[str, float]) -> FilmResult:
+                timings: dict[str, float], seconds: float) -> FilmResult:
         """film.json: the storyboard as rendered, each clip's record, the assembly's timings."""
         (srt, poster, sheet), out, board, settings = extras, self.out, self.board, self.settings
         fps = layout.fps
@@ -313,8 +323,8 @@ class FilmAssembler:
                         "end": round(cue.end / fps, 3)} for c, cue in zip(clips, layout.cues)],
             "assembly_timings": timings,
         }, ensure_ascii=False, indent=2), encoding="utf-8")
-        return FilmResult(out, srt, info, poster, sheet, duration, frames_written,
-                          time.perf_counter() - self.started, timings)
+        return FilmResult(out, srt, info, poster, sheet, duration, frames_written, seconds,
+                          timings)
 
 
 @dataclass
@@ -356,8 +366,11 @@ def _quality(clips: list[dict[str, Any]]) -> str | None:
     return found.pop() if len(found) == 1 else ("mixed" if found else None)
 
 
-def _check_clips(board: Storyboard, clips_dir: Path) -> list[dict[str, Any]]:
-    clips = [_check_clip(clips_dir, n) for n in range(1, len(board.scenes) + 1)]
+def _check_clips(board: Storyboard, clips_dir: Path,
+                 probed: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every scene's clip, probed (or as `probed` already has it), all at one frame rate."""
+    probed = probed or {}
+    clips = [probed.get(n) or _check_clip(clips_dir, n) for n in range(1, len(board.scenes) + 1)]
     rates = {round(c["fps"], 3) for c in clips}
     if len(rates) > 1:
         raise AssemblyError(f"the clips have different frame rates ({sorted(rates)}); render them "
@@ -475,9 +488,8 @@ def _join(segments: list[Path], path: Path, layout: _Layout,
         for segment in segments:
             with av.open(str(segment)) as source:
                 stream = source.streams.video[0]
-                start, end = None, 0
                 packets = [p for p in source.demux(stream) if p.dts is not None]
-                start = min(p.pts for p in packets)
+                start, end = min(p.pts for p in packets), 0
                 for packet in packets:
                     end = max(end, packet.pts + packet.duration)
                     packet.pts += offset - start

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.assemble import (AssemblyError, AssemblySettings, FilmAssembler, FilmResult,
-                               assemble_film,
-                               check_music)
+                               assemble_film, check_music)
 from pipeline import manifest
 from pipeline.events import RenderFinished, SceneDone, describe
 from pipeline.history import History, default_root
@@ -311,9 +310,7 @@ def finish_job(job: CliJob) -> int:
         except AssemblyError as err:
             job.finish("failed", str(err))
             raise UserError(str(err)) from None
-        for number in range(1, len(job.board.scenes) + 1):  # finished before: join them now
-            if number not in missing:
-                assembler.scene_ready(number)
+        assembler.scenes_kept(set(missing))
     if missing:
         settings = dataclasses.replace(job.settings, only_scenes=missing)
         try:

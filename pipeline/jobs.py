@@ -156,12 +156,8 @@ class Jobs:
             assembler = FilmAssembler(board, folder / "scenes", folder / "film.mp4", assembly)
         except AssemblyError as err:
             raise JobError(str(err)) from None
-        count = len(board.scenes)
-        rendering = set(range(1, count + 1)) if only_scenes is None else set(only_scenes)
-        unfinished = set(unfinished_scenes(folder / "scenes", count))
-        for number in range(1, count + 1):  # kept from before: their segments are made now
-            if number not in rendering and number not in unfinished:
-                assembler.scene_ready(number)
+        assembler.scenes_kept(set(range(1, len(board.scenes) + 1)) if only_scenes is None
+                              else set(only_scenes))
         self.history.update(job_id, storyboard=board.to_dict(), title=board.title,
                             status="rendering", message="", pid=os.getpid())
         finished = RenderFinished()

@@ -23,13 +23,12 @@ import gradio as gr
 from pipeline.events import Notice, SceneDone, SceneFailed, SceneStarted, StepProgress
 from pipeline.jobs import FilmReady, JobError, Jobs
 from pipeline.planner import PlanRequest, PromptRejected
-from pipeline.render import scene_paths
+from pipeline.render import QUALITIES, scene_paths
 from pipeline.storyboard import MAX_SCENES, TABLE_COLUMNS, Storyboard
 from models.registry import EMBEDDED_LLM, KNOWN_MODELS
 from ui.access import Accounts, FileRegistry
 from ui.text import i18n
 
-QUALITY_CHOICES = ("auto", "turbo", "full")  # the render's video quality (pipeline/render.py)
 GPU = "gpu"            # concurrency id shared by every event that uses the GPU
 DOWNLOADABLE = [m.name for m in KNOWN_MODELS if m is not EMBEDDED_LLM]  # the System tab's list
 QUEUE_SIZE = 20        # more waiting renders than this are refused with "queue is full"
@@ -303,12 +302,9 @@ def _with_download_hint(message: str) -> str:
 
 
 def _quality(choice: str | None) -> str | None:
-    """The Quality radio's choice for the render (None: the studio's default, from its flags)."""
-    if choice in (None, "", "auto"):
-        return None
-    if choice not in QUALITY_CHOICES:
-        raise gr.Error(f"quality {choice!r} is not one of: {', '.join(QUALITY_CHOICES)}")
-    return choice
+    """The Quality radio's choice for the render: "auto" leaves the studio's default (its flags)
+    in place; anything else the render checks and refuses by name."""
+    return None if choice in (None, "", "auto") else choice
 
 
 def _rows(table: Any) -> list[list[Any]]:
@@ -364,7 +360,7 @@ def build(studio: Studio) -> gr.Blocks:
                 type="array", interactive=True, label=i18n("storyboard"), elem_id="storyboard",
                 wrap=True, column_count=len(TABLE_COLUMNS), show_row_numbers=True)
             with gr.Row():
-                quality = gr.Radio(list(QUALITY_CHOICES), value="auto", label=i18n("quality"),
+                quality = gr.Radio(list(QUALITIES), value="auto", label=i18n("quality"),
                                    info=i18n("quality_info"), elem_id="quality", scale=3)
                 render_btn = gr.Button(i18n("render"), elem_id="render-btn", variant="primary")
                 cancel_btn = gr.Button(i18n("cancel"), elem_id="cancel-btn", variant="stop")
