@@ -95,6 +95,12 @@ def integrity_problem(spec: ModelSpec) -> str | None:
         if base_problem else None
 
 
+def weights_folder(spec: ModelSpec) -> Path:
+    """Where a model's files are: its registered folder, else its Hugging Face cache snapshot
+    (raises OSError/ValueError when neither is here)."""
+    return registered_folder(spec.repo_id) or _cached_snapshot(spec.repo_id, _patterns(spec))
+
+
 def _folder_problem(spec: ModelSpec, patterns: dict[str, Any], check: Callable[[Path], None]
                     ) -> str | None:
     folder = registered_folder(spec.repo_id)
@@ -115,6 +121,8 @@ def _patterns(spec: ModelSpec) -> dict[str, Any]:
         return {"allow_patterns": [spec.unet_file]}
     if spec.role in ("video", "keyframe"):
         return {"allow_patterns": PIPELINE_FILES, "ignore_patterns": PIPELINE_SKIP}
+    if spec.role == "voice":
+        return {"allow_patterns": ["config.json", spec.weights_file or "*.pth", "voices/*.pt"]}
     return {}
 
 

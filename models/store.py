@@ -80,6 +80,9 @@ def check_folder(folder: Path, role: str | None) -> None:
     folder = Path(folder)
     if not folder.is_dir():
         raise StoreError(f"{folder} is not a folder")
+    if role == "voice":
+        _check_voice(folder)
+        return
     if role == "unet":
         if unet_weights(folder) is None:
             raise StoreError(f"{folder} holds no UNet: neither a .safetensors file nor a diffusers "
@@ -95,6 +98,23 @@ def check_folder(folder: Path, role: str | None) -> None:
                          f"it is not a model folder")
     if not any(p for pattern in WEIGHTS for p in folder.glob(pattern)):
         raise StoreError(f"{folder} has a config.json but no weights (*.safetensors or *.bin)")
+
+
+def _check_voice(folder: Path) -> None:
+    """A Kokoro folder: config.json (with its phoneme vocabulary), one .pth checkpoint, and
+    voices/*.pt style packs."""
+    config = folder / "config.json"
+    if not config.is_file():
+        raise StoreError(f"{folder} has no config.json: it is not a Kokoro model folder")
+    try:
+        if "vocab" not in json.loads(config.read_text(encoding="utf-8")):
+            raise StoreError(f"{config} has no phoneme vocabulary: it is not Kokoro's config")
+    except ValueError as err:
+        raise StoreError(f"{config} is not valid JSON ({err})") from None
+    if not any(folder.glob("*.pth")):
+        raise StoreError(f"{folder} has no .pth checkpoint (kokoro-v1_0.pth or kokoro-v1_1-zh.pth)")
+    if not any((folder / "voices").glob("*.pt")):
+        raise StoreError(f"{folder}/voices holds no voice (*.pt); the download may be incomplete")
 
 
 def unet_weights(folder: Path, preferred: str | None = None) -> Path | None:

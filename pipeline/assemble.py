@@ -19,6 +19,8 @@ storyboard as rendered, every clip's seed, models and timings), a poster and a c
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import logging
 import math
@@ -27,7 +29,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -39,12 +41,14 @@ from PIL import Image, ImageDraw
 from models.files import partial_name, sweep_partials
 from pipeline.lettering import draw_block, fit_text, safe_box
 from pipeline.render import RenderError, check_renderable, scene_paths, unfinished_scenes
+from pipeline.soundtrack import AUDIO_RATE, NarrationTooLong, PlacedLine, mix, place_narration
 from pipeline.storyboard import Storyboard, StoryboardError
+from pipeline.subtitles import Band, SubtitleStyle, subtitle_band, subtitle_style
 from pipeline.video_io import even_size, frame_at, probe
+from pipeline.voice import Speech, VoiceError, board_speech
 
 log = logging.getLogger(__name__)
 
-AUDIO_RATE = 44100
 MUSIC_SUFFIXES = (".mp3", ".wav", ".m4a", ".ogg", ".aac", ".flac", ".opus")
 
 
@@ -55,7 +59,11 @@ class AssemblyError(RuntimeError):
 @dataclass
 class AssemblySettings:
     crossfade: float = 0.5          # seconds two scenes overlap when a scene's transition is crossfade
-    subtitles: bool = True          # burn the descriptions into the picture (the .srt is always written)
+    subtitles: bool = True          # burn the subtitles into the picture (the .srt is always written)
+    subtitle_style: SubtitleStyle = field(default_factory=subtitle_style)  # look and place
+    voice: str | None = None        # who narrates: None = the storyboard's voice; "none" = silent
+    duck_db: float = 12.0           # how far the music drops under the voice
+    voice_volume: float = 1.0       # 0-2, applied to the narration
     music: Path | None = None       # background music: trimmed or looped to the film
     music_volume: float = 0.5       # 0-1, applied to the music
     music_fade: float = 1.5         # seconds of fade in and fade out
@@ -166,7 +174,8 @@ class FilmAssembler:
             check_music(self.settings.music)
         try:  # the filter reads every text the film draws; each script needs its font
             check_renderable(board)
-        except (RenderError, StoryboardError) as err:
+            self.speeches = board_speech(board, self.settings.voice)  # before any frame is made
+        except (RenderError, StoryboardError, VoiceError) as err:
             raise AssemblyError(str(err)) from None
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.segments_dir = self.out.with_name(f".{self.out.stem}_segments")
@@ -254,7 +263,7 @@ class FilmAssembler:
         began = time.perf_counter()
         clip = self.clips[number] = _check_clip(self.clips_dir, number)
         if self.layout is None:  # the film takes the first clip's frame rate and size
-            self.layout = _Layout.of(self.board, clip, self.settings)
+            self.layout = _Layout.of(self.board, clip, self.settings, self.speeches)
         layout = self.layout
         if round(clip["fps"], 3) != round(layout.fps, 3):
             raise AssemblyError(f"the clips have different frame rates ({layout.fps:g} and "
@@ -263,7 +272,7 @@ class FilmAssembler:
         k = number - 1
         next_fade = layout.fades[k + 1] if k + 1 < len(layout.fades) else 0
         frames = _clip_frames(clip["clip"], layout.width, layout.height)
-        overlay = layout.overlays.get(number)
+        first = sum(layout.slots[:k])  # this scene's first frame on the film's timeline
         tail = self.tail
         middle = clip["frames"] // 2  # the contact sheet's and poster's frame of this scene
 
@@ -276,7 +285,7 @@ class FilmAssembler:
                     weight = (i + 1) / (layout.fades[k] + 1)
                     frame = (tail[i].astype(np.float32) * (1 - weight)
                              + frame * weight).astype(np.uint8)
-                yield _with_subtitle(frame, overlay)
+                yield _with_subtitle(frame, layout.band_at(first + i))
 
         self.segments_dir.mkdir(parents=True, exist_ok=True)
         path = self.segments_dir / f"segment_{number:02d}.mp4"
@@ -316,11 +325,16 @@ class FilmAssembler:
             "width": layout.width, "height": layout.height,
             "crossfade_seconds": settings.crossfade,
             "subtitles_burned_in": settings.subtitles, "quality": _quality(clips),
+            "aspect": board.aspect, "subtitle_style": asdict(settings.subtitle_style),
+            "narration": _narration_record(self.speeches, layout.lines, settings),
             "music": {"file": str(settings.music), "volume": settings.music_volume,
                       "seconds": round(samples / AUDIO_RATE, 3)} if settings.music else None,
             "storyboard": board.to_dict(),
-            "scenes": [{**c["meta"], "clip": str(c["clip"]), "start": round(cue.start / fps, 3),
-                        "end": round(cue.end / fps, 3)} for c, cue in zip(clips, layout.cues)],
+            "scenes": [{**c["meta"], "clip": str(c["clip"]), "start": round(start / fps, 3),
+                        "end": round(end / fps, 3)} for c, (start, end) in zip(clips, layout.spans)],
+            "subtitles": [{"scene": cue.scene, "start": round(cue.start / fps, 3),
+                           "end": round(cue.end / fps, 3), "text": cue.text}
+                          for cue in layout.cues],
             "assembly_timings": timings,
         }, ensure_ascii=False, indent=2), encoding="utf-8")
         return FilmResult(out, srt, info, poster, sheet, duration, frames_written, seconds,
@@ -336,23 +350,52 @@ class _Layout:
     slots: list[int]                 # frames each scene holds on the timeline
     fades: list[int]                 # frames each scene crossfades over the previous clip
     cues: list[_Cue]
-    overlays: dict[int, Any]         # scene -> its subtitle band (none without subtitles)
+    lines: list[PlacedLine]          # the narration's sentences, placed on the timeline
+    bands: list[tuple[int, int, Band]]  # (first frame, one past the last, lettering), in order
 
     @property
     def size(self) -> tuple[int, int]:
         return self.width, self.height
 
+    @property
+    def spans(self) -> list[tuple[int, int]]:
+        """Each scene's (first frame, one past its last) on the film's timeline."""
+        edges = [0, *itertools.accumulate(self.slots)]
+        return list(zip(edges, edges[1:]))
+
+    def band_at(self, frame: int) -> Band | None:
+        """The lettering burned into the film's frame `frame`, if any."""
+        k = bisect.bisect_right(self.bands, frame, key=lambda b: b[0]) - 1
+        return self.bands[k][2] if k >= 0 and frame < self.bands[k][1] else None
+
     @classmethod
-    def of(cls, board: Storyboard, clip: dict[str, Any], settings: AssemblySettings) -> _Layout:
+    def of(cls, board: Storyboard, clip: dict[str, Any], settings: AssemblySettings,
+           speeches: list[Speech | None]) -> _Layout:
         fps = clip["fps"]
         width, height = even_size(clip["width"], clip["height"])
         slots = _slots(board, fps)
         fades = [int(round(board.crossfade_into(n, settings.crossfade) * fps))
                  for n in range(1, len(board.scenes) + 1)]
-        cues = _cues(board, slots)
-        overlays = {cue.scene: _subtitle_overlay(cue.text, width, height)
-                    for cue in cues} if settings.subtitles else {}
-        return cls(fps, width, height, slots, fades, cues, overlays)
+        try:
+            lines = place_narration(speeches, slots, fps)
+        except NarrationTooLong as err:
+            raise AssemblyError(str(err)) from None
+        cues = _cues(board, slots, lines)
+        bands = _bands(cues, lines, width, height, settings.subtitle_style) \
+            if settings.subtitles else []
+        return cls(fps, width, height, slots, fades, cues, lines, bands)
+
+
+def _narration_record(speeches: list[Speech | None], lines: list[PlacedLine],
+                      settings: AssemblySettings) -> dict[str, Any] | None:
+    """film.json's account of the voice: who spoke, and each sentence's place in seconds."""
+    spoken = [s for s in speeches if s is not None]
+    if not spoken:
+        return None
+    return {"engine": spoken[0].engine, "voice": spoken[0].voice, "duck_db": settings.duck_db,
+            "lines": [{"scene": line.scene, "text": line.text,
+                       "start": round(line.start / AUDIO_RATE, 3),
+                       "end": round(line.end / AUDIO_RATE, 3)} for line in lines]}
 
 
 def _film_size(clips: list[dict[str, Any]]) -> tuple[int, int]:
@@ -407,13 +450,35 @@ def _slots(board: Storyboard, fps: float) -> list[int]:
     return [b - a for a, b in zip(edges, edges[1:])]
 
 
-def _cues(board: Storyboard, slots: list[int]) -> list[_Cue]:
-    """One subtitle per scene, shown for exactly the scene's place on the timeline."""
+def _cues(board: Storyboard, slots: list[int], lines: list[PlacedLine]) -> list[_Cue]:
+    """The subtitles: a narrated scene's sentences, each from the frame its voice starts until
+    just after it ends; a silent scene's description, for exactly its place on the timeline."""
     cues, start = [], 0
     for k, length in enumerate(slots):
-        cues.append(_Cue(k + 1, start, start + length, board.scenes[k].description))
+        spoken = [line for line in lines if line.scene == k + 1]
+        cues.extend(_Cue(k + 1, line.first_frame, line.last_frame, line.text) for line in spoken)
+        if not spoken:
+            cues.append(_Cue(k + 1, start, start + length, board.scenes[k].description))
         start += length
     return cues
+
+
+def _bands(cues: list[_Cue], lines: list[PlacedLine], width: int, height: int,
+           style: SubtitleStyle) -> list[tuple[int, int, Band]]:
+    """Each cue's lettering and the frames it covers; with a highlight style, one band per
+    spoken word (the word in its highlight colour) while that word is said."""
+    spoken = {(line.scene, line.first_frame): line for line in lines}
+    bands = []
+    for cue in cues:
+        line = spoken.get((cue.scene, cue.start))
+        if style.highlight and line and line.words:
+            edges = [cue.start] + [w[0] for w in line.words[1:]] + [cue.end]
+            for n, (a, b) in enumerate(zip(edges, edges[1:])):
+                if b > a:
+                    bands.append((a, b, subtitle_band(cue.text, width, height, style, n)))
+        else:
+            bands.append((cue.start, cue.end, subtitle_band(cue.text, width, height, style)))
+    return bands
 
 
 def _clip_frames(path: Path, width: int, height: int) -> Iterator[np.ndarray]:
@@ -430,22 +495,7 @@ def _clip_frames(path: Path, width: int, height: int) -> Iterator[np.ndarray]:
         yield last
 
 
-def _subtitle_overlay(text: str, width: int, height: int) -> tuple[int, np.ndarray, np.ndarray]:
-    """(top row, RGB, alpha) of a bottom-centred subtitle band, drawn once per scene: white with
-    a dark outline, wrapped and shrunk to stay inside the safe box."""
-    left, _, right, lower = safe_box(width, height)
-    size = max(14, min(width, height) // 18)
-    block = fit_text(text, right - left, 3, size, max(12, size * 6 // 10), stroke_ratio=1 / 12)
-    pad = block.size // 4
-    band = Image.new("RGBA", (width, block.height + 2 * pad), (0, 0, 0, 0))
-    draw_block(ImageDraw.Draw(band), block, width / 2, pad)
-    pixels = np.asarray(band).astype(np.float32)
-    top = lower - band.height - height // 40
-    return top, pixels[..., :3], pixels[..., 3:] / 255.0
-
-
-def _with_subtitle(frame: np.ndarray, overlay: tuple[int, np.ndarray, np.ndarray] | None,
-                   ) -> np.ndarray:
+def _with_subtitle(frame: np.ndarray, overlay: Band | None) -> np.ndarray:
     if overlay is None:
         return frame
     top, rgb, alpha = overlay
@@ -480,10 +530,13 @@ def _join(segments: list[Path], path: Path, layout: _Layout,
     with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
         with av.open(str(segments[0])) as first:
             video = out.add_stream_from_template(first.streams.video[0])
-        if settings.music is not None:
-            total = sum(layout.slots) / layout.fps
-            samples = _mux_music(out, _music_track(settings.music, total, settings.music_volume,
-                                                   settings.music_fade))
+        if settings.music is not None or layout.lines:
+            seconds = sum(layout.slots) / layout.fps
+            total = int(round(seconds * AUDIO_RATE))
+            music = None if settings.music is None else _music_track(
+                settings.music, seconds, settings.music_volume, settings.music_fade)
+            samples = _mux_audio(out, mix(layout.lines, total, music, settings.duck_db,
+                                          settings.voice_volume))
         offset = 0  # where the next segment starts, in the segments' time base
         for segment in segments:
             with av.open(str(segment)) as source:
@@ -501,7 +554,7 @@ def _join(segments: list[Path], path: Path, layout: _Layout,
     return count, samples
 
 
-def _mux_music(out: Any, track: np.ndarray) -> int:
+def _mux_audio(out: Any, track: np.ndarray) -> int:
     audio = out.add_stream("aac", rate=AUDIO_RATE)
     audio.layout = "stereo"
     for start in range(0, track.shape[1], 1024):

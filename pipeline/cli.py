@@ -25,7 +25,10 @@ from pipeline.planner import PlanRequest, PromptRejected, PlanTimings, plan_stor
 from pipeline.fonts import FontMissing, check_fonts
 from pipeline.render import (BACKENDS, QUALITIES, RenderError, RenderSettings, check_renderable,
                              render_storyboard)
-from pipeline.storyboard import MAX_SCENES, Storyboard, StoryboardError
+from pipeline.storyboard import ASPECTS, MAX_SCENES, Storyboard, StoryboardError
+from pipeline.subtitles import POSITIONS, SUBTITLE_STYLES, subtitle_style
+from pipeline.voice import (SAMPLE_TEXT, VoiceError, fit_to_narration, narrate, voice_choices,
+                            write_wav)
 
 log = logging.getLogger("pipeline")
 
@@ -59,12 +62,17 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed shared by every scene")
     parser.add_argument("--no-model", action="store_true",
                         help="use the rule-based planner only")
+    parser.add_argument("--aspect", choices=tuple(ASPECTS), default="16:9",
+                        help="the film's shape: 16:9 (1024x576), 9:16 (576x1024), 1:1 (768x768)")
+    parser.add_argument("--voice", default="auto",
+                        help="who narrates: auto, none, or engine:voice (see `voices`)")
 
 
 def plan_request(args: argparse.Namespace) -> PlanRequest:
     return PlanRequest(prompt=args.prompt, scenes=args.scenes, seconds=args.seconds,
                        style=args.style, language=args.language, model=args.model,
-                       seed=args.seed, use_model=not args.no_model)
+                       seed=args.seed, use_model=not args.no_model, aspect=args.aspect,
+                       voice=args.voice)
 
 
 def require_prompt_fonts(args: argparse.Namespace) -> None:
@@ -138,6 +146,8 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
                         help="use this seed for every scene instead of the storyboard's")
     parser.add_argument("--crossfade", type=float, default=RenderSettings.crossfade,
                         help="seconds each crossfade will overlap (give `assemble` the same)")
+    parser.add_argument("--aspect", choices=tuple(ASPECTS), default=None,
+                        help="render in this shape instead of the storyboard's")
     add_render_settings(parser)
 
 
@@ -151,6 +161,18 @@ def load_storyboard(path: Path) -> Storyboard:
     except StoryboardError as err:
         raise UserError(f"{path}: {err}") from None
     require_renderable(board, f"{path}: ")
+    return board
+
+
+def fitted(board: Storyboard, fps: int) -> Storyboard:
+    """The storyboard with each scene long enough for its narration at this frame rate (the
+    scenes that grow are noted on stderr)."""
+    try:
+        board, notes = fit_to_narration(board, fps=fps)
+    except (StoryboardError, VoiceError) as err:
+        raise UserError(str(err)) from None
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     return board
 
 
@@ -190,6 +212,9 @@ def render_and_report(board: Storyboard, out: Path, settings: RenderSettings,
 
 def cmd_render(args: argparse.Namespace) -> int:
     board = load_storyboard(args.storyboard)
+    if args.aspect:
+        board = dataclasses.replace(board, aspect=args.aspect)
+    board = fitted(board, args.fps)
     bad = [n for n in args.only_scenes if not 1 <= n <= len(board.scenes)]
     if bad:
         raise UserError(f"--scene {bad[0]}: the storyboard has scenes 1-{len(board.scenes)}")
@@ -222,6 +247,15 @@ def add_assembly_options(parser: argparse.ArgumentParser) -> None:
                         help="do not burn subtitles into the picture (the .srt is still written)")
     parser.add_argument("--crossfade", type=float, default=defaults.crossfade,
                         help="seconds of overlap for crossfade transitions")
+    parser.add_argument("--subtitle-style", choices=tuple(SUBTITLE_STYLES), default="classic",
+                        help="how subtitles look: " + ", ".join(SUBTITLE_STYLES))
+    parser.add_argument("--subtitle-size", type=float, default=None,
+                        help="subtitle text size, times the style's (0.5-2)")
+    parser.add_argument("--subtitle-colour", default=None, help="subtitle colour (#ffe066, yellow)")
+    parser.add_argument("--subtitle-position", choices=POSITIONS, default=None,
+                        help="where subtitles sit: bottom, middle or top")
+    parser.add_argument("--duck", type=float, default=defaults.duck_db, dest="duck_db",
+                        help="dB the music drops under the voice (0-40)")
 
 
 def assembly_settings(args: argparse.Namespace) -> AssemblySettings:
@@ -229,8 +263,17 @@ def assembly_settings(args: argparse.Namespace) -> AssemblySettings:
         raise UserError(f"--music-volume {args.music_volume} is outside 0-1")
     if not 0 <= args.crossfade <= 5:
         raise UserError(f"--crossfade {args.crossfade} is outside 0-5 seconds")
+    if not 0 <= args.duck_db <= 40:
+        raise UserError(f"--duck {args.duck_db} is outside 0-40 dB")
+    try:
+        style = subtitle_style(args.subtitle_style, args.subtitle_size, args.subtitle_colour,
+                               args.subtitle_position)
+    except ValueError as err:
+        raise UserError(str(err)) from None
     settings = AssemblySettings(crossfade=args.crossfade, subtitles=not args.no_subtitles,
-                                music=args.music, music_volume=args.music_volume)
+                                music=args.music, music_volume=args.music_volume,
+                                subtitle_style=style, duck_db=args.duck_db,
+                                voice=getattr(args, "assembly_voice", None))
     if settings.music is not None:
         try:
             check_music(settings.music)
@@ -251,6 +294,8 @@ def add_assemble_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("storyboard", type=Path, help="the storyboard the clips were rendered from")
     parser.add_argument("--clips", type=Path, required=True, help="folder holding scene_NN.mp4")
     parser.add_argument("--out", type=Path, required=True, help="the film, an .mp4 file")
+    parser.add_argument("--voice", default=None, dest="assembly_voice",
+                        help="who narrates, instead of the storyboard's voice (none: silent)")
     add_assembly_options(parser)
 
 
@@ -287,6 +332,7 @@ def cmd_make(args: argparse.Namespace) -> int:
     except PromptRejected as err:
         raise UserError(str(err)) from None
     require_renderable(board)
+    board = fitted(board, settings.fps)
     for note in board.notes:
         print(f"note: {note}", file=sys.stderr)
     clips = args.out.with_name(f"{args.out.stem}_scenes")
@@ -383,6 +429,32 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_voices_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--language", choices=("en", "zh"), default=None,
+                        help="only the voices for this language")
+    parser.add_argument("--say", default=None, metavar="TEXT",
+                        help="speak TEXT (or a sample sentence with --say '') into --out")
+    parser.add_argument("--voice", default="auto", help="the voice that speaks --say")
+    parser.add_argument("--out", type=Path, default=Path("voice_sample.wav"),
+                        help="where --say writes its WAV file")
+
+
+def cmd_voices(args: argparse.Namespace) -> int:
+    """List the voices, or speak a sentence with one (to hear it before a film uses it)."""
+    if args.say is None:
+        for language in (args.language,) if args.language else ("en", "zh"):
+            print(f"{language}: {', '.join(voice_choices(language))}")
+        return 0
+    language = args.language or "en"
+    try:
+        speech = narrate(args.say or SAMPLE_TEXT[language], language, args.voice)
+        seconds = write_wav(speech, args.out)
+    except VoiceError as err:
+        raise UserError(str(err)) from None
+    print(f"{args.out}: {seconds:.2f} s, {speech.engine} voice {speech.voice}")
+    return 0
+
+
 def add_no_options(parser: argparse.ArgumentParser) -> None:
     """The command takes no options."""
 
@@ -402,6 +474,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "resume": (add_resume_options, cmd_resume,
                "finish a render that was stopped: only its missing scenes, then the film"),
     "history": (add_history_options, cmd_history, "list jobs and their states"),
+    "voices": (add_voices_options, cmd_voices, "list the narration voices, or speak a sample"),
     "doctor": (add_no_options, cmd_doctor, "check what a first render needs, with fixes"),
 }
 

@@ -26,6 +26,8 @@ from pipeline.planner import OnText, PlanRequest, plan_storyboard
 from pipeline.render import (RenderError, RenderSettings, check_renderable, render_storyboard,
                              unfinished_scenes)
 from pipeline.storyboard import CONTINUE, Storyboard, StoryboardError
+from pipeline.subtitles import SubtitleStyle
+from pipeline.voice import VoiceError, fit_to_narration
 
 UPLOADS = "uploads"  # a job's uploaded keyframes, beside its scenes
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -80,13 +82,19 @@ class Jobs:
             raise JobError(str(err)) from None
         return board
 
-    def board_from_rows(self, job: dict[str, Any], rows: list[list[Any]]) -> Storyboard:
-        base = Storyboard.from_dict(job["storyboard"])
+    def board_from_rows(self, job: dict[str, Any], rows: list[list[Any]],
+                        **changes: Any) -> Storyboard:
+        """The edited table as the job's storyboard (with `changes` such as aspect or voice),
+        checked, each scene long enough for its narration."""
+        base = dataclasses.replace(Storyboard.from_dict(job["storyboard"]), **changes)
         try:
             board = self.checked_board(base.with_rows(rows))
-        except StoryboardError as err:
+            board, grown = fit_to_narration(board, fps=self.render_defaults.fps)
+        except (StoryboardError, VoiceError) as err:
             raise JobError(str(err)) from None
         self.check_keyframes(job, board)
+        board.notes = [n for n in board.notes
+                       if n not in grown and "so its narration fits" not in n] + grown
         return board
 
     @staticmethod
@@ -137,9 +145,11 @@ class Jobs:
 
     def render(self, user: str, job_id: str, board: Storyboard,
                cancel: threading.Event | None = None, only_scenes: list[int] | None = None,
-               admin: bool = False, quality: str | None = None) -> Iterator[Event | FilmReady]:
+               admin: bool = False, quality: str | None = None,
+               subtitles: SubtitleStyle | None = None) -> Iterator[Event | FilmReady]:
         """Render (all scenes, or `only_scenes`; [] renders none), record each, then assemble
-        the film. `quality` ("turbo", "full", "auto") overrides the studio's default."""
+        the film. `quality` ("turbo", "full", "auto") overrides the studio's default, and
+        `subtitles` its subtitle style."""
         job = self.job(user, job_id, admin)
         folder = Path(job["dir"])
         self.checked_board(board)  # refused before the job changes state: nothing is touched
@@ -151,7 +161,8 @@ class Jobs:
         except ValueError as err:
             raise JobError(str(err)) from None
         music = job.get("music")
-        assembly = dataclasses.replace(self.assembly, music=Path(music) if music else None)
+        assembly = dataclasses.replace(self.assembly, music=Path(music) if music else None,
+                                       subtitle_style=subtitles or self.assembly.subtitle_style)
         try:  # the film is assembled while the scenes render
             assembler = FilmAssembler(board, folder / "scenes", folder / "film.mp4", assembly)
         except AssemblyError as err:

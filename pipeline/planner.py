@@ -26,6 +26,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,8 +34,10 @@ from models.language import LanguageDataMissing
 from pipeline.beats import Beat, detect_language, plan_beats, subjects, to_english
 from pipeline.premise import Premise, find_premise
 from pipeline.safety import ContentFilter
-from pipeline.storyboard import (MAX_DURATION, MAX_SCENES, MAX_SEED, MIN_DURATION, MOTIONS,
-                                 Scene, Storyboard, StoryboardError)
+from pipeline.storyboard import (ASPECTS, MAX_DURATION, MAX_SCENES, MAX_SEED, MIN_DURATION,
+                                 MOTIONS, Scene, Storyboard, StoryboardError)
+from pipeline.narration import size_narration
+from pipeline.voice import VoiceError
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ class PlanRequest:
     model: str | None = None      # chat model id, folder or GGUF file; None = default
     seed: int | None = None       # one seed shared by every scene; None = random
     use_model: bool = True        # False = rule-based planner only
+    aspect: str = "16:9"          # the film's shape: 16:9, 9:16 or 1:1
+    voice: str = "auto"           # who narrates (pipeline.voice); "none" = a silent film
 
 
 @dataclass
@@ -106,6 +111,8 @@ def plan_storyboard(request: PlanRequest, on_text: OnText | None = None,
         notes.append(f"{count} scenes asked for; a film has at most {MAX_SCENES}, so it has "
                      f"{MAX_SCENES}")
         count = MAX_SCENES
+    if request.aspect not in ASPECTS:
+        raise PromptRejected(f"aspect {request.aspect!r} is not one of: {', '.join(ASPECTS)}")
     language = detect_language(prompt) if request.language == "auto" else request.language
     if language not in ("en", "zh"):
         raise PromptRejected(f"language {request.language!r} is not one of: zh, en, auto")
@@ -125,11 +132,21 @@ def plan_storyboard(request: PlanRequest, on_text: OnText | None = None,
     board = _assemble(prompt, drafts, title, beats, language, request.style, target, seed,
                       premise)
     board.planner, board.notes = planner, notes
+    board = _voiced(board, request, notes)
     board.provenance = _provenance(drafts, planner, language)
     board.provenance["title"] = planner if title else "rule: the prompt's subject"
     board.provenance["subject"] = f"{premise.subject!r}, setting {premise.setting or 'none'!r}: " \
                                   f"{premise.method}"
     return board
+
+
+def _voiced(board: Storyboard, request: PlanRequest, notes: list[str]) -> Storyboard:
+    """The storyboard in the asked shape and voice, each narration sized to its scene."""
+    board = dataclasses.replace(board, aspect=request.aspect, voice=request.voice)
+    try:
+        return size_narration(board, notes)
+    except VoiceError as err:
+        raise PromptRejected(str(err)) from None
 
 
 def _premise(prompt: str, language: str, notes: list[str]) -> Premise:
@@ -621,6 +638,7 @@ def _assemble(prompt: str, drafts: list[_Draft], title: str, beats: list[Beat], 
             draft.source["visual_prompt"] = "description"
         visual = _visual_prompt(visual, beat, premise, draft.camera, style)
         scenes.append(Scene(description=description, visual_prompt=visual, camera=draft.camera,
+                            narration=description,
                             motion=draft.motion, duration=seconds,
                             transition="cut" if k == 0 else "crossfade", seed=seed))
     if not title:
@@ -646,6 +664,7 @@ def _provenance(drafts: list[_Draft], planner: str, language: str) -> dict[str, 
             result[name] = "; ".join(f"scene {k}: {s}" for k, s in enumerate(sources, start=1))
     if planner != RULE_BASED and "duration" in result:
         result["duration"] = f"{result['duration']}, scaled to the film's length"
+    result["narration"] = "the description, spoken"
     result["transition"] = "rule: cut into the first scene, crossfade after"
     result["seed"] = "rule: one seed shared by every scene"
     if language == "zh":

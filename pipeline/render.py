@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,8 +57,8 @@ class RenderSettings:
                                     # "full": SVD-XT, 25 steps; auto: turbo when its weights are here
     video_model: str | None = None  # SVD id or folder; None = the quality's model
     image_model: str | None = None  # keyframe text-to-image id or folder; None = the default
-    width: int = 1024               # frame size; SVD-XT was trained at 1024x576
-    height: int = 576
+    width: int | None = None        # frame size; None = the storyboard's aspect at SVD-XT's
+    height: int | None = None       # native size (1024x576, 576x1024 or 768x768)
     steps: int | None = None        # denoising steps per run; None = the quality's (4 or 25)
     frames: int = 25                # frames per SVD run (SVD-XT 25, SVD 14)
     fps: int = 24                   # the film's frame rate
@@ -74,11 +74,22 @@ class RenderSettings:
                                     # lasts exactly the storyboard's total (assembly uses the same)
     only_scenes: list[int] = field(default_factory=list)  # 1-based; empty = every scene
 
+    def sized_for(self, board: Storyboard) -> RenderSettings:
+        """These settings with the frame size filled in from the storyboard's aspect."""
+        width, height = board.size
+        if self.width is None and self.height is not None:
+            width = int(round(self.height * width / height / 8)) * 8
+        elif self.height is None and self.width is not None:
+            height = int(round(self.width * height / width / 8)) * 8
+        return replace(self, width=self.width or width, height=self.height or height)
+
     def check(self) -> None:
         problems = []
         if self.backend not in BACKENDS:
             problems.append(f"backend {self.backend!r} is not one of: {', '.join(BACKENDS)}")
-        if not (64 <= self.width <= 2048 and 64 <= self.height <= 2048):
+        if self.width is None or self.height is None:
+            pass  # from the storyboard's aspect, at render time (sized_for)
+        elif not (64 <= self.width <= 2048 and 64 <= self.height <= 2048):
             problems.append(f"size {self.width}x{self.height} is outside 64-2048 pixels")
         elif self.width % 8 or self.height % 8:
             problems.append(f"size {self.width}x{self.height}: width and height must be "
@@ -148,7 +159,7 @@ def render_storyboard(board: Storyboard, out_dir: Path, settings: RenderSettings
 
     `base_dir` resolves relative keyframe paths (the storyboard file's folder).
     """
-    settings = settings or RenderSettings()
+    settings = (settings or RenderSettings()).sized_for(board)
     settings.check()
     check_renderable(board)
     cancel = cancel or threading.Event()

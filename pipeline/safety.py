@@ -86,7 +86,7 @@ class ContentFilter:
             if term:
                 problems.append(FieldProblem(None, name, f"contains a blocked term ({term!r})"))
         for number, scene in enumerate(board.scenes, start=1):
-            for name in ("description", "visual_prompt"):
+            for name in ("description", "narration", "visual_prompt"):
                 term = self.find(getattr(scene, name))
                 if term:
                     problems.append(FieldProblem(number, name, f"contains a blocked term ({term!r})"))

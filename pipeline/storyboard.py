@@ -24,12 +24,15 @@ MAX_SCENES = 12          # the most scenes one film may have
 MIN_DURATION = 1.0       # seconds; shorter scenes are unreadable as subtitles
 MAX_DURATION = 30.0      # seconds per scene; longer ones belong split into scenes
 MAX_DESCRIPTION = 300    # characters of subtitle text per scene
+MAX_NARRATION = 300      # characters the voice says in one scene
 MAX_VISUAL_PROMPT = 600  # characters; image models read ~77 tokens anyway
 MAX_TITLE = 120
 MAX_SEED = 2**32 - 1
 
+ASPECTS = {"16:9": (1024, 576), "9:16": (576, 1024), "1:1": (768, 768)}  # SVD-XT's sizes
+
 TABLE_COLUMNS = (
-    "description", "visual_prompt", "camera", "motion", "duration", "transition", "keyframe",
+    "description", "narration", "visual_prompt", "camera", "motion", "duration", "transition", "keyframe",
     "seed",
 )
 
@@ -57,8 +60,9 @@ class StoryboardError(ValueError):
 
 @dataclass
 class Scene:
-    description: str          # what happens, in the user's language; becomes the subtitle
+    description: str          # what happens, in the user's language; the subtitle when silent
     visual_prompt: str        # English, for the image and video models
+    narration: str = ""       # what the voice says, in the film's language ("" = silent scene)
     camera: str = "static"    # one of CAMERAS
     motion: str = "medium"    # low / medium / high: how much moves on screen
     duration: float = 4.0     # seconds this scene lasts in the film
@@ -73,6 +77,8 @@ class Storyboard:
     style: str
     scenes: list[Scene]
     language: str = "en"      # language of the descriptions (subtitles): "en" or "zh"
+    aspect: str = "16:9"      # the film's shape: one of ASPECTS
+    voice: str = "auto"       # who narrates: "auto", "none", or engine:voice (pipeline.voice)
     planner: str = ""         # which planner wrote it (model id, or "rule-based")
     provenance: dict[str, str] = field(default_factory=dict)  # field -> where its text came from
     notes: list[str] = field(default_factory=list)  # what the user should know about how it was made
@@ -109,13 +115,23 @@ class Storyboard:
         language = data.get("language", "en")
         if language not in ("en", "zh"):
             problems.append(FieldProblem(None, "language", f"must be 'en' or 'zh' (got {language!r})"))
+        aspect = str(data.get("aspect") or "16:9").strip()
+        if aspect not in ASPECTS:
+            problems.append(FieldProblem(None, "aspect", f"{aspect!r} is not one of: "
+                                         f"{', '.join(ASPECTS)}"))
+        voice = data.get("voice") or "auto"
+        if not isinstance(voice, str) or len(voice) > 80:
+            problems.append(FieldProblem(None, "voice", "must be a voice name such as 'auto', "
+                                         "'none' or 'espeak:en-us'"))
+            voice = "auto"
         provenance = data.get("provenance") or {}
         if not isinstance(provenance, dict):
             problems.append(FieldProblem(None, "provenance", "must be an object"))
             provenance = {}
         if problems:
             raise StoryboardError(problems)
-        return cls(title=title, style=style, scenes=scenes, language=language,
+        return cls(title=title, style=style, scenes=scenes, language=language, aspect=aspect,
+                   voice=voice.strip(),
                    planner=str(data.get("planner", "")),
                    provenance={str(k): str(v) for k, v in provenance.items()},
                    notes=[str(n) for n in data.get("notes") or []])
@@ -165,8 +181,15 @@ class Storyboard:
         return min(crossfade, scene.duration / 2, before.duration / 2)
 
     def drawn_texts(self) -> list[str]:
-        """Every text the film draws: title (poster, headers) and descriptions (subtitles)."""
-        return [self.title, *(s.description for s in self.scenes)]
+        """Every text the film draws: title (poster, headers), descriptions and narrations
+        (subtitles)."""
+        return [self.title, *(s.description for s in self.scenes),
+                *(s.narration for s in self.scenes if s.narration)]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The film's native frame size for its aspect (width, height)."""
+        return ASPECTS[self.aspect]
 
 
 def parse_scene(raw: Any, number: int, problems: list[FieldProblem]) -> Scene | None:
@@ -180,6 +203,8 @@ def parse_scene(raw: Any, number: int, problems: list[FieldProblem]) -> Scene | 
         problems.append(FieldProblem(number, unknown[0], f"is not a scene field (fields: "
                                      f"{', '.join(TABLE_COLUMNS)})"))
     description = _text(raw.get("description"), number, "description", MAX_DESCRIPTION, problems)
+    narration = _text(raw.get("narration", ""), number, "narration", MAX_NARRATION, problems,
+                      required=False)
     visual_prompt = _text(raw.get("visual_prompt"), number, "visual_prompt", MAX_VISUAL_PROMPT,
                           problems)
     camera = _choice(raw.get("camera", "static"), number, "camera", CAMERAS, problems)
@@ -190,7 +215,8 @@ def parse_scene(raw: Any, number: int, problems: list[FieldProblem]) -> Scene | 
     keyframe = _keyframe(raw.get("keyframe"), number, problems)
     if len(problems) > before:
         return None
-    return Scene(description=description, visual_prompt=visual_prompt, camera=camera,
+    return Scene(description=description, visual_prompt=visual_prompt, narration=narration,
+                 camera=camera,
                  motion=motion, duration=duration, transition=transition, keyframe=keyframe,
                  seed=seed)
 

@@ -187,21 +187,30 @@ def test_make_refuses_bad_music_before_any_work(tmp_path):
     assert not (tmp_path / "film_scenes").exists()
 
 
-def test_make_goes_from_prompt_to_film(tmp_path, embedded_chat):
-    song = sine_wav(tmp_path / "song.wav", 2.0)
+def test_make_goes_from_prompt_to_a_narrated_chinese_film(tmp_path, embedded_chat):
+    """The whole chain with the offline voice: each scene at least its asked length and long
+    enough for its narration, each subtitle starting where its sentence is heard."""
+    from tests.test_voice import film_audio, speech_spans, srt_cues
+
     done = subprocess.run([sys.executable, "-m", "pipeline", "make",
                            "制作一段关于森林探险的短视频，包含河流和小动物", "--scenes", "3",
                            "--seconds", "9", "--seed", "4", "--out", str(tmp_path / "film.mp4"),
                            "--backend", "animatic", "--width", "256", "--height", "144",
-                           "--fps", "12", "--music", str(song)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
+                           "--fps", "12"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     film = tmp_path / "film.mp4"
     info = probe(film)
-    assert abs(info["duration"] - 9) <= 1 / 12 and info["audio"] == ["aac"]
     details = json.loads((tmp_path / "film.json").read_text(encoding="utf-8"))
-    assert details["storyboard"]["language"] == "zh" and "SmolLM2" in details["storyboard"]["planner"]
-    assert (tmp_path / "film.srt").read_text(encoding="utf-8").count("-->") == 3
+    board = details["storyboard"]
+    assert board["language"] == "zh" and "SmolLM2" in board["planner"]
+    total = sum(s["duration"] for s in board["scenes"])
+    assert total >= 9 and abs(info["duration"] - total) <= 1 / 12 and info["audio"] == ["aac"]
+    assert details["narration"]["engine"] == "espeak" and details["narration"]["voice"] == "cmn"
+    cues = srt_cues(tmp_path / "film.srt")
+    assert [c[2] for c in cues] == [line["text"] for line in details["narration"]["lines"]]
+    onsets = [s[0] for s in speech_spans(film_audio(film))]
+    for start, _, text in cues:
+        assert min(abs(o - start) for o in onsets) <= 0.1, f"{text}: no voice starts at {start}"
     assert (tmp_path / "film_poster.png").is_file() and (tmp_path / "film_contact.png").is_file()
 
 

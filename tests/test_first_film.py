@@ -18,7 +18,7 @@ from pipeline.assemble import AssemblySettings, assemble_film
 from pipeline.history import History
 from pipeline.jobs import JobError, Jobs
 from pipeline.render import RenderSettings, render_storyboard
-from pipeline.storyboard import Storyboard, StoryboardError
+from pipeline.storyboard import TABLE_COLUMNS, Storyboard, StoryboardError
 from pipeline.video_io import read_frames
 from tests.conftest import ROOT, make_board
 
@@ -149,7 +149,7 @@ def test_an_edited_cell_with_blocked_text_is_named_and_nothing_changes(tmp_path)
     history = History(tmp_path / "outputs")
     job = history.create("local", "a fox", board.to_dict())
     rows = board.to_rows()
-    rows[1][1] = "a corpse and naked bodies"
+    rows[1][TABLE_COLUMNS.index("visual_prompt")] = "a corpse and naked bodies"
     with pytest.raises(JobError, match="scene 2, visual_prompt: contains a blocked term"):
         Jobs(history, RenderSettings(backend="animatic")).board_from_rows(job, rows)
     assert history.get(job["id"])["storyboard"] == board.to_dict()

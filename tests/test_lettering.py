@@ -8,10 +8,11 @@ import pytest
 from PIL import Image
 
 from pipeline.animate import animatic_frames, animatic_tag
-from pipeline.assemble import _poster, _subtitle_overlay
+from pipeline.assemble import _poster
 from pipeline.keyframes import title_card
 from pipeline.lettering import fit_text, wrap
 from pipeline.storyboard import CAMERAS, Scene, Storyboard
+from pipeline.subtitles import SUBTITLE_STYLES, subtitle_band, subtitle_style, words_of
 
 SIZES = [(1024, 576), (576, 1024), (512, 512)]
 TEXTS = {
@@ -65,12 +66,40 @@ def test_the_animatic_tag_sits_inside_the_margin(width, height):
 
 @pytest.mark.parametrize("width, height", SIZES)
 @pytest.mark.parametrize("kind", list(TEXTS))
-def test_subtitles_wrap_and_stay_inside_the_frame(width, height, kind):
-    top, _rgb, alpha = _subtitle_overlay(TEXTS[kind], width, height)
+@pytest.mark.parametrize("name", list(SUBTITLE_STYLES))
+def test_subtitles_wrap_and_stay_inside_the_frame_in_every_style(width, height, kind, name):
+    style = subtitle_style(name, size=2.0 if kind == "english" else None)  # the largest text
+    highlight = len(words_of(TEXTS[kind])) - 1 if style.highlight else None
+    top, _rgb, alpha = subtitle_band(TEXTS[kind], width, height, style, highlight)
     mask = np.zeros((height, width), bool)
     mask[top:top + alpha.shape[0]] = alpha[..., 0] > 0.1
-    assert_inside(mask, width, height, "subtitle")
-    assert top > height // 2  # a band at the bottom, not over the middle of the picture
+    assert_inside(mask, width, height, f"{name} subtitle")
+    rows = np.flatnonzero(mask.any(axis=1))
+    assert rows[0] >= 0.04 * height and rows[-1] <= 0.96 * height
+    if style.position == "bottom":  # a band at the bottom, not over the middle of the picture
+        assert top > height // 2
+        if height > width:  # vertical video: above the bottom fifth, where apps draw buttons
+            assert rows[-1] < 0.8 * height
+
+
+def test_subtitle_settings_are_checked_by_name():
+    assert subtitle_style("boxed", size=1.5, colour="yellow", position="top").position == "top"
+    for kwargs, named in (({"name": "comic"}, "comic"), ({"size": 5}, "size"),
+                          ({"colour": "blurple"}, "blurple"), ({"position": "left"}, "left")):
+        with pytest.raises(ValueError, match=named):
+            subtitle_style(**{"name": "classic", **kwargs})
+
+
+def test_word_highlight_colours_the_word_being_spoken():
+    style = subtitle_style("word-highlight")
+    text = "The fox runs home"
+    bands = [subtitle_band(text, 640, 360, style, n) for n in range(4)]
+    gold = [((rgb[..., 2] < 120) & (rgb[..., 0] > 200) & (alpha[..., 0] > 0.9)) for _, rgb, alpha
+            in bands]
+    columns = [np.flatnonzero(g.any(axis=0)) for g in gold]
+    assert all(len(c) for c in columns)  # each word in turn is drawn in the highlight colour
+    centres = [c.mean() for c in columns]
+    assert centres == sorted(centres)    # left to right, as the words are spoken
 
 
 @pytest.mark.parametrize("width, height", SIZES)

@@ -40,6 +40,13 @@ def has_file(value) -> bool:
     return isinstance(value, str) or (isinstance(value, dict) and bool(value.get("video")))
 
 
+def COL(name: str) -> int:
+    """A storyboard table column's index."""
+    from pipeline.storyboard import TABLE_COLUMNS
+
+    return TABLE_COLUMNS.index(name)
+
+
 def plan(client: Client, prompt: str, scenes: int = 2, seconds: float = 4):
     job = client.submit(prompt, "cinematic", scenes, seconds, api_name="/plan")
     streamed = [o[0] for o in job]
@@ -70,9 +77,10 @@ def test_plan_edit_render_gives_previews_then_the_film(studio):
 
 
 @pytest.mark.parametrize("row, column, value, message", [
-    (0, 4, "forever", "scene 1, duration: must be a number"),
+    (0, COL("duration"), "forever", "scene 1, duration: must be a number"),
     # the content filter reads what the /render API is given, not only the planner's prompt
-    (1, 1, "a naked figure on the sand", "scene 2, visual_prompt: contains a blocked term"),
+    (1, COL("visual_prompt"), "a naked figure on the sand",
+     "scene 2, visual_prompt: contains a blocked term"),
 ])
 def test_a_bad_cell_is_named_and_nothing_is_lost(studio, row, column, value, message):
     client, _url, outputs = studio
@@ -197,7 +205,7 @@ def test_keyframe_uploads_are_checked_and_paths_cannot_escape_the_job(studio, tm
     Image.new("RGB", (320, 180), (180, 30, 30)).save(picture)
     edited = client.predict(job_id, table, 1, handle_file(str(picture)),
                             api_name="/upload_keyframe")
-    assert edited["data"][0][6] == "uploads/scene_01.png"
+    assert edited["data"][0][COL("keyframe")] == "uploads/scene_01.png"
     for name, content in (("notes.png", b"not an image"), ("notes.txt", b"hello"),
                           ("empty.png", b"")):
         bad = tmp_path / name
@@ -205,7 +213,7 @@ def test_keyframe_uploads_are_checked_and_paths_cannot_escape_the_job(studio, tm
         with pytest.raises(Exception, match="scene 1, keyframe|Invalid file type"):
             client.predict(job_id, table, 1, handle_file(str(bad)), api_name="/upload_keyframe")
     for escape in ("../../../../etc/passwd", "/etc/hostname", "uploads/../../other.png"):
-        table["data"][0][6] = escape
+        table["data"][0][COL("keyframe")] = escape
         with pytest.raises(Exception, match="is not an image uploaded to this job"):
             client.predict(job_id, table, api_name="/render")
     *_, (_progress, _previews, film, _files) = list(client.submit(job_id, edited,
@@ -223,7 +231,7 @@ def test_one_scene_is_re_rendered_and_the_film_re_assembled(studio):
     before = {n: p.read_bytes() for n, p in clips.items()}
     film = next(outputs.rglob("film.mp4"))
     film_before = film.stat().st_mtime_ns
-    table["data"][1][0] = "The boat spins in a puddle."
+    table["data"][1][COL("narration")] = "The boat spins in a puddle."  # said and subtitled
     *_, (progress, previews, new_film, _files) = list(client.submit(
         job_id, table, 2, True, api_name="/rerender_scene"))
     assert has_file(new_film) and "film ready" in progress and len(previews) == 3

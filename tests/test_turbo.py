@@ -308,7 +308,7 @@ def test_the_studio_quality_choice_reaches_the_render(store, tiny_svd, turbo_une
     try:
         api = client.view_api(return_format="dict", print_info=False)
         names = [p["parameter_name"] for p in api["named_endpoints"]["/render"]["parameters"]]
-        assert names == ["job_id", "table", "quality"]
+        assert names[:3] == ["job_id", "table", "quality"]
         _, table, job_id, _ = client.predict("A fox explores a snowy village", "cinematic", 1, 2,
                                              api_name="/plan")
         from gradio_client import handle_file

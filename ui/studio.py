@@ -12,6 +12,7 @@ import queue
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,12 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
+from PIL import Image
 
 from pipeline.events import Notice, SceneDone, SceneFailed, SceneStarted, StepProgress
 from pipeline.jobs import FilmReady, JobError, Jobs
 from pipeline.planner import PlanRequest, PromptRejected
 from pipeline.render import QUALITIES, scene_paths
-from pipeline.storyboard import MAX_SCENES, TABLE_COLUMNS, Storyboard
+from pipeline.beats import detect_language
+from pipeline.storyboard import ASPECTS, MAX_SCENES, TABLE_COLUMNS, Storyboard
+from pipeline.subtitles import SUBTITLE_STYLES, SubtitleStyle, subtitle_band, subtitle_style, words_of
+from pipeline.voice import SAMPLE_TEXT, VoiceError, narrate, voice_choices, write_wav
 from models.registry import EMBEDDED_LLM, KNOWN_MODELS
 from ui.access import Accounts, FileRegistry
 from ui.text import i18n
@@ -33,6 +39,8 @@ GPU = "gpu"            # concurrency id shared by every event that uses the GPU
 DOWNLOADABLE = [m.name for m in KNOWN_MODELS if m is not EMBEDDED_LLM]  # the System tab's list
 QUEUE_SIZE = 20        # more waiting renders than this are refused with "queue is full"
 LOCAL_USER = "local"   # the one user of a studio without accounts
+VOICES = list(dict.fromkeys(voice_choices("en") + voice_choices("zh")))  # the voice picker's
+PREVIEW_LINE = "A small fox walks into the snowy village."  # the subtitle style preview's text
 
 
 @dataclass
@@ -65,7 +73,7 @@ class Studio:
 
 
     def plan(self, prompt: str, style: str, scenes: float, seconds: float | None,
-             request: gr.Request):
+             aspect: str = "16:9", voice: str = "auto", request: gr.Request | None = None):
         """Stream the planner's text, then show the storyboard table."""
         user = self.user(request)
         text: queue.Queue[Any] = queue.Queue()
@@ -75,7 +83,8 @@ class Studio:
             try:
                 result["job"], result["board"] = self.jobs.plan(user, PlanRequest(
                     prompt=prompt, scenes=int(scenes or 5), seconds=seconds or None,
-                    style=style or PlanRequest.style), on_text=text.put)
+                    style=style or PlanRequest.style, aspect=aspect or "16:9",
+                    voice=voice or "auto"), on_text=text.put)
             except PromptRejected as err:
                 result["error"] = str(err)
             finally:
@@ -94,28 +103,37 @@ class Studio:
                                                            board.provenance.items())
         yield streamed, board.to_rows(), result["job"]["id"], notes
 
-    def _job_and_board(self, job_id: str, table: Any, request: gr.Request):
-        """The person's job and the edited table as a checked storyboard (or a gr.Error)."""
+    def _job_and_board(self, job_id: str, table: Any, request: gr.Request,
+                       aspect: str | None = None, voice: str | None = None):
+        """The person's job and the edited table as a checked storyboard (or a gr.Error), in
+        the aspect and voice chosen on the page (None keeps the job's)."""
         job = self._job(job_id, request)
+        changes = {k: v for k, v in (("aspect", aspect), ("voice", voice)) if v}
         try:
-            return job, self.jobs.board_from_rows(job, _rows(table))
+            board = self.jobs.board_from_rows(job, _rows(table), **changes)
         except JobError as err:
             raise gr.Error(str(err)) from None
+        for note in board.notes:
+            if "so its narration fits" in note:
+                gr.Info(note)
+        return job, board
 
-    def render(self, job_id: str, table: Any, quality: str = "auto",
+    def render(self, job_id: str, table: Any, quality: str = "auto", aspect: str | None = None,
+               voice: str | None = None, subtitles: str | None = None,
                request: gr.Request | None = None):
-        job, board = self._job_and_board(job_id, table, request)
-        yield from self._stream(request, job, board, None, quality)
+        job, board = self._job_and_board(job_id, table, request, aspect, voice)
+        yield from self._stream(request, job, board, None, quality, _style(subtitles))
 
     def rerender(self, job_id: str, table: Any, scene: float, new_seed: bool,
-                 quality: str = "auto", request: gr.Request | None = None):
-        job, board = self._job_and_board(job_id, table, request)
+                 quality: str = "auto", aspect: str | None = None, voice: str | None = None,
+                 subtitles: str | None = None, request: gr.Request | None = None):
+        job, board = self._job_and_board(job_id, table, request, aspect, voice)
         number = int(scene or 0)
         if not 1 <= number <= len(board.scenes):
             raise gr.Error(f"scene {number}: the storyboard has scenes 1-{len(board.scenes)}")
         if new_seed:
             board.scenes[number - 1].seed = random.randint(0, 2**32 - 1)
-        yield from self._stream(request, job, board, [number], quality)
+        yield from self._stream(request, job, board, [number], quality, _style(subtitles))
 
     def resume(self, job_id: str, request: gr.Request):
         """Render an interrupted job's missing scenes (same seeds and models), then the film."""
@@ -125,7 +143,8 @@ class Studio:
         yield from self._stream(request, job, board, missing)
 
     def _stream(self, request: gr.Request, job: dict[str, Any], board: Storyboard,
-                only: list[int] | None, quality: str | None = None):
+                only: list[int] | None, quality: str | None = None,
+                subtitles: SubtitleStyle | None = None):
         """Yield (progress, previews, film, downloads) as the render's events arrive."""
         cancel = threading.Event()
         self.cancels[request.session_hash or job["id"]] = cancel
@@ -140,7 +159,8 @@ class Studio:
         started, done, status = time.perf_counter(), 0, ""
         try:
             for event in self.jobs.render(self.user(request), job["id"], board, cancel, only,
-                                         self.admin(request), quality=_quality(quality)):
+                                         self.admin(request), quality=_quality(quality),
+                                         subtitles=subtitles):
                 film, files = gr.skip(), gr.skip()
                 if isinstance(event, SceneStarted):
                     status = f"scene {event.scene} ({done + 1} of {total}) started"
@@ -196,6 +216,38 @@ class Studio:
         except JobError as err:
             raise gr.Error(str(err)) from None
         return f"music: {kept.name}"
+
+    def hear_voice(self, voice: str, prompt: str = "") -> str:
+        """A sample sentence in the chosen voice (in the prompt's language), as a WAV file."""
+        language = _voice_language(voice) or (detect_language(prompt) if prompt.strip() else "en")
+        try:
+            speech = narrate(SAMPLE_TEXT[language], language, voice or "auto")
+        except VoiceError as err:
+            raise gr.Error(str(err)) from None
+        path = Path(tempfile.gettempdir()) / "storyreel_voices" / \
+            f"{(voice or 'auto').replace(':', '_')}_{language}.wav"
+        write_wav(speech, path)
+        return str(path)
+
+    @staticmethod
+    def subtitle_preview(name: str, aspect: str = "16:9") -> Image.Image:
+        """A frame of the chosen format with a sample subtitle in the chosen style."""
+        width, height = (v // 2 for v in ASPECTS.get(aspect, ASPECTS["16:9"]))
+        try:
+            style = subtitle_style(name or "classic")
+        except ValueError as err:
+            raise gr.Error(str(err)) from None
+        ramp = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+        frame = (np.array([70, 110, 150], np.float32) * (1 - ramp)
+                 + np.array([200, 170, 120], np.float32) * ramp)
+        frame = np.broadcast_to(frame, (height, width, 3))
+        words = words_of(PREVIEW_LINE)
+        top, rgb, alpha = subtitle_band(PREVIEW_LINE, width, height, style,
+                                        highlight=len(words) // 2)
+        frame = frame.copy()
+        region = frame[top:top + rgb.shape[0]]
+        frame[top:top + rgb.shape[0]] = region * (1 - alpha) + rgb * alpha
+        return Image.fromarray(frame.astype(np.uint8))
 
     def cancel_render(self, request: gr.Request) -> str:
         event = self.cancels.get(request.session_hash)
@@ -307,6 +359,24 @@ def _quality(choice: str | None) -> str | None:
     return None if choice in (None, "", "auto") else choice
 
 
+def _style(name: str | None) -> SubtitleStyle | None:
+    """The subtitle style picked on the page (None: the studio's default)."""
+    if not name:
+        return None
+    try:
+        return subtitle_style(name)
+    except ValueError as err:
+        raise gr.Error(str(err)) from None
+
+
+def _voice_language(voice: str | None) -> str | None:
+    """The language a named voice speaks ("auto" and "none" speak none in particular)."""
+    for language in ("en", "zh"):
+        if voice in voice_choices(language)[1:-1]:
+            return language
+    return None
+
+
 def _rows(table: Any) -> list[list[Any]]:
     if table is None:
         return []
@@ -353,12 +423,26 @@ def build(studio: Studio) -> gr.Blocks:
                 plan_btn = gr.Button(i18n("plan"), elem_id="plan-btn", variant="primary")
             planner_text = gr.Textbox(label=i18n("planner_text"), lines=3, max_lines=6,
                                       elem_id="planner-text", interactive=False)
+            with gr.Row():
+                aspect = gr.Radio(list(ASPECTS), value="16:9", label=i18n("aspect"),
+                                  elem_id="aspect", scale=2)
+                voice = gr.Dropdown(VOICES, value="auto", label=i18n("voice"), elem_id="voice",
+                                    scale=2)
+                hear_btn = gr.Button(i18n("hear_voice"), elem_id="hear-voice", scale=1)
+                voice_sample = gr.Audio(label=i18n("voice_sample"), elem_id="voice-sample",
+                                        type="filepath", interactive=False, scale=2)
             notes = gr.Markdown(elem_id="plan-notes")
             storyboard = gr.Dataframe(
-                headers=list(TABLE_COLUMNS), datatype=["str", "str", "str", "str", "number",
-                                                       "str", "str", "number"],
+                headers=list(TABLE_COLUMNS), datatype=["str", "str", "str", "str", "str",
+                                                       "number", "str", "str", "number"],
                 type="array", interactive=True, label=i18n("storyboard"), elem_id="storyboard",
                 wrap=True, column_count=len(TABLE_COLUMNS), show_row_numbers=True)
+            with gr.Row():
+                subtitles = gr.Dropdown(list(SUBTITLE_STYLES), value="classic",
+                                        label=i18n("subtitle_style"), elem_id="subtitle-style")
+                subtitle_look = gr.Image(value=Studio.subtitle_preview("classic"),
+                                         label=i18n("subtitle_preview"), interactive=False,
+                                         elem_id="subtitle-preview", height=180)
             with gr.Row():
                 quality = gr.Radio(list(QUALITIES), value="auto", label=i18n("quality"),
                                    info=i18n("quality_info"), elem_id="quality", scale=3)
@@ -409,16 +493,22 @@ def build(studio: Studio) -> gr.Blocks:
 
         render_outputs = [progress, previews, film, downloads]
         plan_btn.click(studio.plan,
-                       [prompt, style, scenes, seconds], [planner_text, storyboard, job_id, notes],
+                       [prompt, style, scenes, seconds, aspect, voice],
+                       [planner_text, storyboard, job_id, notes],
                        api_name="plan", concurrency_id=GPU, concurrency_limit=1)
         render_event = render_btn.click(
-            studio.render, [job_id, storyboard, quality],
+            studio.render, [job_id, storyboard, quality, aspect, voice, subtitles],
             render_outputs, api_name="render", concurrency_id=GPU, concurrency_limit=1)
         rerender_event = rerender_btn.click(
             studio.rerender,
-            [job_id, storyboard, scene_no, new_seed, quality], render_outputs,
+            [job_id, storyboard, scene_no, new_seed, quality, aspect, voice, subtitles],
+            render_outputs,
             api_name="rerender_scene",
             concurrency_id=GPU, concurrency_limit=1)
+        hear_btn.click(studio.hear_voice, [voice, prompt], voice_sample, api_name="hear_voice")
+        for change in (subtitles.change, aspect.change):
+            change(studio.subtitle_preview, [subtitles, aspect], subtitle_look,
+                   api_visibility="private")
         keyframe_btn.click(studio.upload_keyframe, [job_id, storyboard, scene_no, keyframe_file],
                            storyboard, api_name="upload_keyframe")
         music_btn.click(studio.upload_music, [job_id, music_file], progress,

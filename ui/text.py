@@ -24,6 +24,9 @@ EN = {
     "use_music": "Use this music",
     "missing_model": "Missing model", "source": "From (hf: Hugging Face or HF_ENDPOINT's mirror)",
     "download": "Download",
+    "aspect": "Format", "voice": "Narrator's voice", "hear_voice": "▶ Hear this voice",
+    "voice_sample": "Voice sample", "subtitle_style": "Subtitle style",
+    "subtitle_preview": "How subtitles will look",
 }
 ZH = {
     "create": "创作", "history": "历史", "system": "系统",
@@ -42,6 +45,8 @@ ZH = {
     "use_music": "使用这段音乐",
     "missing_model": "缺少的模型", "source": "来源（hf：Hugging Face 或 HF_ENDPOINT 镜像；modelscope：魔搭）",
     "download": "下载",
+    "aspect": "画幅", "voice": "旁白声音", "hear_voice": "▶ 试听",
+    "voice_sample": "试听", "subtitle_style": "字幕样式", "subtitle_preview": "字幕预览",
 }
 
 i18n = gr.I18n(en=EN, zh=ZH, **{"zh-CN": ZH})
