@@ -17,9 +17,10 @@ import numpy as np
 from common import print_table, write_results  # noqa: E402 (sets sys.path)
 from PIL import Image
 
-from pipeline.assemble import AssemblySettings, _subtitle_overlay, assemble_film
+from pipeline.assemble import AssemblySettings, assemble_film
 from pipeline.render import RenderSettings, render_storyboard
 from pipeline.storyboard import Storyboard
+from pipeline.subtitles import subtitle_band, subtitle_style
 from pipeline.video_io import moov_before_mdat, probe
 
 DESCRIPTIONS = ("森林探险的故事从这里开始", "A river winds between mossy stones.", "小动物出现在画面中",
@@ -57,7 +58,7 @@ def moviepy_film(board: Storyboard, folder: Path, music: Path, out: Path,
     video = concatenate_videoclips(faded, method="compose", padding=-crossfade)
     subs, start = [], 0.0
     for k, scene in enumerate(board.scenes):
-        top, rgb, alpha = _subtitle_overlay(scene.description, 1024, 576)
+        top, rgb, alpha = subtitle_band(scene.description, 1024, 576, subtitle_style())
         rgba = np.concatenate([rgb, alpha * 255], axis=2).astype(np.uint8)
         length = scene.duration - (crossfade if k + 1 < len(board.scenes) else 0)
         subs.append(ImageClip(rgba).with_start(start).with_duration(length)

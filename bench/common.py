@@ -60,7 +60,7 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.2f}"
+        return f"{value:.2f}" if value == 0 or abs(value) >= 0.1 else f"{value:.2g}"
     return "" if value is None else str(value)[:60]
 
 

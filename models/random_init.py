@@ -157,3 +157,69 @@ def build_chat_model(folder: Path, tokenizer: object, seed: int = 0) -> Path:
     Qwen3ForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# Kokoro-82M's architecture (hexgrad/Kokoro-82M config.json). Its decoder's widths are fixed in
+# the code (hidden 512, style 128); the "tiny" build shrinks only the PL-BERT text encoder and
+# the layer counts, so the same loader, G2P, voice packs and durations run as with the real one.
+KOKORO_CONFIG = dict(
+    dim_in=64, dropout=0.2, hidden_dim=512, max_conv_dim=512, max_dur=50, multispeaker=True,
+    n_layer=3, n_mels=80, n_token=178, style_dim=128, text_encoder_kernel_size=5,
+    istftnet=dict(upsample_kernel_sizes=[20, 12], upsample_rates=[10, 6], gen_istft_hop_size=5,
+                  gen_istft_n_fft=20, resblock_dilation_sizes=[[1, 3, 5]] * 3,
+                  resblock_kernel_sizes=[3, 7, 11], upsample_initial_channel=512),
+    plbert=dict(hidden_size=768, num_attention_heads=12, intermediate_size=2048,
+                max_position_embeddings=512, num_hidden_layers=12, dropout=0.1))
+TINY_KOKORO = dict(
+    n_layer=1, istftnet={**KOKORO_CONFIG["istftnet"], "resblock_dilation_sizes": [[1, 3, 5]],
+                         "resblock_kernel_sizes": [3]},
+    plbert=dict(hidden_size=32, num_attention_heads=2, intermediate_size=64,
+                max_position_embeddings=512, num_hidden_layers=1, dropout=0.1))
+
+
+def kokoro_vocab() -> dict[str, int]:
+    """Token ids for every phoneme misaki writes (English IPA and its Mandarin v1.1 symbols)
+    plus punctuation; 0 is the pad."""
+    from importlib.resources import files
+
+    from misaki.zh_frontend import ZH_MAP
+
+    chars = set(';:,.!?¡¿—…"«»“”() ') | set(ZH_MAP.values())
+    for name in ("us_gold.json", "us_silver.json"):
+        for value in json.loads(files("misaki").joinpath("data", name).read_text("utf-8")).values():
+            for text in value.values() if isinstance(value, dict) else [value]:
+                chars |= set(text or "")
+    return {c: i for i, c in enumerate(sorted(chars), start=1)}
+
+
+def build_kokoro(folder: Path, voices: tuple[str, ...] = ("af_heart",), size: str = "tiny",
+                 seed: int = 0, checkpoint: str = "kokoro-v1_0.pth") -> Path:
+    """A Kokoro folder with random weights: config.json, the .pth checkpoint (one state dict
+    per part, as published) and a random style pack per voice in voices/."""
+    import torch
+    from kokoro import KModel
+
+    torch.manual_seed(seed)
+    folder = Path(folder)
+    (folder / "voices").mkdir(parents=True, exist_ok=True)
+    config = {**KOKORO_CONFIG, **(TINY_KOKORO if size == "tiny" else {}), "vocab": kokoro_vocab()}
+    (folder / "config.json").write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
+    empty = folder / "empty.pth"
+    torch.save({}, empty)  # KModel always reads a checkpoint; an empty one leaves it random
+    model = KModel(repo_id="hexgrad/Kokoro-82M", config=str(folder / "config.json"),
+                   model=str(empty))
+    empty.unlink()
+    # Random durations would be ~0.6 s a phoneme, a voice speaks ~75 ms of each: so that speech
+    # lasts as long as real speech (and speed per second of speech means something), the
+    # duration head predicts 3 frames (75 ms) a phoneme.
+    projection = model.predictor.duration_proj.linear_layer
+    torch.nn.init.normal_(projection.weight, std=1e-3)
+    torch.nn.init.constant_(projection.bias, -2.8)  # 50 x sigmoid(-2.8) = 3 frames
+    parts = ("bert", "bert_encoder", "predictor", "text_encoder", "decoder")
+    dtype = torch.float16 if size == "tiny" else torch.float32  # half the file for tests
+    torch.save({part: {k: v.to(dtype) if v.is_floating_point() else v
+                       for k, v in getattr(model, part).state_dict().items()} for part in parts},
+               folder / checkpoint)
+    for voice in voices:
+        torch.save(torch.randn(510, 1, 256) * 0.5, folder / "voices" / f"{voice}.pt")
+    return folder

@@ -61,11 +61,14 @@ def kokoro_folder(language: str) -> Path | None:
 
 
 def kokoro_available(language: str) -> bool:
+    """Kokoro's weights for `language` and the package that runs them are both here."""
+    if kokoro_folder(language) is None:
+        return False
     try:
-        import kokoro  # noqa: F401  (the package that runs the model)
+        import kokoro  # noqa: F401
     except ImportError:
         return False
-    return kokoro_folder(language) is not None
+    return True
 
 
 @functools.cache
@@ -76,6 +79,9 @@ def load_kokoro(language: str) -> Kokoro:
     spec = VOICE_MODELS[language]
     try:
         from kokoro import KModel
+        from loguru import logger
+
+        logger.disable("kokoro")  # it logs every phoneme string at debug level to stderr
     except ImportError:
         raise VoiceModelMissing("the kokoro package is not installed: pip install -r "
                                 "requirements.txt") from None

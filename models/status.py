@@ -40,6 +40,10 @@ def model_present(spec: ModelSpec) -> bool:
 
         return (registered_folder(spec.repo_id) is not None
                 or isinstance(try_to_load_from_cache(spec.repo_id, "config.json"), str))
+    if spec.role == "voice":
+        from models.download import integrity_problem
+
+        return integrity_problem(spec) is None
     return diffusion.is_available(spec.repo_id)
 
 

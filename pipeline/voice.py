@@ -160,7 +160,7 @@ class Espeak:
     """eSpeak NG through its C API, from the library inside the `espeakng-loader` wheel."""
 
     name = "espeak"
-    VOICES = {"en": ("en-us", "en-gb", "en-us+f3", "en-gb+m3"), "zh": ("cmn", "cmn+f3")}
+    VOICES = {"en": ("en-us", "en-gb-x-rp", "en-us+f3", "en+m3"), "zh": ("cmn", "cmn+f3")}
     _lock = threading.Lock()   # the library keeps one global state
 
     def __init__(self) -> None:
@@ -234,7 +234,11 @@ def _trimmed_line(text: str, samples: np.ndarray, rate: int,
     last = int(loud[-1]) + 1
     timed = [Word(word, max(0, start - first) / rate, max(0, min(end, last) - first) / rate)
              for word, start, end in words]
-    return Line(text, samples[first:last], rate, timed)
+    samples = samples[first:last]
+    peak = float(np.abs(samples).max())
+    if peak > 0.99:  # a voice louder than full scale would clip in the film's mix
+        samples = samples * (0.95 / peak)
+    return Line(text, samples.astype(np.float32), rate, timed)
 
 
 # ---- Kokoro ---------------------------------------------------------------------------------
@@ -282,7 +286,7 @@ def _token_samples(tokens: list, durations, frame: int) -> list[tuple[str, int, 
     KPipeline.join_timestamps(tokens, durations)
     rate = 24000
     return [(t.text, int(t.start_ts * rate), int(t.end_ts * rate)) for t in tokens
-            if t.start_ts is not None and t.end_ts is not None and t.phonemes]
+            if t.start_ts is not None and t.end_ts is not None and any(c.isalnum() for c in t.text)]
 
 
 # ---- choosing a voice ----------------------------------------------------------------------

@@ -3,6 +3,7 @@ progress, resume after a cut connection, the gated-repository steps, the disk-sp
 the ModelScope client, and registered folders that the loaders then open."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -227,3 +228,26 @@ def test_doctor_names_a_damaged_model_and_how_to_mend_it(tiny_svd, tmp_path, iso
     check = next(c for c in check_models() if c.name == "model svd-xt")
     assert not check.ok and "component 'vae' has no weights" in check.detail
     assert "python -m models download svd-xt" in check.fix
+
+
+def test_kokoro_downloads_its_checkpoint_and_voices_only(tmp_path, isolated):
+    """`models download kokoro-82m` fetches config.json, its .pth and voices/*.pt (not the
+    repository's other checkpoints or samples), and the model then counts as present."""
+    repo = tmp_path / "kokoro"
+    (repo / "voices").mkdir(parents=True)
+    (repo / "config.json").write_text(json.dumps({"vocab": {"a": 1}, "n_token": 178}))
+    (repo / "kokoro-v1_0.pth").write_bytes(os.urandom(300_000))
+    (repo / "voices" / "af_heart.pt").write_bytes(os.urandom(2_000))
+    (repo / "samples").mkdir()
+    (repo / "samples" / "HEARME.wav").write_bytes(os.urandom(50_000))
+    hub = FakeHub(repo, "hexgrad/Kokoro-82M")
+    try:
+        done = cli("download", "kokoro-82m", "--endpoint", hub.url, env=isolated)
+    finally:
+        hub.close()
+    assert done.returncode == 0, done.stderr
+    folder = Path(done.stdout.strip().split("ready in ")[1])
+    assert (folder / "voices" / "af_heart.pt").is_file() and (folder / "kokoro-v1_0.pth").is_file()
+    assert not (folder / "samples").exists()
+    listed = cli("list", env=isolated).stdout.splitlines()
+    assert [l for l in listed if l.startswith("kokoro-82m ")][0].endswith("yes")

@@ -429,3 +429,25 @@ def test_an_upload_is_served_only_to_the_person_who_uploaded_it(tmp_path, monkey
         assert fetch(f"{url}gradio_api/file={stray}", alice_cookie) == 404
     finally:
         demo.close()
+
+
+def test_the_voice_picker_speaks_a_sample_and_the_film_keeps_its_voice_and_format(studio):
+    import wave
+
+    client, _url, outputs = studio
+    sample = client.predict("espeak:cmn", "", api_name="/hear_voice")
+    with wave.open(sample) as heard:
+        assert heard.getnframes() / heard.getframerate() > 1.0  # the Chinese sample sentence
+    with pytest.raises(Exception, match="robot"):
+        client.predict("robot:x", "", api_name="/hear_voice")
+    job = client.submit("A fox explores a snowy village", "cinematic", 1, 3, "9:16",
+                        "espeak:en-gb-x-rp", api_name="/plan")
+    _, table, job_id, _ = list(job)[-1]
+    *_, (_progress, _previews, film, _files) = list(client.submit(
+        job_id, table, "auto", "9:16", "espeak:en-gb-x-rp", "word-highlight", api_name="/render"))
+    assert has_file(film)
+    details = json.loads(next(outputs.rglob("film.json")).read_text(encoding="utf-8"))
+    assert details["aspect"] == "9:16" and details["narration"]["voice"] == "en-gb-x-rp"
+    assert details["subtitle_style"]["name"] == "word-highlight"
+    opened = client.predict(job_id, api_name="/open_job")
+    assert opened[-2] == "9:16" and opened[-1] == "espeak:en-gb-x-rp"

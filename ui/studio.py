@@ -282,7 +282,8 @@ class Studio:
         files = [self.share(film[k], request) for k in ("path", "srt", "contact_sheet")
                  if film and Path(film[k]).is_file()]
         return (board.to_rows(), job["id"], job["prompt"], previews, film_path, files or None,
-                f"{job['status']}: {job.get('message') or ''}")
+                f"{job['status']}: {job.get('message') or ''}", board.aspect,
+                board.voice if board.voice in VOICES else "auto")
 
     def delete_job(self, job_id: str, request: gr.Request):
         try:
@@ -520,7 +521,8 @@ def build(studio: Studio) -> gr.Blocks:
         history_tab.select(studio.list_jobs, None, [jobs_table, posters],
                            api_visibility="private")
         open_btn.click(studio.open_job, open_id,
-                       [storyboard, job_id, prompt, previews, film, downloads, job_status],
+                       [storyboard, job_id, prompt, previews, film, downloads, job_status,
+                        aspect, voice],
                        api_name="open_job")
         resume_btn.click(studio.resume, open_id, render_outputs, api_name="resume",
                          concurrency_id=GPU, concurrency_limit=1)
