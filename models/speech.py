@@ -71,6 +71,15 @@ def kokoro_available(language: str) -> bool:
     return True
 
 
+def kokoro_voices(language: str) -> list[str]:
+    """The language's Kokoro voices on this machine (their style files; nothing is loaded)."""
+    folder = kokoro_folder(language)
+    if folder is None:
+        return []
+    return sorted(p.stem for p in (folder / "voices").glob("*.pt")
+                  if p.stem.startswith(PREFIXES[language]))
+
+
 @functools.cache
 def load_kokoro(language: str) -> Kokoro:
     """The language's Kokoro model, loaded once per process; raises VoiceModelMissing."""
@@ -96,8 +105,7 @@ def load_kokoro(language: str) -> Kokoro:
                    model=str(checkpoint)).eval()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model.to(device)
-    voices = sorted(p.stem for p in (folder / "voices").glob("*.pt")
-                    if p.stem.startswith(PREFIXES[language]))
+    voices = kokoro_voices(language)
     log.info("loaded %s from %s on %s (%d voices)", spec.name, folder, device, len(voices))
     return Kokoro(spec, folder, model, language, voices)
 

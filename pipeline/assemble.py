@@ -43,7 +43,7 @@ from pipeline.lettering import draw_block, fit_text, safe_box
 from pipeline.render import RenderError, check_renderable, scene_paths, unfinished_scenes
 from pipeline.soundtrack import AUDIO_RATE, NarrationTooLong, PlacedLine, mix, place_narration
 from pipeline.storyboard import Storyboard, StoryboardError
-from pipeline.subtitles import Band, SubtitleStyle, subtitle_band, subtitle_style
+from pipeline.subtitles import Band, SubtitleStyle, subtitle_band, subtitle_style, words_of
 from pipeline.video_io import even_size, frame_at, probe
 from pipeline.voice import Speech, VoiceError, board_speech
 
@@ -64,6 +64,13 @@ class AssemblySettings:
     voice: str | None = None        # who narrates: None = the storyboard's voice; "none" = silent
     duck_db: float = 12.0           # how far the music drops under the voice
     voice_volume: float = 1.0       # 0-2, applied to the narration
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AssemblySettings:
+        """Settings as `dataclasses.asdict` wrote them (a job's record)."""
+        style = data.get("subtitle_style")
+        return cls(**{**data, "music": Path(data["music"]) if data.get("music") else None,
+                      "subtitle_style": SubtitleStyle(**style) if style else subtitle_style()})
     music: Path | None = None       # background music: trimmed or looped to the film
     music_volume: float = 0.5       # 0-1, applied to the music
     music_fade: float = 1.5         # seconds of fade in and fade out
@@ -473,9 +480,10 @@ def _bands(cues: list[_Cue], lines: list[PlacedLine], width: int, height: int,
         line = spoken.get((cue.scene, cue.start))
         if style.highlight and line and line.words:
             edges = [cue.start] + [w[0] for w in line.words[1:]] + [cue.end]
-            for n, (a, b) in enumerate(zip(edges, edges[1:])):
+            shown = _word_indices(cue.text, [w[2] for w in line.words])
+            for index, a, b in zip(shown, edges, edges[1:]):
                 if b > a:
-                    bands.append((a, b, subtitle_band(cue.text, width, height, style, n)))
+                    bands.append((a, b, subtitle_band(cue.text, width, height, style, index)))
         else:
             bands.append((cue.start, cue.end, subtitle_band(cue.text, width, height, style)))
     return bands
@@ -493,6 +501,22 @@ def _clip_frames(path: Path, width: int, height: int) -> Iterator[np.ndarray]:
             yield last
     while last is not None:
         yield last
+
+
+def _word_indices(text: str, spoken: list[str]) -> list[int | None]:
+    """For each word the engine timed, the index of the word it is in the subtitle's text
+    (found in order by its letters, so a number read as several words, or a word an engine
+    splits, still lights the right one; None when it is not found)."""
+    spans = words_of(" ".join(text.split()))
+    joined, cursor, found = " ".join(text.split()).lower(), 0, []
+    for word in spoken:
+        at = joined.find(word.lower().strip(), cursor) if word.strip() else -1
+        if at < 0:
+            found.append(None)
+            continue
+        cursor = at + len(word.strip())
+        found.append(next((k for k, (a, b) in enumerate(spans) if a <= at < b), None))
+    return found
 
 
 def _with_subtitle(frame: np.ndarray, overlay: Band | None) -> np.ndarray:

@@ -95,9 +95,7 @@ def load(history: History, target: str) -> CliJob:
     return CliJob(history, data["job_id"], folder.resolve(),
                   Storyboard.from_dict(data["storyboard"]), RenderSettings(**data["settings"]),
                   Path(data["base_dir"]), Path(data["film"]) if data.get("film") else None,
-                  AssemblySettings(**{**assembly, "music": Path(assembly["music"])
-                                      if assembly.get("music") else None})
-                  if assembly else None)
+                  AssemblySettings.from_dict(assembly) if assembly else None)
 
 
 def _write(job: CliJob) -> None:

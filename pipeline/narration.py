@@ -17,7 +17,7 @@ import re
 from dataclasses import replace
 
 from pipeline.storyboard import MIN_DURATION, Storyboard
-from pipeline.voice import Speech, board_speech, narrate, split_sentences
+from pipeline.voice import Speech, board_speech, narrate, resolve_voice, split_sentences
 
 SHORTEST_SCENE = MIN_DURATION * 1.5   # seconds; no planned scene is shorter (as the planner)
 FEWEST_WORDS = {"en": 3, "zh": 4}     # shorter cuts say nothing: the scene stays silent
@@ -29,6 +29,7 @@ def size_narration(board: Storyboard, notes: list[str]) -> Storyboard:
     speeches = board_speech(board)
     if not any(speeches):
         return board
+    notes.extend(resolve_voice(board.voice, board.language)[2])  # who speaks; how to get better
     needs = [max(_need(s), SHORTEST_SCENE) for s in speeches]
     durations = [s.duration for s in board.scenes]
     if sum(needs) <= sum(durations) + 1e-6:

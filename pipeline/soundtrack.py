@@ -36,7 +36,7 @@ class PlacedLine:
     start: int                       # first sample on the film's timeline
     first_frame: int                 # the frame its cue starts on (start == its first sample)
     last_frame: int                  # one past the cue's last frame
-    words: list[tuple[int, int]]     # each word's (first frame, one past its last)
+    words: list[tuple[int, int, str]]  # each word's (first frame, one past its last, text)
 
     @property
     def end(self) -> int:
@@ -83,9 +83,9 @@ def place_narration(speeches: list[Speech | None], slots: list[int], fps: float,
     return placed
 
 
-def _word_frames(words: list[Word], first: int, fps: float) -> list[tuple[int, int]]:
-    return [(first + int(round(w.start * fps)), first + max(int(round(w.end * fps)),
-                                                             int(round(w.start * fps)) + 1))
+def _word_frames(words: list[Word], first: int, fps: float) -> list[tuple[int, int, str]]:
+    return [(first + int(round(w.start * fps)),
+             first + max(int(round(w.end * fps)), int(round(w.start * fps)) + 1), w.text)
             for w in words]
 
 

@@ -84,8 +84,6 @@ class Speech:
 class VoiceEngine(Protocol):
     name: str
 
-    def voices(self, language: str) -> list[str]: ...
-
     def speak(self, text: str, voice: str) -> Line: ...
 
 
@@ -187,9 +185,6 @@ class Espeak:
         self._callback = _SynthCallback(self._collect)  # kept: the library holds a pointer
         self.lib.espeak_SetSynthCallback(self._callback)
 
-    def voices(self, language: str) -> list[str]:
-        return list(self.VOICES.get(language, ()))
-
     def _collect(self, wav: ctypes.POINTER(ctypes.c_short), count: int,
                  events: ctypes.POINTER(_EspeakEvent)) -> int:
         if wav and count > 0:
@@ -259,9 +254,6 @@ class Kokoro:
             raise VoiceError(str(err)) from None
         self.language = language
 
-    def voices(self, language: str) -> list[str]:
-        return list(self.model.voices) if language == self.language else []
-
     def speak(self, text: str, voice: str) -> Line:
         from models.speech import FRAME, RATE, chinese_g2p, english_g2p
 
@@ -316,10 +308,10 @@ def engine(name: str, language: str) -> VoiceEngine:
 def voice_choices(language: str) -> list[str]:
     """Every voice a film in `language` can use here, as engine:voice, plus "auto" and "none"
     (Kokoro's voices only when its weights are on this machine)."""
-    from models.speech import kokoro_available
+    from models.speech import kokoro_available, kokoro_voices
 
-    quality = [f"kokoro:{v}" for v in _kokoro(language).voices(language)] \
-        if kokoro_available(language) else []
+    quality = [f"kokoro:{v}" for v in kokoro_voices(language)] if kokoro_available(language) \
+        else []
     return ["auto", *quality, *(f"espeak:{v}" for v in Espeak.VOICES[language]), SILENT]
 
 
@@ -328,13 +320,13 @@ def resolve_voice(choice: str, language: str) -> tuple[str, str, list[str]]:
     "auto" is Kokoro when its weights are here, else the offline voice, with a note saying how
     to get Kokoro."""
     from models.registry import VOICE_MODELS, how_to_get
-    from models.speech import DEFAULT_VOICES, kokoro_available
+    from models.speech import DEFAULT_VOICES, kokoro_available, kokoro_voices
 
     choice = (choice or "auto").strip()
     notes: list[str] = []
     if choice == "auto":
-        if kokoro_available(language):
-            voices = _kokoro(language).voices(language)
+        voices = kokoro_voices(language) if kokoro_available(language) else []
+        if voices:
             return "kokoro", DEFAULT_VOICES[language] if DEFAULT_VOICES[language] in voices \
                 else voices[0], notes
         notes.append(f"narrated with the offline eSpeak NG voice (robotic); for a natural voice "
@@ -344,7 +336,10 @@ def resolve_voice(choice: str, language: str) -> tuple[str, str, list[str]]:
     if name not in ENGINES:
         raise VoiceError(f"voice {choice!r}: engine {name!r} is not one of: "
                          f"{', '.join(ENGINES)} (or auto, {SILENT})")
-    known = engine(name, language).voices(language)
+    known = kokoro_voices(language) if name == "kokoro" else Espeak.VOICES[language]
+    if name == "kokoro" and not known:
+        raise VoiceError(f"voice {choice!r}: Kokoro is not on this machine for {language!r}: "
+                         f"{how_to_get(VOICE_MODELS[language])}")
     voice = voice or known[0]
     if voice not in known:
         raise VoiceError(f"voice {choice!r} does not speak {language!r}; voices for it: "

@@ -267,70 +267,32 @@ def test_vertical_and_square_films_have_their_size_and_subtitles_inside(tmp_path
     assert keyframe.size == (width, height)
 
 
-# ---- Kokoro: a tiny random model through the model store ------------------------------------
+def test_a_resumed_job_keeps_its_voice_format_and_subtitle_style(tmp_path):
+    from pipeline import manifest
+    from pipeline.history import History
+
+    board = replace(make_board({"narration": "A fox wakes."}), aspect="1:1", voice="espeak:cmn")
+    style = subtitle_style("boxed", size=1.4, colour="yellow", position="top")
+    history = History(tmp_path / "outputs")
+    started = manifest.start(history, board, tmp_path / "job", RenderSettings(), tmp_path,
+                             film=tmp_path / "film.mp4",
+                             assembly=AssemblySettings(subtitle_style=style, duck_db=18))
+    resumed = manifest.load(history, started.job_id)
+    assert resumed.board.aspect == "1:1" and resumed.board.voice == "espeak:cmn"
+    assert resumed.assembly.subtitle_style == style and resumed.assembly.duck_db == 18
 
 
-@pytest.fixture(scope="module")
-def kokoro_here(tmp_path_factory):
-    """Tiny random Kokoro models for English and Mandarin, registered like downloaded ones."""
-    from models.random_init import build_kokoro
-    from models.store import register
-    from pipeline import voice
+def test_the_planner_sizes_narration_so_the_film_keeps_its_length():
+    from pipeline.planner import PlanRequest, plan_storyboard
 
-    root = tmp_path_factory.mktemp("kokoro")
-    english = build_kokoro(root / "en", voices=("af_heart", "am_adam"))
-    chinese = build_kokoro(root / "zh", voices=("zf_001",), checkpoint="kokoro-v1_1-zh.pth")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("STORYREEL_CACHE", str(root / "cache"))
-        patch.setenv("HF_HOME", str(root / "hf"))  # nothing in the hub cache
-        register("kokoro-82m", english)
-        register("kokoro-82m-zh", chinese)
-        yield english, chinese
-    voice._kokoro.cache_clear()
-
-
-def test_kokoro_is_a_known_model_checked_whole_by_the_store(tmp_path, kokoro_here):
-    from models.download import integrity_problem
-    from models.registry import KOKORO, KOKORO_ZH, find_spec
-    from models.store import StoreError, check_folder
-
-    assert find_spec("kokoro-82m").licence == "apache-2.0" and KOKORO_ZH.role == "voice"
-    assert integrity_problem(KOKORO) is None and integrity_problem(KOKORO_ZH) is None
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "config.json").write_text((kokoro_here[0] / "config.json").read_text())
-    (broken / "kokoro-v1_0.pth").write_bytes((kokoro_here[0] / "kokoro-v1_0.pth").read_bytes())
-    with pytest.raises(StoreError, match="voices holds no voice"):
-        check_folder(broken, "voice")
-
-
-def test_auto_picks_kokoro_when_it_is_here_with_english_word_timings(kokoro_here):
-    assert resolve_voice("auto", "en")[:2] == ("kokoro", "af_heart")
-    assert resolve_voice("auto", "zh")[:2] == ("kokoro", "zf_001")
-    from pipeline.voice import voice_choices
-    assert "kokoro:am_adam" in voice_choices("en") and "kokoro:am_adam" not in voice_choices("zh")
-    speech = narrate("The fox wakes up. It runs home!", "en", "kokoro:am_adam")
-    assert speech.engine == "kokoro" and [ln.text for ln in speech.lines] == \
-        ["The fox wakes up.", "It runs home!"]
-    for line, words in zip(speech.lines, (["The", "fox", "wakes", "up"], ["It", "runs", "home"])):
-        assert line.rate == 24000 and [w.text for w in line.words] == words
-        starts = [w.start for w in line.words]
-        assert starts == sorted(starts) and starts[0] == 0 and line.words[-1].end <= line.seconds
-
-
-def test_kokoro_speaks_chinese_split_into_sentences_here(kokoro_here):
-    """Kokoro's own splitter knows only ASCII stops, so Chinese is split before it speaks."""
-    speech = narrate("小狐狸醒了。它跑回家！", "zh", "auto")
-    assert speech.engine == "kokoro" and [ln.text for ln in speech.lines] == ["小狐狸醒了。", "它跑回家！"]
-    assert all(ln.seconds > 0.2 and not ln.words for ln in speech.lines)  # no word timings in zh
-
-
-def test_a_film_narrated_by_kokoro_records_its_voice(narrated, kokoro_here, tmp_path):
-    board, clips = narrated
-    board = replace(board, voice="kokoro:af_heart")
-    board, _ = fit_to_narration(board, fps=FPS)
-    result = assemble_film(board, clips, tmp_path / "film.mp4")
-    info = json.loads(result.info.read_text(encoding="utf-8"))
-    assert info["narration"]["engine"] == "kokoro" and info["narration"]["voice"] == "af_heart"
-    assert [c[2] for c in srt_cues(result.srt) if c[2] != "A quiet village under the snow."] == \
-        [line["text"] for line in info["narration"]["lines"]]
+    for scenes, seconds in ((3, 12), (6, 12), (8, 12)):
+        board = plan_storyboard(PlanRequest("a lighthouse keeper on a stormy island",
+                                            scenes=scenes, seconds=seconds, use_model=False))
+        assert abs(board.total_duration - seconds) < 1e-6
+        for scene in board.scenes:
+            if scene.narration:
+                assert narrate(scene.narration, "en", "auto").seconds() <= scene.duration + 0.1
+        assert any("eSpeak NG" in n and "kokoro-82m" in n for n in board.notes)
+    assert all(s.narration == s.description for s in plan_storyboard(PlanRequest(
+        "a lighthouse keeper on a stormy island", scenes=3, seconds=12, use_model=False)).scenes)
+    assert any("cut to fit" in n or "is silent" in n for n in board.notes)  # 8 scenes in 12 s

@@ -443,7 +443,7 @@ def build(studio: Studio) -> gr.Blocks:
                                         label=i18n("subtitle_style"), elem_id="subtitle-style")
                 subtitle_look = gr.Image(value=Studio.subtitle_preview("classic"),
                                          label=i18n("subtitle_preview"), interactive=False,
-                                         elem_id="subtitle-preview", height=180)
+                                         elem_id="subtitle-preview", height=240)
             with gr.Row():
                 quality = gr.Radio(list(QUALITIES), value="auto", label=i18n("quality"),
                                    info=i18n("quality_info"), elem_id="quality", scale=3)
