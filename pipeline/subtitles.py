@@ -26,7 +26,7 @@ Band = tuple[int, np.ndarray, np.ndarray]  # (top row, RGB float32, alpha 0-1)
 @dataclass(frozen=True)
 class SubtitleStyle:
     name: str
-    size: float = 1.0               # text size, times the format's own (0.5-2)
+    size: float = 1.0               # text size, times the format's own
     colour: str = "#ffffff"         # the text's colour
     position: str = "bottom"        # bottom, middle or top of the safe area
     outline: bool = True            # a dark outline around each letter
@@ -51,8 +51,8 @@ def subtitle_style(name: str = "classic", size: float | None = None, colour: str
     style = SUBTITLE_STYLES[name]
     if size is not None:
         if not 0.5 <= size <= 2.0:
-            raise ValueError(f"subtitle size {size:g} is outside 0.5-2 (times the usual size)")
-        style = replace(style, size=float(size))
+            raise ValueError(f"subtitle size {size:g} is outside 0.5-2 (times the style's size)")
+        style = replace(style, size=style.size * float(size))
     if colour is not None:
         try:
             ImageColor.getrgb(colour)
@@ -80,9 +80,13 @@ def subtitle_band(text: str, width: int, height: int, style: SubtitleStyle,
     left, upper, right, lower = safe_box(width, height)
     size = max(10, int(_base_size(width, height) * style.size))
     outline = 1 / 12 if style.outline or style.bold else 0.0
-    room = right - left - (2 * (size // 3) if style.box else 0)  # the box's padding stays inside
-    block = fit_text(text, room, 3, size, max(10, size * 6 // 10), stroke_ratio=outline)
-    pad = block.size // 3
+    while True:  # a small frame takes smaller text: the band always fits inside the safe box
+        room = right - left - (2 * (size // 3) if style.box else 0)  # the box's padding too
+        block = fit_text(text, room, 3, size, max(6, size * 6 // 10), stroke_ratio=outline)
+        pad = block.size // 3
+        if block.height + 2 * pad <= lower - upper or size <= 6:
+            break
+        size = max(6, int(size * 0.8))
     band = Image.new("RGBA", (width, block.height + 2 * pad), (0, 0, 0, 0))
     draw = ImageDraw.Draw(band)
     if style.box:

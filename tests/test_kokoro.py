@@ -18,9 +18,8 @@ def kokoro_here(tmp_path_factory):
     from models.store import register
     from pipeline import voice
 
-    root = tmp_path_factory.mktemp("kokoro")
-    english = build_kokoro(root / "en", voices=("af_heart", "am_adam"))
-    chinese = build_kokoro(root / "zh", voices=("zf_001",), checkpoint="kokoro-v1_1-zh.pth")
+    root = tmp_path_factory.mktemp("kokoro")  # one random model serves both languages here
+    english = chinese = build_kokoro(root / "model", voices=("af_heart", "am_adam", "zf_001"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("STORYREEL_CACHE", str(root / "cache"))
         patch.setenv("HF_HOME", str(root / "hf"))  # nothing in the hub cache

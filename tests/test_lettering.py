@@ -135,3 +135,10 @@ def test_text_shrinks_to_its_floor_then_ends_in_an_ellipsis():
     assert floor.size == 20 and len(floor.lines) == 2 and floor.lines[-1].endswith("…")
     assert floor.width <= 300
     assert wrap("", floor.face, 300) == []
+
+
+@pytest.mark.parametrize("width, height", [(128, 72), (64, 64), (72, 128)])
+def test_a_small_frame_gets_smaller_subtitles_that_still_fit(width, height):
+    style = subtitle_style("bold-centre", size=2.0, position="top")
+    top, _rgb, alpha = subtitle_band(TEXTS["english"], width, height, style, highlight=3)
+    assert top >= 0 and top + alpha.shape[0] <= height and alpha.shape[1] == width

@@ -39,8 +39,8 @@ def test_kill_minus_nine_then_resume_keeps_finished_clips(tmp_path, outputs, tin
     out = tmp_path / "clips"
     command = [sys.executable, "-m", "pipeline", "render", str(board_file), "--out", str(out),
                "--backend", "svd", "--video-model", str(tiny_svd), "--image-model",
-               str(tiny_text_to_image), "--width", "64", "--height", "64", "--steps", "6",
-               "--frames", "3", "--fps", "4"]
+               str(tiny_text_to_image), "--width", "64", "--height", "64", "--steps", "3",
+               "--frames", "4", "--fps", "4"]  # one SVD run covers a scene's 4 frames
     render = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env=os.environ.copy())
     deadline = time.time() + 300

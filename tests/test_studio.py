@@ -444,10 +444,30 @@ def test_the_voice_picker_speaks_a_sample_and_the_film_keeps_its_voice_and_forma
                         "espeak:en-gb-x-rp", api_name="/plan")
     _, table, job_id, _ = list(job)[-1]
     *_, (_progress, _previews, film, _files) = list(client.submit(
-        job_id, table, "auto", "9:16", "espeak:en-gb-x-rp", "word-highlight", api_name="/render"))
-    assert has_file(film)
+        job_id, table, "auto", "9:16", "espeak:en-gb-x-rp", "word-highlight", 1.5, "#ffe066",
+        "top", api_name="/render"))
+    assert has_file(film), _progress
     details = json.loads(next(outputs.rglob("film.json")).read_text(encoding="utf-8"))
     assert details["aspect"] == "9:16" and details["narration"]["voice"] == "en-gb-x-rp"
-    assert details["subtitle_style"]["name"] == "word-highlight"
+    assert details["subtitle_style"] == {**details["subtitle_style"], "name": "word-highlight",
+                                         "size": 1.5, "colour": "#ffe066", "position": "top"}
     opened = client.predict(job_id, api_name="/open_job")
     assert opened[-2] == "9:16" and opened[-1] == "espeak:en-gb-x-rp"
+
+
+def test_an_edited_narration_lengthens_its_scene_in_the_table(tmp_path):
+    from pipeline.history import History
+    from pipeline.jobs import Jobs
+    from tests.conftest import make_board
+    from ui.studio import Studio
+
+    board = make_board({"duration": 1.5, "narration": "A fox."}, {"duration": 2.0})
+    history = History(tmp_path / "outputs")
+    job = history.create("local", "a fox", board.to_dict())
+    studio = Studio(Jobs(history, SMALL))
+    rows = board.to_rows()
+    assert not isinstance(studio.fit_table(job["id"], rows), list)  # nothing to change
+    rows[0][COL("narration")] = "A small fox walks slowly across the frozen river at dawn."
+    fitted = studio.fit_table(job["id"], rows)
+    assert fitted[0][COL("duration")] > 3 and fitted[1][COL("duration")] == 2.0
+    assert fitted[0][COL("narration")] == rows[0][COL("narration")]

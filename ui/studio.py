@@ -29,7 +29,8 @@ from pipeline.planner import PlanRequest, PromptRejected
 from pipeline.render import QUALITIES, scene_paths
 from pipeline.beats import detect_language
 from pipeline.storyboard import ASPECTS, MAX_SCENES, TABLE_COLUMNS, Storyboard
-from pipeline.subtitles import SUBTITLE_STYLES, SubtitleStyle, subtitle_band, subtitle_style, words_of
+from pipeline.subtitles import (POSITIONS, SUBTITLE_STYLES, SubtitleStyle, subtitle_band,
+                                subtitle_style, words_of)
 from pipeline.voice import SAMPLE_TEXT, VoiceError, narrate, voice_choices, write_wav
 from models.registry import EMBEDDED_LLM, KNOWN_MODELS
 from ui.access import Accounts, FileRegistry
@@ -120,20 +121,45 @@ class Studio:
 
     def render(self, job_id: str, table: Any, quality: str = "auto", aspect: str | None = None,
                voice: str | None = None, subtitles: str | None = None,
-               request: gr.Request | None = None):
+               subtitle_size: float | None = None, subtitle_colour: str | None = None,
+               subtitle_position: str | None = None, request: gr.Request | None = None):
         job, board = self._job_and_board(job_id, table, request, aspect, voice)
-        yield from self._stream(request, job, board, None, quality, _style(subtitles))
+        yield from self._stream(request, job, board, None, quality, _style(
+            subtitles, subtitle_size, subtitle_colour, subtitle_position))
 
     def rerender(self, job_id: str, table: Any, scene: float, new_seed: bool,
                  quality: str = "auto", aspect: str | None = None, voice: str | None = None,
-                 subtitles: str | None = None, request: gr.Request | None = None):
+                 subtitles: str | None = None, subtitle_size: float | None = None,
+                 subtitle_colour: str | None = None, subtitle_position: str | None = None,
+                 request: gr.Request | None = None):
         job, board = self._job_and_board(job_id, table, request, aspect, voice)
         number = int(scene or 0)
         if not 1 <= number <= len(board.scenes):
             raise gr.Error(f"scene {number}: the storyboard has scenes 1-{len(board.scenes)}")
         if new_seed:
             board.scenes[number - 1].seed = random.randint(0, 2**32 - 1)
-        yield from self._stream(request, job, board, [number], quality, _style(subtitles))
+        yield from self._stream(request, job, board, [number], quality, _style(
+            subtitles, subtitle_size, subtitle_colour, subtitle_position))
+
+    def fit_table(self, job_id: str, table: Any, voice: str | None = None,
+                  request: gr.Request | None = None):
+        """After an edit: lengthen the scenes whose narration no longer fits, in the table
+        itself (a bad cell is left for Render to name)."""
+        rows = _rows(table)
+        try:
+            job = self.jobs.job(self.user(request), (job_id or "").strip(), self.admin(request))
+            board = self.jobs.board_from_rows(job, rows, **({"voice": voice} if voice else {}))
+        except JobError:
+            return gr.skip()
+        column = TABLE_COLUMNS.index("duration")
+        fitted = board.to_rows()
+        if len(fitted) != len(rows) or all(
+                _same_number(a[column], b[column]) for a, b in zip(fitted, rows)):
+            return gr.skip()
+        for note in board.notes:
+            if "so its narration fits" in note:
+                gr.Info(note)
+        return fitted
 
     def resume(self, job_id: str, request: gr.Request):
         """Render an interrupted job's missing scenes (same seeds and models), then the film."""
@@ -230,13 +256,11 @@ class Studio:
         return str(path)
 
     @staticmethod
-    def subtitle_preview(name: str, aspect: str = "16:9") -> Image.Image:
+    def subtitle_preview(name: str, aspect: str = "16:9", size: float | None = None,
+                         colour: str | None = None, position: str | None = None) -> Image.Image:
         """A frame of the chosen format with a sample subtitle in the chosen style."""
         width, height = (v // 2 for v in ASPECTS.get(aspect, ASPECTS["16:9"]))
-        try:
-            style = subtitle_style(name or "classic")
-        except ValueError as err:
-            raise gr.Error(str(err)) from None
+        style = _style(name or "classic", size, colour, position)
         ramp = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
         frame = (np.array([70, 110, 150], np.float32) * (1 - ramp)
                  + np.array([200, 170, 120], np.float32) * ramp)
@@ -360,14 +384,24 @@ def _quality(choice: str | None) -> str | None:
     return None if choice in (None, "", "auto") else choice
 
 
-def _style(name: str | None) -> SubtitleStyle | None:
-    """The subtitle style picked on the page (None: the studio's default)."""
+def _style(name: str | None, size: float | None = None, colour: str | None = None,
+           position: str | None = None) -> SubtitleStyle | None:
+    """The subtitle style picked on the page (None: the studio's default); "auto" position
+    keeps the style's own."""
     if not name:
         return None
     try:
-        return subtitle_style(name)
+        return subtitle_style(name, size, colour or None,
+                              None if position in (None, "", "auto") else position)
     except ValueError as err:
         raise gr.Error(str(err)) from None
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    try:
+        return abs(float(a) - float(b)) < 1e-6
+    except (TypeError, ValueError):
+        return False
 
 
 def _voice_language(voice: str | None) -> str | None:
@@ -439,8 +473,20 @@ def build(studio: Studio) -> gr.Blocks:
                 type="array", interactive=True, label=i18n("storyboard"), elem_id="storyboard",
                 wrap=True, column_count=len(TABLE_COLUMNS), show_row_numbers=True)
             with gr.Row():
-                subtitles = gr.Dropdown(list(SUBTITLE_STYLES), value="classic",
-                                        label=i18n("subtitle_style"), elem_id="subtitle-style")
+                with gr.Column():
+                    subtitles = gr.Dropdown(list(SUBTITLE_STYLES), value="classic",
+                                            label=i18n("subtitle_style"),
+                                            elem_id="subtitle-style")
+                    subtitle_size = gr.Slider(0.5, 2.0, value=1.0, step=0.1,
+                                              label=i18n("subtitle_size"),
+                                              elem_id="subtitle-size")
+                    with gr.Row():
+                        subtitle_colour = gr.ColorPicker(value="#ffffff",
+                                                         label=i18n("subtitle_colour"),
+                                                         elem_id="subtitle-colour")
+                        subtitle_position = gr.Radio(["auto", *POSITIONS], value="auto",
+                                                     label=i18n("subtitle_position"),
+                                                     elem_id="subtitle-position")
                 subtitle_look = gr.Image(value=Studio.subtitle_preview("classic"),
                                          label=i18n("subtitle_preview"), interactive=False,
                                          elem_id="subtitle-preview", height=240)
@@ -493,23 +539,27 @@ def build(studio: Studio) -> gr.Blocks:
             download_status = gr.Markdown(elem_id="download-status")
 
         render_outputs = [progress, previews, film, downloads]
+        subtitle_inputs = [subtitles, subtitle_size, subtitle_colour, subtitle_position]
         plan_btn.click(studio.plan,
                        [prompt, style, scenes, seconds, aspect, voice],
                        [planner_text, storyboard, job_id, notes],
                        api_name="plan", concurrency_id=GPU, concurrency_limit=1)
         render_event = render_btn.click(
-            studio.render, [job_id, storyboard, quality, aspect, voice, subtitles],
+            studio.render, [job_id, storyboard, quality, aspect, voice, *subtitle_inputs],
             render_outputs, api_name="render", concurrency_id=GPU, concurrency_limit=1)
         rerender_event = rerender_btn.click(
             studio.rerender,
-            [job_id, storyboard, scene_no, new_seed, quality, aspect, voice, subtitles],
+            [job_id, storyboard, scene_no, new_seed, quality, aspect, voice, *subtitle_inputs],
             render_outputs,
             api_name="rerender_scene",
             concurrency_id=GPU, concurrency_limit=1)
         hear_btn.click(studio.hear_voice, [voice, prompt], voice_sample, api_name="hear_voice")
-        for change in (subtitles.change, aspect.change):
-            change(studio.subtitle_preview, [subtitles, aspect], subtitle_look,
-                   api_visibility="private")
+        for control in (subtitles, subtitle_size, subtitle_colour, subtitle_position, aspect):
+            control.change(studio.subtitle_preview, [subtitles, aspect, subtitle_size,
+                                                     subtitle_colour, subtitle_position],
+                           subtitle_look, api_visibility="private")
+        storyboard.input(studio.fit_table, [job_id, storyboard, voice], storyboard,
+                         api_visibility="private")
         keyframe_btn.click(studio.upload_keyframe, [job_id, storyboard, scene_no, keyframe_file],
                            storyboard, api_name="upload_keyframe")
         music_btn.click(studio.upload_music, [job_id, music_file], progress,

@@ -26,7 +26,8 @@ EN = {
     "download": "Download",
     "aspect": "Format", "voice": "Narrator's voice", "hear_voice": "▶ Hear this voice",
     "voice_sample": "Voice sample", "subtitle_style": "Subtitle style",
-    "subtitle_preview": "How subtitles will look",
+    "subtitle_preview": "How subtitles will look", "subtitle_size": "Text size (x the style's)",
+    "subtitle_colour": "Text colour", "subtitle_position": "Position (auto: the style's)",
 }
 ZH = {
     "create": "创作", "history": "历史", "system": "系统",
@@ -47,6 +48,7 @@ ZH = {
     "download": "下载",
     "aspect": "画幅", "voice": "旁白声音", "hear_voice": "▶ 试听",
     "voice_sample": "试听", "subtitle_style": "字幕样式", "subtitle_preview": "字幕预览",
+    "subtitle_size": "字号（相对样式）", "subtitle_colour": "字幕颜色", "subtitle_position": "位置（auto：按样式）",
 }
 
 i18n = gr.I18n(en=EN, zh=ZH, **{"zh-CN": ZH})
