@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 from common import print_table, write_results  # noqa: E402 (sets sys.path)
-from PIL import Image
 
 from pipeline.assemble import AssemblySettings, assemble_film
 from pipeline.render import RenderSettings, render_storyboard

@@ -22,7 +22,6 @@ from models.registry import VOICE_MODELS, ModelSpec
 log = logging.getLogger(__name__)
 
 RATE = 24000            # Kokoro's output, samples per second
-FRAME = 600             # samples per predicted-duration unit (hop 300 x upsampling 2)
 DEFAULT_VOICES = {"en": "af_heart", "zh": "zf_001"}
 PREFIXES = {"en": ("af_", "am_", "bf_", "bm_"), "zh": ("zf_", "zm_")}  # voices by language
 

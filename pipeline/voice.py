@@ -24,7 +24,7 @@ import threading
 import wave
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -255,7 +255,7 @@ class Kokoro:
         self.language = language
 
     def speak(self, text: str, voice: str) -> Line:
-        from models.speech import FRAME, RATE, chinese_g2p, english_g2p
+        from models.speech import RATE, chinese_g2p, english_g2p
 
         if self.language == "zh":
             phonemes, tokens = chinese_g2p()(text)[0], []
@@ -265,18 +265,17 @@ class Kokoro:
             raise VoiceError(f"Kokoro found nothing to say in {text[:40]!r}")
         audio, durations = self.model.synthesize(phonemes, voice)
         samples = audio.numpy().astype(np.float32)
-        return _trimmed_line(text, samples, RATE, _token_samples(tokens, durations, FRAME))
+        return _trimmed_line(text, samples, RATE, _token_samples(tokens, durations, RATE))
 
 
-def _token_samples(tokens: list, durations, frame: int) -> list[tuple[str, int, int]]:
+def _token_samples(tokens: list, durations: Any, rate: int) -> list[tuple[str, int, int]]:
     """Each English token's (text, first sample, end sample) from the predicted durations, as
-    kokoro's own KPipeline.join_timestamps computes them."""
+    kokoro's own KPipeline.join_timestamps computes them (in seconds)."""
     if not tokens:
         return []
     from kokoro.pipeline import KPipeline
 
     KPipeline.join_timestamps(tokens, durations)
-    rate = 24000
     return [(t.text, int(t.start_ts * rate), int(t.end_ts * rate)) for t in tokens
             if t.start_ts is not None and t.end_ts is not None and any(c.isalnum() for c in t.text)]
 

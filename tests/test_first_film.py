@@ -3,7 +3,6 @@ refused in seconds when the font is missing, the content filter on everything th
 rendered, no debris after a kill, and a doctor that says what is wrong."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -65,7 +65,7 @@ def test_kokoro_speaks_chinese_split_into_sentences_here(kokoro_here):
     assert all(ln.seconds > 0.2 and not ln.words for ln in speech.lines)  # no word timings in zh
 
 
-def test_a_film_narrated_by_kokoro_records_its_voice(narrated, kokoro_here, tmp_path):
+def test_a_film_narrated_by_kokoro_records_its_voice(narrated, kokoro_here, tmp_path):  # noqa: F811
     board, clips = narrated
     board = replace(board, voice="kokoro:af_heart")
     board, _ = fit_to_narration(board, fps=FPS)

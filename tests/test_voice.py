@@ -3,7 +3,6 @@ it (measured on the film's own audio track), music ducked under it, and every fo
 from __future__ import annotations
 
 import json
-import re
 import wave
 from dataclasses import replace
 from pathlib import Path
