@@ -26,7 +26,7 @@ from pathlib import Path
 from common import print_table, write_results  # noqa: E402 (sets sys.path)
 
 from pipeline.storyboard import Storyboard
-from pipeline.voice import _spoken, fit_to_narration, narrate
+from pipeline.voice import fit_to_narration, narrate, spoken
 
 NARRATION = {
     "en": ("Deep in the forest, the morning light wakes the river.",
@@ -48,7 +48,7 @@ def synthesis_rows(engines: list[str], kokoro_size: str) -> list[dict]:
             began = time.perf_counter()
             narrate("One, two, three." if language == "en" else "一，二，三。", language, choice)
             warm = time.perf_counter() - began
-            _spoken.cache_clear()
+            spoken.cache_clear()
             began = time.perf_counter()
             speeches = [narrate(text, language, choice) for text in lines]
             seconds = time.perf_counter() - began

@@ -36,7 +36,6 @@ class Kokoro:
     folder: Path
     model: Any              # kokoro.KModel
     language: str
-    voices: list[str]       # voice names in the folder for this language
 
     def synthesize(self, phonemes: str, voice: str) -> tuple[Any, Any]:
         """(audio float tensor at RATE, predicted duration per phoneme token incl. the two pads)."""
@@ -50,13 +49,16 @@ class Kokoro:
 
 
 def kokoro_folder(language: str) -> Path | None:
-    """The folder holding the language's Kokoro weights, or None when they are not here."""
-    from models.download import integrity_problem, weights_folder
+    """The folder holding the language's Kokoro weights, whole, or None when they are not here."""
+    from models.download import weights_folder
+    from models.store import check_folder
 
-    spec = VOICE_MODELS[language]
-    if integrity_problem(spec) is not None:
+    try:
+        folder = weights_folder(VOICE_MODELS[language])
+        check_folder(folder, "voice")
+    except (OSError, ValueError):  # StoreError is a ValueError; no snapshot is an OSError
         return None
-    return weights_folder(spec)
+    return folder
 
 
 def kokoro_available(language: str) -> bool:
@@ -104,9 +106,8 @@ def load_kokoro(language: str) -> Kokoro:
                    model=str(checkpoint)).eval()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model.to(device)
-    voices = kokoro_voices(language)
-    log.info("loaded %s from %s on %s (%d voices)", spec.name, folder, device, len(voices))
-    return Kokoro(spec, folder, model, language, voices)
+    log.info("loaded %s from %s on %s", spec.name, folder, device)
+    return Kokoro(spec, folder, model, language)
 
 
 @functools.lru_cache(maxsize=16)

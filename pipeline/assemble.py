@@ -29,7 +29,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,8 @@ from pipeline.lettering import draw_block, fit_text, safe_box
 from pipeline.render import RenderError, check_renderable, scene_paths, unfinished_scenes
 from pipeline.soundtrack import AUDIO_RATE, NarrationTooLong, PlacedLine, mix, place_narration
 from pipeline.storyboard import Storyboard, StoryboardError
-from pipeline.subtitles import Band, SubtitleStyle, subtitle_band, subtitle_style, words_of
+from pipeline.subtitles import (Band, SubtitleStyle, burn_in, subtitle_band, subtitle_style,
+                                word_indices)
 from pipeline.video_io import even_size, frame_at, probe
 from pipeline.voice import Speech, VoiceError, board_speech
 
@@ -63,19 +64,19 @@ class AssemblySettings:
     subtitle_style: SubtitleStyle = field(default_factory=subtitle_style)  # look and place
     voice: str | None = None        # who narrates: None = the storyboard's voice; "none" = silent
     duck_db: float = 12.0           # how far the music drops under the voice
-    voice_volume: float = 1.0       # 0-2, applied to the narration
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AssemblySettings:
-        """Settings as `dataclasses.asdict` wrote them (a job's record)."""
-        style = data.get("subtitle_style")
-        return cls(**{**data, "music": Path(data["music"]) if data.get("music") else None,
-                      "subtitle_style": SubtitleStyle(**style) if style else subtitle_style()})
     music: Path | None = None       # background music: trimmed or looped to the film
     music_volume: float = 0.5       # 0-1, applied to the music
     music_fade: float = 1.5         # seconds of fade in and fade out
     crf: int = 20                   # H.264 quality (lower is better and larger)
     preset: str = "veryfast"        # x264 speed preset
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AssemblySettings:
+        """Settings as `dataclasses.asdict` wrote them (a job's record)."""
+        style = data.get("subtitle_style")
+        data = {k: v for k, v in data.items() if k in {f.name for f in fields(cls)}}
+        return cls(**{**data, "music": Path(data["music"]) if data.get("music") else None,
+                      "subtitle_style": SubtitleStyle(**style) if style else subtitle_style()})
 
 
 @dataclass
@@ -97,6 +98,7 @@ class _Cue:
     start: int                      # first output frame
     end: int                        # one past the last output frame
     text: str
+    line: PlacedLine | None = None  # the spoken sentence it shows (None: a silent scene's)
 
 
 # ---- music ---------------------------------------------------------------------------------
@@ -279,7 +281,7 @@ class FilmAssembler:
         k = number - 1
         next_fade = layout.fades[k + 1] if k + 1 < len(layout.fades) else 0
         frames = _clip_frames(clip["clip"], layout.width, layout.height)
-        first = sum(layout.slots[:k])  # this scene's first frame on the film's timeline
+        first = layout.spans[k][0]  # this scene's first frame on the film's timeline
         tail = self.tail
         middle = clip["frames"] // 2  # the contact sheet's and poster's frame of this scene
 
@@ -292,7 +294,7 @@ class FilmAssembler:
                     weight = (i + 1) / (layout.fades[k] + 1)
                     frame = (tail[i].astype(np.float32) * (1 - weight)
                              + frame * weight).astype(np.uint8)
-                yield _with_subtitle(frame, layout.band_at(first + i))
+                yield burn_in(frame, layout.band_at(first + i))
 
         self.segments_dir.mkdir(parents=True, exist_ok=True)
         path = self.segments_dir / f"segment_{number:02d}.mp4"
@@ -388,7 +390,7 @@ class _Layout:
         except NarrationTooLong as err:
             raise AssemblyError(str(err)) from None
         cues = _cues(board, slots, lines)
-        bands = _bands(cues, lines, width, height, settings.subtitle_style) \
+        bands = _bands(cues, width, height, settings.subtitle_style) \
             if settings.subtitles else []
         return cls(fps, width, height, slots, fades, cues, lines, bands)
 
@@ -463,24 +465,24 @@ def _cues(board: Storyboard, slots: list[int], lines: list[PlacedLine]) -> list[
     cues, start = [], 0
     for k, length in enumerate(slots):
         spoken = [line for line in lines if line.scene == k + 1]
-        cues.extend(_Cue(k + 1, line.first_frame, line.last_frame, line.text) for line in spoken)
+        cues.extend(_Cue(k + 1, line.first_frame, line.last_frame, line.text, line)
+                    for line in spoken)
         if not spoken:
             cues.append(_Cue(k + 1, start, start + length, board.scenes[k].description))
         start += length
     return cues
 
 
-def _bands(cues: list[_Cue], lines: list[PlacedLine], width: int, height: int,
+def _bands(cues: list[_Cue], width: int, height: int,
            style: SubtitleStyle) -> list[tuple[int, int, Band]]:
     """Each cue's lettering and the frames it covers; with a highlight style, one band per
     spoken word (the word in its highlight colour) while that word is said."""
-    spoken = {(line.scene, line.first_frame): line for line in lines}
     bands = []
     for cue in cues:
-        line = spoken.get((cue.scene, cue.start))
+        line = cue.line
         if style.highlight and line and line.words:
             edges = [cue.start] + [w[0] for w in line.words[1:]] + [cue.end]
-            shown = _word_indices(cue.text, [w[2] for w in line.words])
+            shown = word_indices(cue.text, [w[2] for w in line.words])
             for index, a, b in zip(shown, edges, edges[1:]):
                 if b > a:
                     bands.append((a, b, subtitle_band(cue.text, width, height, style, index)))
@@ -501,32 +503,6 @@ def _clip_frames(path: Path, width: int, height: int) -> Iterator[np.ndarray]:
             yield last
     while last is not None:
         yield last
-
-
-def _word_indices(text: str, spoken: list[str]) -> list[int | None]:
-    """For each word the engine timed, the index of the word it is in the subtitle's text
-    (found in order by its letters, so a number read as several words, or a word an engine
-    splits, still lights the right one; None when it is not found)."""
-    spans = words_of(" ".join(text.split()))
-    joined, cursor, found = " ".join(text.split()).lower(), 0, []
-    for word in spoken:
-        at = joined.find(word.lower().strip(), cursor) if word.strip() else -1
-        if at < 0:
-            found.append(None)
-            continue
-        cursor = at + len(word.strip())
-        found.append(next((k for k, (a, b) in enumerate(spans) if a <= at < b), None))
-    return found
-
-
-def _with_subtitle(frame: np.ndarray, overlay: Band | None) -> np.ndarray:
-    if overlay is None:
-        return frame
-    top, rgb, alpha = overlay
-    frame = frame.copy()
-    region = frame[top:top + rgb.shape[0]].astype(np.float32)
-    frame[top:top + rgb.shape[0]] = (region * (1 - alpha) + rgb * alpha).astype(np.uint8)
-    return frame
 
 
 def _encode_video(frames: Iterator[np.ndarray], path: Path, layout: _Layout,
@@ -559,8 +535,7 @@ def _join(segments: list[Path], path: Path, layout: _Layout,
             total = int(round(seconds * AUDIO_RATE))
             music = None if settings.music is None else _music_track(
                 settings.music, seconds, settings.music_volume, settings.music_fade)
-            samples = _mux_audio(out, mix(layout.lines, total, music, settings.duck_db,
-                                          settings.voice_volume))
+            samples = _mux_audio(out, mix(layout.lines, total, music, settings.duck_db))
         offset = 0  # where the next segment starts, in the segments' time base
         for segment in segments:
             with av.open(str(segment)) as source:

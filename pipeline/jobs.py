@@ -83,9 +83,10 @@ class Jobs:
         return board
 
     def board_from_rows(self, job: dict[str, Any], rows: list[list[Any]],
-                        **changes: Any) -> Storyboard:
+                        **changes: Any) -> tuple[Storyboard, list[str]]:
         """The edited table as the job's storyboard (with `changes` such as aspect or voice),
-        checked, each scene long enough for its narration."""
+        checked, each scene long enough for its narration; and the notes on its voice and on
+        the scenes that grew."""
         base = dataclasses.replace(Storyboard.from_dict(job["storyboard"]), **changes)
         try:
             board = self.checked_board(base.with_rows(rows))
@@ -93,9 +94,7 @@ class Jobs:
         except (StoryboardError, VoiceError) as err:
             raise JobError(str(err)) from None
         self.check_keyframes(job, board)
-        board.notes = [n for n in board.notes
-                       if n not in grown and "so its narration fits" not in n] + grown
-        return board
+        return board, grown
 
     @staticmethod
     def check_keyframes(job: dict[str, Any], board: Storyboard) -> None:

@@ -17,7 +17,7 @@ import re
 from dataclasses import replace
 
 from pipeline.storyboard import MIN_DURATION, Storyboard
-from pipeline.voice import Speech, board_speech, narrate, resolve_voice, split_sentences
+from pipeline.voice import Speech, film_speech, split_sentences, spoken
 
 SHORTEST_SCENE = MIN_DURATION * 1.5   # seconds; no planned scene is shorter (as the planner)
 FEWEST_WORDS = {"en": 3, "zh": 4}     # shorter cuts say nothing: the scene stays silent
@@ -26,30 +26,25 @@ FEWEST_WORDS = {"en": 3, "zh": 4}     # shorter cuts say nothing: the scene stay
 def size_narration(board: Storyboard, notes: list[str]) -> Storyboard:
     """The storyboard with durations moved between scenes, or narrations cut, so that every
     narration fits its scene and the film keeps its length."""
-    speeches = board_speech(board)
+    speeches, voice_notes = film_speech(board)
     if not any(speeches):
         return board
-    notes.extend(resolve_voice(board.voice, board.language)[2])  # who speaks; how to get better
-    needs = [max(_need(s), SHORTEST_SCENE) for s in speeches]
+    notes.extend(voice_notes)  # who speaks; how to get a better voice
+    needs = [max(s.need() if s else 0.0, SHORTEST_SCENE) for s in speeches]
     durations = [s.duration for s in board.scenes]
     if sum(needs) <= sum(durations) + 1e-6:
         durations = _rebalanced(durations, needs)
     board = replace(board, scenes=[replace(s, duration=d) for s, d in zip(board.scenes, durations)])
     scenes = []
     for number, (scene, speech) in enumerate(zip(board.scenes, speeches), start=1):
-        if speech is not None and _need(speech) > scene.duration:
-            cut = _cut_to(scene.narration, board.language, board.voice, scene.duration)
+        if speech is not None and speech.need() > scene.duration:
+            cut = _cut_to(scene.narration, board.language, speech, scene.duration)
             notes.append(f"scene {number}: the narration was cut to fit its {scene.duration:g} s"
                          if cut else f"scene {number} is silent: its {scene.duration:g} s leave "
                          f"no room for its narration")
             scene = replace(scene, narration=cut)
         scenes.append(scene)
     return replace(board, scenes=scenes)
-
-
-def _need(speech: Speech | None) -> float:
-    """Seconds a scene needs for this speech, in tenths (the table's precision)."""
-    return math.ceil(speech.seconds() * 10) / 10 if speech else 0.0
 
 
 def _rebalanced(durations: list[float], needs: list[float]) -> list[float]:
@@ -68,11 +63,11 @@ def _rebalanced(durations: list[float], needs: list[float]) -> list[float]:
     return [round(r, 3) for r in result]
 
 
-def _cut_to(narration: str, language: str, voice: str, seconds: float) -> str:
-    """The longest cut of the narration (sentences, then clauses, then words) that is spoken
-    within `seconds` of scene; "" when even the fewest words are too long."""
+def _cut_to(narration: str, language: str, speech: Speech, seconds: float) -> str:
+    """The longest cut of the narration (sentences, then clauses, then words) that the same
+    voice says within `seconds` of scene; "" when even the fewest words are too long."""
     for candidate in _cuts(narration, language):
-        if _need(narrate(candidate, language, voice)) <= seconds:
+        if spoken(candidate, language, speech.engine, speech.voice).need() <= seconds:
             return candidate
     return ""
 

@@ -130,9 +130,9 @@ def _ramp(begin: float, end: float, count: int) -> np.ndarray:
 
 
 def mix(lines: list[PlacedLine], total: int, music: np.ndarray | None,
-        duck_db: float = 12.0, voice_volume: float = 1.0) -> np.ndarray:
+        duck_db: float = 12.0) -> np.ndarray:
     """Stereo float32 (2, total): the voice in the centre over the ducked music."""
-    voice = voice_track(lines, total) * voice_volume
+    voice = voice_track(lines, total)
     out = np.zeros((2, total), np.float32)
     if music is not None:
         out += music[:, :total] * duck_envelope(lines, total, duck_db)

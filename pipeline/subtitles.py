@@ -140,3 +140,31 @@ def _draw_word(draw: ImageDraw.ImageDraw, block: TextBlock, text: str, index: in
                       fill=fill, stroke_width=block.stroke, stroke_fill=(0, 0, 0, 255))
             return
         cursor = at + len(line)
+
+
+def burn_in(frame: np.ndarray, band: Band | None) -> np.ndarray:
+    """The RGB frame with the band's lettering blended into it (a copy; the frame as it is when
+    there is no band)."""
+    if band is None:
+        return frame
+    top, rgb, alpha = band
+    frame = frame.copy()
+    region = frame[top:top + rgb.shape[0]].astype(np.float32)
+    frame[top:top + rgb.shape[0]] = (region * (1 - alpha) + rgb * alpha).astype(np.uint8)
+    return frame
+
+
+def word_indices(text: str, spoken: list[str]) -> list[int | None]:
+    """For each word an engine timed, the index of the word it is in `text` (`words_of`), found
+    in order by its letters, so a number read as several words, or a word an engine splits,
+    still lights the right one; None when it is not found."""
+    joined = " ".join(text.split())
+    spans, lowered, cursor, found = words_of(joined), joined.lower(), 0, []
+    for word in spoken:
+        at = lowered.find(word.lower().strip(), cursor) if word.strip() else -1
+        if at < 0:
+            found.append(None)
+            continue
+        cursor = at + len(word.strip())
+        found.append(next((k for k, (a, b) in enumerate(spans) if a <= at < b), None))
+    return found

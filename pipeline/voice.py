@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pipeline.fonts import CJK_TEXT
 from pipeline.storyboard import MAX_DURATION, FieldProblem, Storyboard, StoryboardError
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,10 @@ class Speech:
         spoken = sum(line.seconds + wait for line in self.lines)
         return LEAD + spoken + GAP * max(0, len(self.lines) - 1) + BREATH
 
+    def need(self, fps: float | None = None) -> float:
+        """`seconds`, rounded up to tenths (the table's precision)."""
+        return math.ceil(self.seconds(fps) * 10) / 10
+
 
 class VoiceEngine(Protocol):
     name: str
@@ -124,14 +129,11 @@ def _split_long(sentence: str, limit: int) -> list[str]:
         if current and len(current) + len(clause) > limit:
             parts.append(current)
             current = ""
-        current = f"{current} {clause}".strip() if current and not _cjk(clause) else current + clause
+        joiner = "" if CJK_TEXT.match(clause) else " "
+        current = f"{current}{joiner}{clause}".strip() if current else clause
     if current:
         parts.append(current)
     return parts
-
-
-def _cjk(text: str) -> bool:
-    return bool(re.match(r"[\u3400-\u9fff]", text))
 
 
 # ---- eSpeak NG ------------------------------------------------------------------------------
@@ -346,14 +348,26 @@ def resolve_voice(choice: str, language: str) -> tuple[str, str, list[str]]:
     return name, voice, notes
 
 
+def voice_language(choice: str | None) -> str | None:
+    """The language a named voice speaks (None for "auto", "none" and unknown names)."""
+    from models.speech import PREFIXES
+
+    name, _, voice = (choice or "").partition(":")
+    for language in ("en", "zh"):
+        if (name == "espeak" and voice in Espeak.VOICES[language]) or \
+                (name == "kokoro" and voice.startswith(PREFIXES[language])):
+            return language
+    return None
+
+
 def narrate(text: str, language: str, choice: str) -> Speech:
     """The narration spoken by the chosen voice, one Line per sentence."""
     name, voice, _ = resolve_voice(choice, language)
-    return _spoken(text, language, name, voice)
+    return spoken(text, language, name, voice)
 
 
 @functools.lru_cache(maxsize=128)
-def _spoken(text: str, language: str, name: str, voice: str) -> Speech:
+def spoken(text: str, language: str, name: str, voice: str) -> Speech:
     """Cached: the planner's duration check and the assembler hear the same speech."""
     speaker = engine(name, language)
     lines = [speaker.speak(sentence, voice) for sentence in split_sentences(text, language)]
@@ -362,11 +376,18 @@ def _spoken(text: str, language: str, name: str, voice: str) -> Speech:
 
 def board_speech(board: Storyboard, choice: str | None = None) -> list[Speech | None]:
     """Each scene's narration as speech (None for a silent scene or a silent film)."""
+    return film_speech(board, choice)[0]
+
+
+def film_speech(board: Storyboard, choice: str | None = None,
+                ) -> tuple[list[Speech | None], list[str]]:
+    """(each scene's speech, the voice's notes), the voice resolved once for the whole film."""
     choice = choice or board.voice
-    if choice == SILENT:
-        return [None] * len(board.scenes)
-    return [narrate(s.narration, board.language, choice) if s.narration.strip() else None
-            for s in board.scenes]
+    if choice == SILENT or not any(s.narration.strip() for s in board.scenes):
+        return [None] * len(board.scenes), []
+    name, voice, notes = resolve_voice(choice, board.language)
+    return [spoken(s.narration, board.language, name, voice) if s.narration.strip() else None
+            for s in board.scenes], notes
 
 
 def fit_to_narration(board: Storyboard, choice: str | None = None,
@@ -374,15 +395,13 @@ def fit_to_narration(board: Storyboard, choice: str | None = None,
     """A copy whose scenes last at least as long as their narration (plus lead and breath),
     and notes naming the scenes that grew; raises StoryboardError naming each scene whose
     narration is too long for any scene."""
-    speeches = board_speech(board, choice)
+    speeches, notes = film_speech(board, choice)  # notes: which voice, how to get a better
     scenes, problems = [], []
-    notes = resolve_voice(choice or board.voice, board.language)[2] \
-        if any(speeches) else []  # which voice speaks, and how to get a better one
     for number, (scene, speech) in enumerate(zip(board.scenes, speeches), start=1):
         if speech is None:
             scenes.append(scene)
             continue
-        need = math.ceil(speech.seconds(fps) * 10) / 10  # tenths, never shorter
+        need = speech.need(fps)
         if need > MAX_DURATION:
             problems.append(FieldProblem(number, "narration", f"takes {need:g} s to say; a scene "
                                          f"lasts at most {MAX_DURATION:g} s: shorten it or split "

@@ -29,9 +29,10 @@ from pipeline.planner import PlanRequest, PromptRejected
 from pipeline.render import QUALITIES, scene_paths
 from pipeline.beats import detect_language
 from pipeline.storyboard import ASPECTS, MAX_SCENES, TABLE_COLUMNS, Storyboard
-from pipeline.subtitles import (POSITIONS, SUBTITLE_STYLES, SubtitleStyle, subtitle_band,
-                                subtitle_style, words_of)
-from pipeline.voice import SAMPLE_TEXT, VoiceError, narrate, voice_choices, write_wav
+from pipeline.subtitles import (POSITIONS, SUBTITLE_STYLES, SubtitleStyle, burn_in,
+                                subtitle_band, subtitle_style, words_of)
+from pipeline.voice import (SAMPLE_TEXT, VoiceError, narrate, voice_choices, voice_language,
+                            write_wav)
 from models.registry import EMBEDDED_LLM, KNOWN_MODELS
 from ui.access import Accounts, FileRegistry
 from ui.text import i18n
@@ -40,7 +41,6 @@ GPU = "gpu"            # concurrency id shared by every event that uses the GPU
 DOWNLOADABLE = [m.name for m in KNOWN_MODELS if m is not EMBEDDED_LLM]  # the System tab's list
 QUEUE_SIZE = 20        # more waiting renders than this are refused with "queue is full"
 LOCAL_USER = "local"   # the one user of a studio without accounts
-VOICES = list(dict.fromkeys(voice_choices("en") + voice_choices("zh")))  # the voice picker's
 PREVIEW_LINE = "A small fox walks into the snowy village."  # the subtitle style preview's text
 
 
@@ -111,12 +111,11 @@ class Studio:
         job = self._job(job_id, request)
         changes = {k: v for k, v in (("aspect", aspect), ("voice", voice)) if v}
         try:
-            board = self.jobs.board_from_rows(job, _rows(table), **changes)
+            board, notes = self.jobs.board_from_rows(job, _rows(table), **changes)
         except JobError as err:
             raise gr.Error(str(err)) from None
-        for note in board.notes:
-            if "so its narration fits" in note:
-                gr.Info(note)
+        for note in notes:
+            gr.Info(note)
         return job, board
 
     def render(self, job_id: str, table: Any, quality: str = "auto", aspect: str | None = None,
@@ -148,7 +147,8 @@ class Studio:
         rows = _rows(table)
         try:
             job = self.jobs.job(self.user(request), (job_id or "").strip(), self.admin(request))
-            board = self.jobs.board_from_rows(job, rows, **({"voice": voice} if voice else {}))
+            board, notes = self.jobs.board_from_rows(job, rows,
+                                                     **({"voice": voice} if voice else {}))
         except JobError:
             return gr.skip()
         column = TABLE_COLUMNS.index("duration")
@@ -156,9 +156,8 @@ class Studio:
         if len(fitted) != len(rows) or all(
                 _same_number(a[column], b[column]) for a, b in zip(fitted, rows)):
             return gr.skip()
-        for note in board.notes:
-            if "so its narration fits" in note:
-                gr.Info(note)
+        for note in notes:
+            gr.Info(note)
         return fitted
 
     def resume(self, job_id: str, request: gr.Request):
@@ -245,7 +244,7 @@ class Studio:
 
     def hear_voice(self, voice: str, prompt: str = "") -> str:
         """A sample sentence in the chosen voice (in the prompt's language), as a WAV file."""
-        language = _voice_language(voice) or (detect_language(prompt) if prompt.strip() else "en")
+        language = voice_language(voice) or (detect_language(prompt) if prompt.strip() else "en")
         try:
             speech = narrate(SAMPLE_TEXT[language], language, voice or "auto")
         except VoiceError as err:
@@ -264,14 +263,10 @@ class Studio:
         ramp = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
         frame = (np.array([70, 110, 150], np.float32) * (1 - ramp)
                  + np.array([200, 170, 120], np.float32) * ramp)
-        frame = np.broadcast_to(frame, (height, width, 3))
-        words = words_of(PREVIEW_LINE)
-        top, rgb, alpha = subtitle_band(PREVIEW_LINE, width, height, style,
-                                        highlight=len(words) // 2)
-        frame = frame.copy()
-        region = frame[top:top + rgb.shape[0]]
-        frame[top:top + rgb.shape[0]] = region * (1 - alpha) + rgb * alpha
-        return Image.fromarray(frame.astype(np.uint8))
+        frame = np.broadcast_to(frame, (height, width, 3)).astype(np.uint8)
+        band = subtitle_band(PREVIEW_LINE, width, height, style,
+                             highlight=len(words_of(PREVIEW_LINE)) // 2)
+        return Image.fromarray(burn_in(frame, band))
 
     def cancel_render(self, request: gr.Request) -> str:
         event = self.cancels.get(request.session_hash)
@@ -307,7 +302,7 @@ class Studio:
                  if film and Path(film[k]).is_file()]
         return (board.to_rows(), job["id"], job["prompt"], previews, film_path, files or None,
                 f"{job['status']}: {job.get('message') or ''}", board.aspect,
-                board.voice if board.voice in VOICES else "auto")
+                board.voice if board.voice in _voices() else "auto")
 
     def delete_job(self, job_id: str, request: gr.Request):
         try:
@@ -384,6 +379,12 @@ def _quality(choice: str | None) -> str | None:
     return None if choice in (None, "", "auto") else choice
 
 
+def _voices() -> list[str]:
+    """The voice picker's choices: this machine's voices for both languages (read when the
+    page is built, not when the module is imported)."""
+    return list(dict.fromkeys(voice_choices("en") + voice_choices("zh")))
+
+
 def _style(name: str | None, size: float | None = None, colour: str | None = None,
            position: str | None = None) -> SubtitleStyle | None:
     """The subtitle style picked on the page (None: the studio's default); "auto" position
@@ -402,14 +403,6 @@ def _same_number(a: Any, b: Any) -> bool:
         return abs(float(a) - float(b)) < 1e-6
     except (TypeError, ValueError):
         return False
-
-
-def _voice_language(voice: str | None) -> str | None:
-    """The language a named voice speaks ("auto" and "none" speak none in particular)."""
-    for language in ("en", "zh"):
-        if voice in voice_choices(language)[1:-1]:
-            return language
-    return None
 
 
 def _rows(table: Any) -> list[list[Any]]:
@@ -461,7 +454,7 @@ def build(studio: Studio) -> gr.Blocks:
             with gr.Row():
                 aspect = gr.Radio(list(ASPECTS), value="16:9", label=i18n("aspect"),
                                   elem_id="aspect", scale=2)
-                voice = gr.Dropdown(VOICES, value="auto", label=i18n("voice"), elem_id="voice",
+                voice = gr.Dropdown(_voices(), value="auto", label=i18n("voice"), elem_id="voice",
                                     scale=2)
                 hear_btn = gr.Button(i18n("hear_voice"), elem_id="hear-voice", scale=1)
                 voice_sample = gr.Audio(label=i18n("voice_sample"), elem_id="voice-sample",
