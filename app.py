@@ -5,6 +5,7 @@
     python app.py --listen --auth users.json        # on the LAN, accounts required
     python app.py --share --auth users.json         # over a Gradio share link
     python app.py --backend animatic                # no GPU / no video weights: animatics
+    python app.py --gpus all                        # scenes in parallel, one per GPU (Ray)
 
 Nothing is downloaded or loaded at start-up: models load on first use.
 """
@@ -20,7 +21,8 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a private studio phones nowhere
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from pipeline.cli import add_render_settings, quiet_libraries, render_settings  # noqa: E402
+from pipeline.cli import (UserError, add_render_settings, quiet_libraries,  # noqa: E402
+                          render_settings, scene_workers)
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_AUTH = ROOT / "users.json"
@@ -97,15 +99,23 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    demo, launch = create_studio(args.outputs, settings, accounts)
-    launch(server_name="0.0.0.0" if args.listen else "127.0.0.1", server_port=args.port,
-           share=args.share)
+    try:
+        workers = scene_workers(args)  # --gpus/--cluster: Ray workers, one per GPU
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    demo, launch = create_studio(args.outputs, settings, accounts, workers)
+    try:
+        launch(server_name="0.0.0.0" if args.listen else "127.0.0.1", server_port=args.port,
+               share=args.share)
+    finally:
+        if workers is not None:
+            workers.shutdown()
     return 0
 
 
-def create_studio(outputs: Path, settings, accounts=None):  # noqa: ANN001, ANN201
+def create_studio(outputs: Path, settings, accounts=None, workers=None):  # noqa: ANN001, ANN201
     """The studio's Blocks and a launch function with Storyreel's safety settings bound."""
-    import gradio as gr
     from gradio.utils import get_upload_folder
     from starlette.middleware import Middleware
 
@@ -121,7 +131,7 @@ def create_studio(outputs: Path, settings, accounts=None):  # noqa: ANN001, ANN2
     if interrupted:
         logging.getLogger("storyreel").warning(
             "%d job(s) were cut off by a restart and are marked interrupted", len(interrupted))
-    studio = Studio(Jobs(history, settings), accounts)
+    studio = Studio(Jobs(history, settings, workers=workers), accounts)
     demo = build(studio)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=4)
     middleware = [Middleware(FileGuard, outputs=outputs, registry=studio.registry,

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 
 from pathlib import Path
+from typing import Any
 
 from pipeline.assemble import (AssemblyError, AssemblySettings, FilmAssembler, FilmResult,
                                assemble_film, check_music)
@@ -127,6 +128,35 @@ def add_render_settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keyframe-steps", type=int, default=defaults.keyframe_steps)
     parser.add_argument("--scene", type=int, action="append", default=[], dest="only_scenes",
                         help="render only this scene (1-based; repeat for more)")
+    add_worker_options(parser)
+
+
+def add_worker_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gpus", default=None, metavar="N|all",
+                        help="render scenes in parallel on N GPUs of this machine (or all), one "
+                             "Ray worker per GPU; needs Ray: bash scripts/setup.sh --with-ray")
+    parser.add_argument("--cluster", default=None, metavar="HOST:PORT",
+                        help="render on the GPUs of a running Ray cluster (`ray start --head`); "
+                             "LAN only (README: Several GPUs)")
+
+
+def scene_workers(args: argparse.Namespace) -> Any:
+    """Ray workers for --gpus/--cluster (None: render in this process); UserError with the
+    install command when Ray is missing."""
+    from pipeline.ray_workers import RayUnavailable, RayWorkers, parse_gpus
+
+    try:
+        gpus = parse_gpus(getattr(args, "gpus", None))
+        cluster = getattr(args, "cluster", None)
+        if gpus is None and not cluster:
+            return None
+        workers = RayWorkers.start(gpus or "all", cluster)
+    except (RayUnavailable, ValueError) as err:
+        raise UserError(str(err)) from None
+    times = workers.times
+    print(f"Ray: {len(workers.workers)} worker(s) ({', '.join(w.name for w in workers.workers)}); "
+          f"Ray started in {times.ray_s:.1f} s, workers in {times.workers_s:.1f} s", flush=True)
+    return workers
 
 
 def render_settings(args: argparse.Namespace) -> RenderSettings:
@@ -178,16 +208,18 @@ def fitted(board: Storyboard, fps: int) -> Storyboard:
 
 def render_and_report(board: Storyboard, out: Path, settings: RenderSettings,
                       base_dir: Path, job: CliJob | None = None,
-                      assembler: FilmAssembler | None = None) -> RenderFinished:
+                      assembler: FilmAssembler | None = None,
+                      workers: Any = None) -> RenderFinished:
     """Render, printing one line per event and recording it in the job; returns the last.
-    An `assembler` gets each finished scene, to assemble the film while the rest render."""
+    An `assembler` gets each finished scene, to assemble the film while the rest render;
+    `workers` renders the scenes (None: this process)."""
     try:
         settings.check()
     except ValueError as err:
         raise UserError(str(err)) from None
     finished = RenderFinished()
     try:
-        for event in render_storyboard(board, out, settings, base_dir=base_dir):
+        for event in render_storyboard(board, out, settings, base_dir=base_dir, workers=workers):
             print(describe(event), flush=True)
             if job is not None:
                 job.record(event)
@@ -223,13 +255,18 @@ def cmd_render(args: argparse.Namespace) -> int:
         settings.check()
     except ValueError as err:
         raise UserError(str(err)) from None
+    workers = scene_workers(args)
     job = manifest.start(History(default_root()), board, args.out, settings,
                          args.storyboard.resolve().parent)
     try:
-        finished = render_and_report(board, args.out, settings, job.base_dir, job)
+        finished = render_and_report(board, args.out, settings, job.base_dir, job,
+                                     workers=workers)
     except KeyboardInterrupt:
         print("cancelled: finished clips are kept", file=sys.stderr)
         return 130
+    finally:
+        if workers is not None:
+            workers.shutdown()
     if not finished.failed and not finished.cancelled:
         missing = job.missing_scenes()
         job.finish("planned" if missing else "done",
@@ -327,6 +364,7 @@ def cmd_make(args: argparse.Namespace) -> int:
         settings.check()
     except ValueError as err:
         raise UserError(str(err)) from None
+    workers = scene_workers(args)  # a missing Ray is named before the planner runs
     try:
         board = plan_storyboard(plan_request(args))
     except PromptRejected as err:
@@ -341,11 +379,20 @@ def cmd_make(args: argparse.Namespace) -> int:
     print(f"storyboard: {len(board.scenes)} scenes by {board.planner} -> {clips / 'storyboard.json'}")
     job = manifest.start(History(default_root()), board, clips, settings, Path.cwd(),
                          prompt=args.prompt, film=args.out, assembly=assembly)
-    return finish_job(job)
+    return finish_job(job, workers)
 
 
-def finish_job(job: CliJob) -> int:
-    """Render the job's missing scenes, then assemble its film if it has one."""
+def finish_job(job: CliJob, workers: Any = None) -> int:
+    """Render the job's missing scenes (on `workers`, when given: they are shut down at the
+    end), then assemble its film if it has one."""
+    try:
+        return _finish_job(job, workers)
+    finally:
+        if workers is not None:
+            workers.shutdown()
+
+
+def _finish_job(job: CliJob, workers: Any) -> int:
     require_renderable(job.board)
     job.reconcile()
     missing = job.missing_scenes()
@@ -361,7 +408,7 @@ def finish_job(job: CliJob) -> int:
         settings = dataclasses.replace(job.settings, only_scenes=missing)
         try:
             finished = render_and_report(job.board, job.folder, settings, job.base_dir, job,
-                                         assembler)
+                                         assembler, workers)
         except BaseException as err:  # Ctrl-C or a refusal: no film this time
             if assembler is not None:
                 assembler.close()
@@ -392,6 +439,7 @@ def finish_job(job: CliJob) -> int:
 
 def add_resume_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", help="a render folder (holding job.json) or a job id")
+    add_worker_options(parser)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -404,8 +452,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     kept = len(job.board.scenes) - len(missing)
     print(f"resuming job {job.job_id}: {kept} finished scene(s) kept, rendering "
           f"{', '.join(map(str, missing)) or 'nothing'}")
+    workers = scene_workers(args)
     job.finish("rendering")
-    return finish_job(job)
+    return finish_job(job, workers)
 
 
 def add_history_options(parser: argparse.ArgumentParser) -> None:

@@ -10,6 +10,7 @@ class SceneStarted:
     scene: int            # 1-based
     total: int
     backend: str          # "svd" or "animatic"
+    worker: str = ""      # who renders it: "this machine", or a Ray worker's node and GPU
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,9 @@ Event = SceneStarted | StepProgress | Notice | SceneDone | SceneFailed | RenderF
 def describe(event: Event) -> str:
     """One line for a terminal or a log."""
     match event:
-        case SceneStarted(scene, total, backend):
-            return f"scene {scene}/{total}: started ({backend})"
+        case SceneStarted(scene, total, backend, worker):
+            where = f" on {worker}" if worker and worker != "this machine" else ""
+            return f"scene {scene}/{total}: started ({backend}){where}"
         case StepProgress(scene, stage, step, steps):
             return f"scene {scene}: {stage} step {step}/{steps}"
         case Notice(message, scene):

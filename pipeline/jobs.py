@@ -23,8 +23,8 @@ from pipeline.assemble import (AssemblyError, AssemblySettings, FilmAssembler, F
 from pipeline.events import Event, RenderFinished, SceneDone, SceneFailed
 from pipeline.history import History
 from pipeline.planner import OnText, PlanRequest, plan_storyboard
-from pipeline.render import (RenderError, RenderSettings, check_renderable, render_storyboard,
-                             unfinished_scenes)
+from pipeline.render import (RenderError, RenderSettings, SceneWorkers, check_renderable,
+                             render_storyboard, unfinished_scenes)
 from pipeline.storyboard import CONTINUE, Storyboard, StoryboardError
 from pipeline.subtitles import SubtitleStyle
 from pipeline.voice import VoiceError, fit_to_narration
@@ -50,10 +50,11 @@ class FilmReady:
 
 class Jobs:
     def __init__(self, history: History, render_defaults: RenderSettings,
-                 assembly: AssemblySettings | None = None):
+                 assembly: AssemblySettings | None = None, workers: SceneWorkers | None = None):
         self.history = history
         self.render_defaults = render_defaults
         self.assembly = assembly or AssemblySettings()
+        self.workers = workers  # Ray workers (--gpus/--cluster), or None: in this process
 
     # ---- access --------------------------------------------------------------------------
 
@@ -172,7 +173,8 @@ class Jobs:
                             status="rendering", message="", pid=os.getpid())
         finished = RenderFinished()
         scenes = render_storyboard(board, folder / "scenes", settings, cancel=cancel,
-                                   base_dir=folder) if only_scenes != [] else iter(())
+                                   base_dir=folder, workers=self.workers) \
+            if only_scenes != [] else iter(())
         try:
             for event in scenes:
                 if isinstance(event, (SceneDone, SceneFailed)):

@@ -22,13 +22,34 @@ def even_size(width: int, height: int) -> tuple[int, int]:
 
 
 def write_mp4(frames: Iterable[np.ndarray], path: Path, fps: float, crf: int = 18,
-              preset: str = "veryfast", audio: Path | None = None) -> int:
+              preset: str = "veryfast") -> int:
     """Encode RGB uint8 frames (H, W, 3) to `path`; returns the number of frames written."""
     path = Path(path)
     sweep_partials(path.parent)  # a clip cut off by a kill is not left behind
     partial = partial_name(path)
+    count = _encode(frames, partial, fps, crf, preset)
+    os.replace(partial, path)
+    return count
+
+
+def encode_mp4(frames: Iterable[np.ndarray], fps: float, scratch: Path, name: str,
+               crf: int = 18, preset: str = "veryfast") -> tuple[bytes, int]:
+    """(the mp4's bytes, its frame count), for a clip that travels before it is saved. The
+    moov-first layout needs a real file: it is written in `scratch` under a partial name, so
+    one that a kill leaves behind is swept like any other, and removed once read."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    partial = partial_name(scratch / f"{Path(name).stem}-encoding.mp4")
+    try:
+        count = _encode(frames, partial, fps, crf, preset)
+        return partial.read_bytes(), count
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _encode(frames: Iterable[np.ndarray], target: Path, fps: float, crf: int,
+            preset: str) -> int:
     count = 0
-    with av.open(str(partial), mode="w", format="mp4",
+    with av.open(str(target), mode="w", format="mp4",
                  options={"movflags": "+faststart"}) as container:
         stream = None
         for frame in frames:
@@ -42,10 +63,9 @@ def write_mp4(frames: Iterable[np.ndarray], path: Path, fps: float, crf: int = 1
                 container.mux(packet)
             count += 1
         if stream is None:
-            raise ValueError(f"no frames to write to {path}")
+            raise ValueError(f"no frames to encode for {target.name}")
         for packet in stream.encode():
             container.mux(packet)
-    os.replace(partial, path)
     return count
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import render as render_module
+from pipeline import scene_render
 from pipeline.events import (Notice, RenderFinished, SceneDone, SceneFailed, SceneStarted,
                              StepProgress)
 from pipeline.render import RenderError, RenderSettings, render_storyboard
@@ -113,7 +113,7 @@ def test_svd_is_conditioned_on_the_keyframe(tmp_path, tiny_svd):
 def test_a_clip_is_encoded_while_the_next_scene_is_being_made(tmp_path, monkeypatch):
     """The GPU does not wait for the encoder: scene 2's frames start before scene 1's clip is
     written, and both clips come out whole."""
-    real_write, real_frames = render_module.write_mp4, render_module.animatic_frames
+    real_write, real_frames = scene_render.encode_mp4, scene_render.animatic_frames
     second_begun = threading.Event()
     waited = []
 
@@ -122,13 +122,13 @@ def test_a_clip_is_encoded_while_the_next_scene_is_being_made(tmp_path, monkeypa
             second_begun.set()
         return real_frames(keyframe, scene, *args)
 
-    def write(frames, path, fps, **kwargs):
-        if path.name == "scene_01.mp4":  # a serial renderer would never get to scene 2 here
+    def write(frames, fps, scratch, name):
+        if name == "scene_01.mp4":  # a serial renderer would never get to scene 2 here
             waited.append(second_begun.wait(timeout=30))
-        return real_write(frames, path, fps, **kwargs)
+        return real_write(frames, fps, scratch, name)
 
-    monkeypatch.setattr(render_module, "animatic_frames", frames)
-    monkeypatch.setattr(render_module, "write_mp4", write)
+    monkeypatch.setattr(scene_render, "animatic_frames", frames)
+    monkeypatch.setattr(scene_render, "encode_mp4", write)
     events = run(make_board({}, {}), tmp_path, backend="animatic", **SMALL)
     assert waited == [True]
     assert events[-1].done == [1, 2]
@@ -159,7 +159,7 @@ def test_cancel_keeps_finished_scenes_and_drops_the_one_in_flight(tmp_path, tiny
 def test_out_of_memory_steps_down_a_profile_and_retries(tmp_path, tiny_svd, monkeypatch):
     import torch
 
-    real = render_module.svd_frames
+    real = scene_render.svd_frames
     calls = []
 
     def flaky(*args, **kwargs):
@@ -168,7 +168,7 @@ def test_out_of_memory_steps_down_a_profile_and_retries(tmp_path, tiny_svd, monk
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(render_module, "svd_frames", flaky)
+    monkeypatch.setattr(scene_render, "svd_frames", flaky)
     red = tmp_path / "red.png"
     Image.new("RGB", (64, 64), (200, 50, 50)).save(red)
     events = run(make_board({"keyframe": str(red)}), tmp_path / "out", backend="svd",
@@ -239,16 +239,16 @@ def test_a_full_disk_stops_the_job_with_a_clear_message_and_keeps_finished_clips
                                                                                  monkeypatch):
     import errno
 
-    real = render_module.write_mp4
+    real = scene_render.encode_mp4
     calls = []
 
-    def filling_up(frames, path, fps, **kwargs):
-        calls.append(path.name)
+    def filling_up(frames, fps, scratch, name):
+        calls.append(name)
         if len(calls) == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(frames, path, fps, **kwargs)
+        return real(frames, fps, scratch, name)
 
-    monkeypatch.setattr(render_module, "write_mp4", filling_up)
+    monkeypatch.setattr(scene_render, "encode_mp4", filling_up)
     events = run(make_board({}, {}, {}), tmp_path, backend="animatic", **SMALL)
     failed = [e for e in events if isinstance(e, SceneFailed)]
     assert len(failed) == 1 and failed[0].scene == 2 and "disk is full" in failed[0].message

@@ -26,7 +26,7 @@ from PIL import Image
 from pipeline.events import Notice, SceneDone, SceneFailed, SceneStarted, StepProgress
 from pipeline.jobs import FilmReady, JobError, Jobs
 from pipeline.planner import PlanRequest, PromptRejected
-from pipeline.render import QUALITIES, scene_paths
+from pipeline.render import QUALITIES, LocalWorkers, scene_paths
 from pipeline.beats import detect_language
 from pipeline.storyboard import ASPECTS, MAX_SCENES, TABLE_COLUMNS, Storyboard
 from pipeline.subtitles import (POSITIONS, SUBTITLE_STYLES, SubtitleStyle, burn_in,
@@ -182,17 +182,21 @@ class Studio:
                     previews[number] = (self.share(clip, request), _caption(board, number))
         total = len(only if only is not None else board.scenes)
         started, done, status = time.perf_counter(), 0, ""
+        working: dict[int, str] = {}  # scene in flight -> where it is (one line per worker)
         try:
             for event in self.jobs.render(self.user(request), job["id"], board, cancel, only,
                                          self.admin(request), quality=_quality(quality),
                                          subtitles=subtitles):
                 film, files = gr.skip(), gr.skip()
                 if isinstance(event, SceneStarted):
-                    status = f"scene {event.scene} ({done + 1} of {total}) started"
+                    where = f" on {event.worker}" if event.worker not in ("", LOCAL) else ""
+                    working[event.scene] = f"scene {event.scene}{where}"
+                    status = _working(working, "started", event.scene, done, total)
                 elif isinstance(event, StepProgress):
-                    status = f"scene {event.scene} ({done + 1} of {total}): {event.stage} step " \
-                             f"{event.step}/{event.steps}"
+                    status = _working(working, f"{event.stage} step {event.step}/{event.steps}",
+                                      event.scene, done, total)
                 elif isinstance(event, SceneDone):
+                    working.pop(event.scene, None)
                     done += 1
                     previews[event.scene] = (self.share(event.clip, request),
                                              _caption(board, event.scene, event.backend))
@@ -420,6 +424,15 @@ def _caption(board: Storyboard, number: int, backend: str = "") -> str:
     return f"{number}. {board.scenes[number - 1].description}{label}"
 
 
+def _working(working: dict[int, str], what: str, scene: int, done: int, total: int) -> str:
+    """The progress line: each scene in flight (with its worker, on several GPUs) and where it
+    is; `what` is the latest news of `scene`."""
+    working.setdefault(scene, f"scene {scene}")
+    where = working[scene].split(":")[0]
+    working[scene] = f"{where}: {what}"
+    return f"{done} of {total} done; " + "; ".join(working[k] for k in sorted(working))
+
+
 def _progress(status: str, started: float, done: int, total: int) -> str:
     elapsed = time.perf_counter() - started
     estimate = f", about {elapsed / done * (total - done):.0f} s left" if done else ""
@@ -431,6 +444,9 @@ def _first_keyframe(job: dict[str, Any]) -> str | None:
         if scene.get("keyframe"):
             return scene["keyframe"]
     return None
+
+
+LOCAL = LocalWorkers.NAME
 
 
 # ---- layout --------------------------------------------------------------------------------

@@ -1,0 +1,203 @@
+"""Scenes on Ray workers: two fake GPUs on this CPU, tiny random pipelines, the real scheduler.
+
+Ray starts once for the whole module (`ray.init(num_cpus=2, num_gpus=2)`); the workers stay up
+between tests, as they do between films in the studio.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.events import Notice, RenderFinished, SceneDone, SceneStarted, StepProgress
+from pipeline.render import RenderSettings, render_storyboard
+from pipeline.video_io import read_frames
+from tests.conftest import ROOT, make_board
+
+import ray  # noqa: E402 - installed by `bash scripts/setup.sh --with-ray`
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def workers(ray_session):
+    from pipeline.ray_workers import RayWorkers
+
+    pool = RayWorkers.start(gpus=2)
+    yield pool
+    pool.shutdown()
+
+
+def svd_settings(tiny_svd, tiny_text_to_image, **changes) -> RenderSettings:
+    base = dict(backend="svd", video_model=str(tiny_svd), image_model=str(tiny_text_to_image),
+                width=64, height=64, steps=1, frames=6, fps=4, profile="fast")
+    return RenderSettings(**{**base, **changes})
+
+
+def test_two_workers_start_each_on_its_own_gpu(workers):
+    assert len(workers.workers) == 2
+    assert len({w.name for w in workers.workers}) == 2
+    assert len({w.pid for w in workers.workers}) == 2 and os.getpid() not in {
+        w.pid for w in workers.workers}
+    assert workers.times.ray_s >= 0 and workers.times.workers_s > 0
+
+
+def test_ray_and_in_process_make_the_same_files(tmp_path, workers, tiny_svd, tiny_text_to_image):
+    red = tmp_path / "red.png"
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(red)
+    board = make_board({"seed": 11}, {"keyframe": "continue"}, {"keyframe": str(red), "seed": 5})
+    settings = svd_settings(tiny_svd, tiny_text_to_image)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a one-CPU worker runs: float sums depend on the thread count
+    try:
+        here = list(render_storyboard(board, tmp_path / "here", settings))
+    finally:
+        torch.set_num_threads(threads)
+    there = list(render_storyboard(board, tmp_path / "ray", settings, workers=workers))
+    assert here[-1].done == there[-1].done == [1, 2, 3]
+    used = {e.worker for e in there if isinstance(e, SceneStarted)}
+    assert len(used) == 2  # both GPUs rendered
+    for number in range(1, 4):
+        name = f"scene_{number:02d}"
+        a, b = read_frames(tmp_path / "here" / f"{name}.mp4"), read_frames(
+            tmp_path / "ray" / f"{name}.mp4")
+        assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b)), name
+        for suffix in ("_keyframe.png", "_last.png"):
+            assert np.array_equal(np.asarray(Image.open(tmp_path / "here" / f"{name}{suffix}")),
+                                  np.asarray(Image.open(tmp_path / "ray" / f"{name}{suffix}")))
+        info = [json.loads((tmp_path / d / f"{name}.json").read_text()) for d in ("here", "ray")]
+        for meta in info:
+            meta.pop("timings"), meta.pop("worker")
+        assert info[0] == info[1]
+
+
+def test_a_continue_scene_waits_for_its_parent_and_starts_from_its_last_frame(
+        tmp_path, workers, tiny_svd, tiny_text_to_image):
+    board = make_board({"duration": 2.0}, {"keyframe": "continue"}, {},
+                       {"keyframe": "continue"})
+    events = list(render_storyboard(board, tmp_path, svd_settings(tiny_svd, tiny_text_to_image),
+                                    workers=workers))
+    order = [(type(e).__name__, e.scene) for e in events if isinstance(e, (SceneStarted,
+                                                                            SceneDone))]
+    assert order.index(("SceneDone", 1)) < order.index(("SceneStarted", 2))
+    assert order.index(("SceneDone", 3)) < order.index(("SceneStarted", 4))
+    assert order.index(("SceneStarted", 3)) < order.index(("SceneDone", 1))  # 3 did not wait
+    for child in (2, 4):
+        last = np.asarray(Image.open(tmp_path / f"scene_{child - 1:02d}_last.png"))
+        first = np.asarray(Image.open(tmp_path / f"scene_{child:02d}_keyframe.png"))
+        assert np.array_equal(last, first)
+    assert events[-1].done == [1, 2, 3, 4]
+
+
+def test_scenes_stream_back_in_the_order_they_finish(tmp_path, workers, tiny_svd,
+                                                    tiny_text_to_image):
+    board = make_board({"duration": 5.0}, {"duration": 1.0}, {"duration": 1.0})
+    events = list(render_storyboard(board, tmp_path, svd_settings(tiny_svd, tiny_text_to_image),
+                                    workers=workers))
+    done = [e.scene for e in events if isinstance(e, SceneDone)]
+    assert sorted(done) == [1, 2, 3] and done[-1] == 1  # the long first scene finished last
+    progress = [e for e in events if isinstance(e, StepProgress)]
+    assert {e.scene for e in progress} == {1, 2, 3}  # each worker's progress came through
+    for number in done:  # each preview is announced with its own files
+        event = next(e for e in events if isinstance(e, SceneDone) and e.scene == number)
+        assert event.clip.name == f"scene_{number:02d}.mp4" and event.clip.is_file()
+
+
+def test_cancel_drops_queued_scenes_and_stops_running_ones(tmp_path, workers, tiny_svd,
+                                                          tiny_text_to_image):
+    board = make_board(*({"duration": 6.0} for _ in range(5)))
+    cancel = threading.Event()
+    events = []
+    settings = svd_settings(tiny_svd, tiny_text_to_image, steps=8, frames=3)
+    for event in render_storyboard(board, tmp_path, settings, cancel=cancel, workers=workers):
+        events.append(event)
+        if isinstance(event, StepProgress) and event.stage == "video":
+            cancel.set()
+    finished = events[-1]
+    assert isinstance(finished, RenderFinished) and finished.cancelled
+    started = {e.scene for e in events if isinstance(e, SceneStarted)}
+    assert started <= {1, 2}  # the queued scenes were never sent
+    assert finished.done == [] and not list(tmp_path.glob("scene_*.mp4"))
+    runs = 6 * 8  # a 6 s scene is several SVD runs of 8 steps: far more steps than it took
+    for number in started:
+        steps = [e for e in events if isinstance(e, StepProgress) and e.scene == number
+                 and e.stage == "video"]
+        assert len(steps) < runs // 2, (number, len(steps))
+
+
+def test_a_worker_killed_mid_scene_has_its_scene_rendered_elsewhere(tmp_path, workers, tiny_svd,
+                                                                   tiny_text_to_image):
+    board = make_board({"duration": 3.0}, {}, {}, {})
+    pids = {w.name: w.pid for w in workers.workers}
+    killed = []
+    events = []
+    for event in render_storyboard(board, tmp_path, svd_settings(tiny_svd, tiny_text_to_image),
+                                   workers=workers):
+        events.append(event)
+        if isinstance(event, SceneStarted) and event.scene == 1:
+            victim = event.worker
+        if (not killed and isinstance(event, StepProgress) and event.scene == 1
+                and event.stage == "video"):
+            os.kill(pids[victim], signal.SIGKILL)
+            killed.append(victim)
+    assert killed
+    notes = [e.message for e in events if isinstance(e, Notice)]
+    assert any(f"{killed[0]} stopped while rendering" in n and "rendered again" in n
+               for n in notes), notes
+    assert events[-1].done == [1, 2, 3, 4] and not events[-1].failed
+    assert all((tmp_path / f"scene_{n:02d}.mp4").is_file() for n in range(1, 5))
+    assert len([e for e in events if isinstance(e, SceneStarted) and e.scene == 1]) == 2
+
+
+def test_a_model_missing_on_one_node_is_reported_with_its_name(tmp_path, workers, tiny_svd,
+                                                              tiny_text_to_image, monkeypatch):
+    from models.store import register
+    from pipeline.ray_workers import RayWorkers
+
+    workers.shutdown()  # this test needs the GPUs for workers of its own (it runs last)
+    store, empty = tmp_path / "store", tmp_path / "empty"
+    monkeypatch.setenv("STORYREEL_CACHE", str(store))
+    register("svd-xt", tiny_svd)
+    offline = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(empty / "hf")}
+    pool = RayWorkers.start(gpus=2, worker_env=[{"STORYREEL_CACHE": str(store), **offline},
+                                                {"STORYREEL_CACHE": str(empty), **offline}])
+    try:
+        lacking = pool.workers[1].name
+        board = make_board({}, {}, {})
+        events = list(render_storyboard(
+            board, tmp_path / "film", svd_settings(tiny_svd, tiny_text_to_image,
+                                                  video_model="svd-xt"), workers=pool))
+    finally:
+        pool.shutdown()
+    notes = [e.message for e in events if isinstance(e, Notice)]
+    assert any(n.startswith(f"left out of this film: {lacking}") and "not on this machine" in n
+               for n in notes), notes
+    assert events[-1].done == [1, 2, 3]
+    assert {e.worker for e in events if isinstance(e, SceneStarted)} == {pool.workers[0].name}
+
+
+def test_gpus_without_ray_gives_the_install_command(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "from pipeline.cli import main\n"
+            f"sys.exit(main(['make', 'a fox in the snow', '--out', {str(tmp_path / 'f.mp4')!r},"
+            " '--gpus', '2']))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2
+    assert "needs Ray" in done.stderr and "setup.sh --with-ray" in done.stderr
+    assert not (tmp_path / "f.mp4").exists()
