@@ -4,16 +4,13 @@
     workers = RayWorkers.start(cluster="10.0.0.5:6379")     # join a running Ray cluster
     for event in render_storyboard(board, out, settings, workers=workers): ...
 
-Each worker is an actor holding one GPU (`num_gpus=1`: Ray sets its CUDA_VISIBLE_DEVICES, so it
-sees its card as cuda:0) and keeps its keyframe and video pipelines warm between films, with a
-compile cache folder of its own. A worker runs the same two halves of
-`SceneRenderer.render_scene` as the in-process path: `make_frames` on its one GPU thread (every
-CUDA call on one thread: threaded GPU actors leaked memory, ray #49360) and `finish` (encoding,
-no CUDA) on a second thread, so its GPU makes the next scene while the CPU encodes this one. The
-frames stay in the worker node's object store between the two; the finished scene comes back
-through it, and pipeline/render.py (the head) writes it into the job folder. Progress goes back
-through a Ray queue; cancel is `ray.cancel`, which the worker reads after every denoising step.
-A worker whose process dies is restarted by Ray once, and its scene is sent again.
+Each worker is a single-threaded actor holding one GPU (`num_gpus=1`: Ray sets its
+CUDA_VISIBLE_DEVICES, so it sees its card as cuda:0) and keeps its keyframe and video pipelines
+warm between films, with a compile cache folder of its own. A worker runs the same
+`SceneRenderer.render_scene` as the in-process path and returns the finished scene through
+Ray's object store; pipeline/render.py (the head) writes it into the job folder. Progress goes
+back through a Ray queue; cancel is `ray.cancel`, which the worker reads after every denoising
+step. A worker whose process dies is restarted by Ray once, and its scene is sent again.
 
 Ray is optional (requirements-ray.txt); this is the only module that imports it.
 """
@@ -33,8 +30,8 @@ from typing import Any
 
 from models.files import sweep_partials
 from pipeline.events import Event, Notice
-from pipeline.scene_render import (RenderCancelled, RenderedScene, RenderError, SceneFrames,
-                                   SceneRenderer, SceneTask, VideoChoice, WorkerLost)
+from pipeline.scene_render import (RenderCancelled, RenderedScene, RenderError, SceneRenderer,
+                                   SceneTask, VideoChoice, WorkerLost)
 
 log = logging.getLogger(__name__)
 
@@ -97,15 +94,10 @@ class SceneActor:
         except RenderError as err:
             raise RenderError(f"{self.name}: {err}") from None
 
-    def make_frames(self, task: SceneTask) -> SceneFrames:
-        """The GPU's half of a scene (on the actor's default thread)."""
+    def render_scene(self, task: SceneTask) -> RenderedScene:
         if self.renderer is None:
             raise RenderError(f"{self.name}: not prepared for this film")
-        return self.renderer.make_frames(task)
-
-    def finish(self, made: SceneFrames) -> RenderedScene:
-        """The CPU's half (on the "encode" thread, while the next scene is being made)."""
-        return self.renderer.finish(made)
+        return self.renderer.render_scene(task)
 
     def _emit(self, event: Event) -> None:
         self.progress.put_nowait(event)
@@ -137,8 +129,7 @@ class _Worker:
     actor: Any
     ready: bool = False          # prepared for the film now rendering
     preparing: Any = None        # a prepare call in flight after a restart
-    making: Any = None           # the make_frames call in flight (the GPU is busy)
-    finishing: list[Any] = field(default_factory=list)  # finish calls not yet collected
+    running: Any = None          # the scene call in flight
 
 
 @dataclass
@@ -159,7 +150,7 @@ class RayWorkers:
         self.lock = threading.Lock()     # one film at a time on the pool
         self.emit: Callable[[Event], None] = lambda event: None
         self.film: tuple[Any, bool] | None = None  # (settings, needs images) of the film now
-        self.running: dict[Any, tuple[_Worker, int]] = {}  # finish call -> (worker, scene)
+        self.running: dict[Any, tuple[_Worker, int]] = {}  # call -> (worker, scene)
 
     @classmethod
     def start(cls, gpus: int | str = "all", cluster: str | None = None,
@@ -191,8 +182,7 @@ class RayWorkers:
 
         began = time.perf_counter()
         progress = Queue(actor_options={"num_cpus": 0})
-        remote = ray.remote(num_gpus=1, num_cpus=1, max_restarts=1,
-                            concurrency_groups={"encode": 1})(SceneActor)
+        remote = ray.remote(num_gpus=1, num_cpus=1, max_restarts=1)(SceneActor)
         actors = [remote.remote(i, progress, (worker_env or [{}] * count)[i])
                   for i in range(count)]
         workers = [_Worker(*ray.get(actor.describe.remote()), actor) for actor in actors]
@@ -214,7 +204,7 @@ class RayWorkers:
         choices: dict[int, VideoChoice] = {}
         problems: list[str] = []
         for worker in self.workers:
-            worker.ready, worker.preparing, worker.making, worker.finishing = False, None, None, []
+            worker.ready, worker.preparing, worker.running = False, None, None
             try:
                 choices[id(worker)] = self.ray.get(calls[id(worker)])
             except self.ray.exceptions.RayActorError:
@@ -241,48 +231,40 @@ class RayWorkers:
                            best.image_model, best.worker, tuple(notes))
 
     def idle(self) -> list[str]:
-        """Workers whose GPU is free, with at most one scene of theirs still encoding."""
-        return [w.name for w in self.workers
-                if w.ready and w.making is None and len(w.finishing) <= 1]
+        return [w.name for w in self.workers if w.ready and w.running is None]
 
     def submit(self, worker: str, task: SceneTask) -> None:
         chosen = next(w for w in self.workers if w.name == worker)
-        chosen.making = chosen.actor.make_frames.remote(task)
-        finish = chosen.actor.finish.options(concurrency_group="encode").remote(chosen.making)
-        chosen.finishing.append(finish)
-        self.running[finish] = (chosen, task.number)
+        chosen.running = chosen.actor.render_scene.remote(task)
+        self.running[chosen.running] = (chosen, task.number)
 
     def finished(self, timeout: float) -> list[tuple[int, RenderedScene | BaseException]]:
-        """Waits for a scene to end or a GPU to come free, whichever is first."""
         self._check_restarts()
-        making = [w.making for w in self.workers if w.making is not None]
-        calls = list(self.running) + making
+        calls = list(self.running)
+        ready = []
         if calls:
-            self.ray.wait(calls, num_returns=1, timeout=timeout)
-            ready = set(self.ray.wait(calls, num_returns=len(calls), timeout=0)[0])
+            ready, _ = self.ray.wait(calls, num_returns=1, timeout=timeout)
+            if ready:
+                ready, _ = self.ray.wait(calls, num_returns=len(calls), timeout=0)
         else:
             time.sleep(timeout)
-            ready = set()
-        for worker in self.workers:
-            if worker.making is not None and worker.making in ready:
-                worker.making = None  # its GPU is free (how the scene ended comes with finish)
         self._relay_progress()  # a scene's progress before its end
         ended = []
-        for call in [c for c in self.running if c in ready]:
+        for call in ready:
             worker, number = self.running.pop(call)
-            worker.finishing.remove(call)
+            worker.running = None
             ended.append((number, self._result(worker, call)))
         return ended
 
     def cancel(self) -> None:
-        for call in [w.making for w in self.workers if w.making is not None] + list(self.running):
+        for call in self.running:
             self.ray.cancel(call)
 
     def release(self) -> None:
         self._relay_progress()
         self.running, self.film = {}, None
         for worker in self.workers:
-            worker.making, worker.finishing = None, []
+            worker.running = None
         self.emit = lambda event: None
         self.lock.release()
 
@@ -303,10 +285,9 @@ class RayWorkers:
         except ray.exceptions.TaskCancelledError:
             return RenderCancelled()
         except ray.exceptions.RayActorError:
-            if worker.ready:  # Ray restarts it once; it is prepared again before new scenes
-                worker.ready, worker.making = False, None
-                if self.film is not None:
-                    worker.preparing = worker.actor.prepare.remote(*self.film)
+            worker.ready = False  # Ray restarts it once; it is prepared again before new scenes
+            if self.film is not None:
+                worker.preparing = worker.actor.prepare.remote(*self.film)
             return WorkerLost(f"{worker.name} stopped while rendering")
         except ray.exceptions.RayTaskError as err:
             return _cause(err)
