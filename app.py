@@ -122,7 +122,7 @@ def create_studio(outputs: Path, settings, accounts=None, workers=None):  # noqa
     from pipeline.history import History
     from pipeline.jobs import Jobs
     from ui.access import FileGuard
-    from ui.studio import QUEUE_SIZE, Studio, build
+    from ui.studio import CSS, QUEUE_SIZE, SHORTCUTS_JS, Studio, build
     from ui.text import i18n
 
     outputs = Path(outputs).resolve()
@@ -143,7 +143,8 @@ def create_studio(outputs: Path, settings, accounts=None, workers=None):  # noqa
             auth=accounts.check if accounts else None,
             auth_message="Storyreel: sign in with your studio account",
             allowed_paths=[str(outputs)], max_file_size=MAX_UPLOAD, i18n=i18n,
-            app_kwargs={"middleware": middleware}, footer_links=[], **kwargs)
+            app_kwargs={"middleware": middleware}, footer_links=[], css=CSS, js=SHORTCUTS_JS,
+            **kwargs)
 
     return demo, launch
 

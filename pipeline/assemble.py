@@ -315,9 +315,25 @@ class FilmAssembler:
         sheet = out.with_name(f"{out.stem}_contact.png")
         thumbs = [self.thumbs.get(c["scene"]) or frame_at(c["clip"], c["frames"] // 2)
                   for c in clips]  # one frame per scene, kept while its segment was made
-        _poster(board, thumbs[0], layout.width, layout.height).save(poster)
+        _poster(board, self._clean_frame(clips[0]["scene"], thumbs[0], layout), layout.width,
+                layout.height).save(poster)
         _contact_sheet(board, thumbs).save(sheet)
         return srt, poster, sheet
+
+    def _clean_frame(self, number: int, frame: Image.Image, layout: _Layout) -> Image.Image:
+        """The poster's picture: the scene's frame, or, for a title card (whose frames carry
+        the scene's text), the card's plain colour field, so the title is the only text."""
+        from pipeline.keyframes import title_card
+
+        info = scene_paths(self.clips_dir, number)["info"]
+        try:
+            source = json.loads(info.read_text(encoding="utf-8")).get("keyframe")
+        except (OSError, ValueError):
+            source = None
+        if source != "title card":
+            return frame
+        return title_card(self.board.scenes[number - 1], number, self.board.title,
+                          layout.width, layout.height).background
 
     def _record(self, extras: tuple[Path, Path, Path], layout: _Layout,
                 clips: list[dict[str, Any]], frames_written: int, samples: int,

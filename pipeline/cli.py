@@ -179,6 +179,14 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aspect", choices=tuple(ASPECTS), default=None,
                         help="render in this shape instead of the storyboard's")
     add_render_settings(parser)
+    add_user_option(parser)
+
+
+def add_user_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--user", default=None, metavar="NAME",
+                        help="the studio account this job belongs to (default: none; a studio "
+                             "without accounts shows every job, one with accounts shows jobs "
+                             "of no account to admins)")
 
 
 def load_storyboard(path: Path) -> Storyboard:
@@ -257,7 +265,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from None
     workers = scene_workers(args)
     job = manifest.start(History(default_root()), board, args.out, settings,
-                         args.storyboard.resolve().parent)
+                         args.storyboard.resolve().parent, user=args.user)
     try:
         finished = render_and_report(board, args.out, settings, job.base_dir, job,
                                      workers=workers)
@@ -351,6 +359,7 @@ def add_make_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the film, an .mp4 file")
     add_render_settings(parser)
     add_assembly_options(parser)
+    add_user_option(parser)
 
 
 def cmd_make(args: argparse.Namespace) -> int:
@@ -378,7 +387,7 @@ def cmd_make(args: argparse.Namespace) -> int:
     (clips / "storyboard.json").write_text(board.to_json(), encoding="utf-8")
     print(f"storyboard: {len(board.scenes)} scenes by {board.planner} -> {clips / 'storyboard.json'}")
     job = manifest.start(History(default_root()), board, clips, settings, Path.cwd(),
-                         prompt=args.prompt, film=args.out, assembly=assembly)
+                         prompt=args.prompt, film=args.out, assembly=assembly, user=args.user)
     return finish_job(job, workers)
 
 
@@ -430,6 +439,7 @@ def _finish_job(job: CliJob, workers: Any) -> int:
             raise UserError(str(err)) from None
         report_film(film)
         job.finish("done", film={"path": str(film.film), "srt": str(film.srt),
+                                 "info": str(film.info), "poster": str(film.poster),
                                  "contact_sheet": str(film.contact_sheet),
                                  "duration": round(film.duration, 3)})
     else:

@@ -34,6 +34,22 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MAX_UPLOAD_BYTES = 20 * 2**20  # the studio's upload limit, checked here too
 
 
+def scenes_folder(job: dict[str, Any]) -> Path:
+    """Where a job's scene clips are: `scenes/` in a studio job's folder; a job made on the
+    command line (its folder holds job.json) keeps them in the folder itself."""
+    folder = Path(job["dir"])
+    return folder if (folder / "job.json").is_file() else folder / "scenes"
+
+
+def _film_path(job: dict[str, Any]) -> Path:
+    """The job's film: where the command line put it, else film.mp4 in the job's folder."""
+    film = (job.get("film") or {}).get("path")
+    folder = Path(job["dir"])
+    if film and (folder / "job.json").is_file():
+        return Path(film)
+    return folder / "film.mp4"
+
+
 class JobError(RuntimeError):
     """A request the studio refuses (bad storyboard, someone else's job); shown to the user."""
 
@@ -163,8 +179,9 @@ class Jobs:
         music = job.get("music")
         assembly = dataclasses.replace(self.assembly, music=Path(music) if music else None,
                                        subtitle_style=subtitles or self.assembly.subtitle_style)
+        scenes_dir = scenes_folder(job)
         try:  # the film is assembled while the scenes render
-            assembler = FilmAssembler(board, folder / "scenes", folder / "film.mp4", assembly)
+            assembler = FilmAssembler(board, scenes_dir, _film_path(job), assembly)
         except AssemblyError as err:
             raise JobError(str(err)) from None
         assembler.scenes_kept(set(range(1, len(board.scenes) + 1)) if only_scenes is None
@@ -172,7 +189,7 @@ class Jobs:
         self.history.update(job_id, storyboard=board.to_dict(), title=board.title,
                             status="rendering", message="", pid=os.getpid())
         finished = RenderFinished()
-        scenes = render_storyboard(board, folder / "scenes", settings, cancel=cancel,
+        scenes = render_storyboard(board, scenes_dir, settings, cancel=cancel,
                                    base_dir=folder, workers=self.workers) \
             if only_scenes != [] else iter(())
         try:
@@ -217,7 +234,7 @@ class Jobs:
                 "duration": round(film.duration, 3)}
 
     def missing_scenes(self, job: dict[str, Any]) -> list[int]:
-        return unfinished_scenes(Path(job["dir"]) / "scenes",
+        return unfinished_scenes(scenes_folder(job),
                                  len(job["storyboard"]["scenes"]))
 
     def delete(self, user: str, job_id: str, admin: bool = False) -> None:

@@ -8,7 +8,6 @@ whose clip is missing, with the same storyboard, seeds, models and settings.
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import json
 import os
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pipeline.history import History
 from pipeline.render import RenderSettings, scene_paths, unfinished_scenes
 from pipeline.storyboard import Storyboard
 
+NO_USER = ""  # a command-line job made without --user belongs to no account
 MANIFEST = "job.json"
 
 
@@ -63,11 +63,12 @@ class CliJob:
 
 def start(history: History, board: Storyboard, folder: Path, settings: RenderSettings,
           base_dir: Path, prompt: str = "", film: Path | None = None,
-          assembly: AssemblySettings | None = None) -> CliJob:
-    """Write the folder's job.json and record the job as rendering."""
+          assembly: AssemblySettings | None = None, user: str | None = None) -> CliJob:
+    """Write the folder's job.json and record the job as rendering, as `user`'s (a studio
+    account) or nobody's: the studio shows it to everyone without accounts, to admins with."""
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    job = history.create(_user(), prompt or board.title, board.to_dict(), folder=folder,
+    job = history.create(user or NO_USER, prompt or board.title, board.to_dict(), folder=folder,
                          status="rendering", pid=os.getpid())
     cli_job = CliJob(history, job["id"], folder, board, settings, Path(base_dir).resolve(),
                      Path(film).resolve() if film else None, assembly)
@@ -89,7 +90,7 @@ def load(history: History, target: str) -> CliJob:
                               f"from the command line can be resumed there")
     data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     if history.get(data["job_id"]) is None:  # a folder moved between machines: track it anew
-        history.create(_user(), data["storyboard"].get("title", ""), data["storyboard"],
+        history.create(NO_USER, data["storyboard"].get("title", ""), data["storyboard"],
                        folder=folder, status="interrupted")
     assembly = data.get("assembly")
     return CliJob(history, data["job_id"], folder.resolve(),
@@ -108,8 +109,3 @@ def _write(job: CliJob) -> None:
     write_json_atomic(job.folder / MANIFEST, data)
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"

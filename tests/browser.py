@@ -14,12 +14,13 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 
 
 @contextmanager
-def browser_pages(count: int = 1, locale: str = "en-US") -> Iterator[list[Page]]:
+def browser_pages(count: int = 1, locale: str = "en-US",
+                  viewport: tuple[int, int] = (1400, 1800)) -> Iterator[list[Page]]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM,
                                              args=[*FLAGS, f"--lang={locale}"])
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1800},
+            context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
                                           locale=locale)
             yield [context.new_page() for _ in range(count)]
         finally:
@@ -104,8 +105,27 @@ def open_history(page: Page, url: str) -> float:
     page.get_by_role("tab", name="History").click()
     page.locator("#history").wait_for(state="visible", timeout=60_000)
     page.locator("#history-refresh").click()
-    page.locator("#history [role=row][data-index]").first.wait_for(timeout=60_000)
+    page.locator(CARDS).first.wait_for(timeout=60_000)
     return time.perf_counter() - started
+
+
+CARDS = "#history button.thumbnail-item"  # one card per film in History
+
+# Elements inside `selector` whose content is wider than their box and who may scroll sideways.
+SIDEWAYS = """(selector) => {
+    const found = [];
+    for (const el of document.querySelectorAll(selector + ', ' + selector + ' *')) {
+        const style = getComputedStyle(el);
+        if (!['auto', 'scroll'].includes(style.overflowX)) continue;
+        if (el.scrollWidth > el.clientWidth + 1) found.push(el.tagName + '.' + el.className);
+    }
+    return found;
+}"""
+
+# Each History poster: (displayed width / height, the image's own width / height).
+POSTER_SHAPES = """() => [...document.querySelectorAll('#history button.thumbnail-item img')]
+    .map(img => { const box = img.getBoundingClientRect();
+                  return [box.width / box.height, img.naturalWidth / img.naturalHeight]; })"""
 
 
 def screenshot(page: Page, path: Path) -> Path:

@@ -55,3 +55,103 @@ def test_a_chinese_browser_gets_a_chinese_interface(tmp_path, monkeypatch):
             assert page.locator("#render-btn").inner_text().strip() == "Render"
     finally:
         demo.close()
+
+
+FILMS = (("A fox explores a snowy village", "16:9"), ("灯塔看守人遇见一头迷路的鲸鱼", "9:16"))
+
+
+def test_history_is_a_library_of_films_opened_with_one_click(tmp_path, monkeypatch):
+    """Films made with `pipeline make` are in History as whole posters; one click opens one in
+    Create; the storyboard fits the page; Delete asks first; Ctrl+Enter in the table renders.
+    In Chinese and in English, at 1280x800; screenshots go to outputs/screenshots/."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.browser import browser_pages
+    from tests.conftest import ROOT
+
+    outputs = tmp_path / "outputs"
+    env = {**os.environ, "STORYREEL_OUTPUTS": str(outputs)}
+    for n, (prompt, aspect) in enumerate(FILMS):
+        made = subprocess.run([sys.executable, "-m", "pipeline", "make", prompt, "--no-model",
+                               "--scenes", "2", "--seconds", "4", "--backend", "animatic",
+                               "--fps", "8", "--aspect", aspect, "--out",
+                               str(tmp_path / f"film{n}.mp4")],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert made.returncode == 0, made.stderr
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
+    demo, launch = create_studio(outputs, RenderSettings(backend="animatic", width=256,
+                                                         height=144, fps=8))
+    _, url, _ = launch(prevent_thread_lock=True, server_port=None)
+    shots = ROOT / "outputs" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        with browser_pages(1, locale="zh-CN", viewport=(1280, 800)) as (page,):
+            _library_opens_in_one_click(page, url, shots, "zh", card=0, prompt=FILMS[1][0])
+        with browser_pages(1, locale="en-US", viewport=(1280, 800)) as (page,):
+            _library_opens_in_one_click(page, url, shots, "en", card=1, prompt=FILMS[0][0])
+            _ctrl_enter_renders_and_delete_asks_first(page, shots)
+    finally:
+        demo.close()
+
+
+def _library_opens_in_one_click(page, url, shots, language, card, prompt):
+    import time
+
+    from tests.browser import CARDS, POSTER_SHAPES, SIDEWAYS
+
+    page.goto(url)
+    page.locator("#tabs button[role=tab]").nth(1).click()  # History
+    cards = page.locator(CARDS)
+    cards.nth(1).wait_for(timeout=60_000)
+    assert cards.count() == 2  # both command-line films, newest first
+    page.wait_for_function("() => [...document.querySelectorAll('#history button.thumbnail-item "
+                           "img')].every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
+    shapes = page.evaluate(POSTER_SHAPES)
+    assert len(shapes) == 2
+    for shown, own in shapes:  # each poster whole, at its own aspect ratio
+        assert abs(shown / own - 1) <= 0.02, (shown, own)
+    assert sorted(round(own, 2) for _, own in shapes) == [round(9 / 16, 2), round(16 / 9, 2)]
+    page.screenshot(path=str(shots / f"history-{language}.png"))
+
+    clicked = time.perf_counter()  # one click opens the film in Create
+    cards.nth(card).click()
+    page.locator("#storyboard [role=row][data-index]").nth(1).wait_for(timeout=10_000)
+    assert time.perf_counter() - clicked <= 2.0
+    assert page.locator("#prompt textarea").input_value() == prompt
+    assert page.locator("#job-header").inner_text().strip() not in ("", "Storyreel")
+    assert page.evaluate(SIDEWAYS, "#storyboard") == []  # every column fits the width
+    page.screenshot(path=str(shots / f"create-{language}.png"))
+    page.locator("#tabs button[role=tab]").nth(2).click()  # System
+    page.locator("#system").wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(shots / f"system-{language}.png"))
+    page.locator("#tabs button[role=tab]").nth(0).click()
+
+
+def _ctrl_enter_renders_and_delete_asks_first(page, shots):
+    import time
+
+    from tests.browser import CARDS
+
+    page.locator('#storyboard [data-testid="cell-0-0"]').click()
+    page.keyboard.press("Control+Enter")  # renders the open film again
+    page.locator("#previews img, #previews video").nth(1).wait_for(timeout=120_000)
+    page.locator("#film video[src]").wait_for(timeout=120_000)
+
+    page.locator("#tabs button[role=tab]").nth(1).click()
+    cards = page.locator(CARDS)
+    page.locator("#delete-btn").click()  # Delete asks first, naming the film
+    page.locator("#delete-question").wait_for(timeout=10_000)
+    assert "fox" in page.locator("#delete-question").inner_text().lower()
+    assert cards.count() == 2
+    page.locator("#delete-keep").click()
+    page.locator("#delete-question").wait_for(state="hidden", timeout=10_000)
+    assert cards.count() == 2
+    page.locator("#delete-btn").click()
+    page.locator("#delete-confirm").click()
+    deadline = time.time() + 20
+    while cards.count() != 1 and time.time() < deadline:
+        page.wait_for_timeout(200)
+    assert cards.count() == 1

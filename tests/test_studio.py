@@ -471,3 +471,38 @@ def test_an_edited_narration_lengthens_its_scene_in_the_table(tmp_path):
     fitted = studio.fit_table(job["id"], rows)
     assert fitted[0][COL("duration")] > 3 and fitted[1][COL("duration")] == 2.0
     assert fitted[0][COL("narration")] == rows[0][COL("narration")]
+
+
+def test_one_history_command_line_jobs_for_everyone_or_their_account(tmp_path):
+    """Without accounts, History lists every job made on this machine (CLI ones too); with
+    accounts, a CLI job belongs to the account named by --user, or, without one, to admins."""
+    from types import SimpleNamespace
+
+    from pipeline import manifest
+    from pipeline.history import History
+    from pipeline.jobs import Jobs
+    from tests.conftest import make_board
+    from ui.studio import Studio
+
+    history = History(tmp_path / "outputs")
+    board = make_board({}, title="Lanterns")
+    nobody = manifest.start(history, board, tmp_path / "a", SMALL, tmp_path, prompt="lanterns")
+    alices = manifest.start(history, board, tmp_path / "b", SMALL, tmp_path, prompt="kites",
+                            user="alice")
+    studio_job = history.create("local", "a studio film", board.to_dict())
+
+    def seen(studio: Studio, name: str | None, query: str = "") -> set[str]:
+        request = SimpleNamespace(username=name, session_hash="s")
+        return set(studio.library(query, request)[1])
+
+    alone = Studio(Jobs(history, SMALL))
+    assert seen(alone, None) == {nobody.job_id, alices.job_id, studio_job["id"]}
+    assert seen(alone, None, "KITES") == {alices.job_id}  # search over prompts and titles
+    for name, password, admin in (("alice", "a-long-password", False),
+                                  ("bob", "b-long-password", False),
+                                  ("boss", "c-long-password", True)):
+        Accounts.load(tmp_path / "users.json").add(name, password, admin=admin)
+    team = Studio(Jobs(history, SMALL), Accounts.load(tmp_path / "users.json"))
+    assert seen(team, "alice") == {alices.job_id}
+    assert seen(team, "bob") == set()
+    assert seen(team, "boss") == {nobody.job_id, alices.job_id, studio_job["id"]}

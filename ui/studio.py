@@ -10,6 +10,7 @@ Handlers are small generators that read the pipeline's events and yield UI updat
 import os
 import queue
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.events import Notice, SceneDone, SceneFailed, SceneStarted, StepProgress
-from pipeline.jobs import FilmReady, JobError, Jobs
+from pipeline.jobs import FilmReady, JobError, Jobs, scenes_folder
 from pipeline.planner import PlanRequest, PromptRejected
 from pipeline.render import QUALITIES, LocalWorkers, scene_paths
 from pipeline.beats import detect_language
@@ -60,10 +61,30 @@ class Studio:
 
     def share(self, path: Path | str, request: gr.Request | None) -> str:
         """A file handed to this person's browser; with accounts it is recorded, so the file
-        guard can refuse it to everyone else (without accounts there is no guard)."""
+        guard can refuse it to everyone else (without accounts there is no guard). A file
+        outside the outputs folder (a command-line film saved elsewhere) is served from a copy
+        inside it: the studio serves nothing else."""
+        path = self._inside_outputs(Path(path))
         if self.accounts is None:
             return str(path)
         return self.registry.register(path, self.user(request))
+
+    def _inside_outputs(self, path: Path) -> Path:
+        root = self.jobs.history.root.resolve()
+        path = path.resolve()
+        if path.is_relative_to(root) or not path.is_file():
+            return path
+        import hashlib
+
+        key = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+        copy = root / ".studio" / "copies" / key / path.name
+        stat = path.stat()
+        if not copy.is_file() or copy.stat().st_mtime < stat.st_mtime:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            partial = copy.with_name(f".{copy.name}.{os.getpid()}.partial")
+            shutil.copyfile(path, partial)
+            os.replace(partial, copy)
+        return copy
 
     def _job(self, job_id: str, request: gr.Request) -> dict[str, Any]:
         """This person's job (admins: anyone's), or a gr.Error the page shows."""
@@ -173,7 +194,7 @@ class Studio:
         """Yield (progress, previews, film, downloads) as the render's events arrive."""
         cancel = threading.Event()
         self.cancels[request.session_hash or job["id"]] = cancel
-        folder = Path(job["dir"]) / "scenes"
+        folder = scenes_folder(job)
         previews: dict[int, tuple[str, str]] = {}
         if only is not None:  # keep showing the scenes that are not being rendered again
             for number in range(1, len(board.scenes) + 1):
@@ -279,8 +300,7 @@ class Studio:
         return "cancelling: the scene in flight stops within one step; finished scenes are kept"
 
     def list_jobs(self, request: gr.Request):
-        jobs = self.jobs.history.jobs(None if self.admin(request) and self.accounts else
-                                     self.user(request))
+        jobs = self._visible_jobs(request)
         rows, posters = [], []
         for job in jobs:
             film = job.get("film") or {}
@@ -296,7 +316,7 @@ class Studio:
     def open_job(self, job_id: str, request: gr.Request):
         job = self._job(job_id, request)
         board = Storyboard.from_dict(job["storyboard"])
-        folder = Path(job["dir"]) / "scenes"
+        folder = scenes_folder(job)
         previews = [(self.share(scene_paths(folder, n)["clip"], request), _caption(board, n))
                     for n in range(1, len(board.scenes) + 1)
                     if scene_paths(folder, n)["clip"].is_file()]
@@ -307,6 +327,103 @@ class Studio:
         return (board.to_rows(), job["id"], job["prompt"], previews, film_path, files or None,
                 f"{job['status']}: {job.get('message') or ''}", board.aspect,
                 board.voice if board.voice in _voices() else "auto")
+
+    # ---- History as a library of films -------------------------------------------------------
+
+    def library(self, query: str, request: gr.Request):
+        """(cards, their job ids, the jobs as rows): newest first, those whose prompt or title
+        holds `query`; each card a poster shown whole with title, date, length, state, scenes."""
+        rows, _ = self.list_jobs(request)
+        words = (query or "").strip().lower()
+        cards, ids = [], []
+        for job in self._visible_jobs(request):
+            if words and words not in f"{job.get('prompt', '')} {job.get('title', '')}".lower():
+                continue
+            cards.append((self.share(self._poster_of(job), request), _card_caption(job)))
+            ids.append(job["id"])
+        return cards, ids, rows
+
+    def _visible_jobs(self, request: gr.Request) -> list[dict[str, Any]]:
+        # without accounts everyone is admin: every job made on this machine, CLI ones too
+        return self.jobs.history.jobs(None if self.admin(request) else self.user(request))
+
+    def _poster_of(self, job: dict[str, Any]) -> Path:
+        film = job.get("film") or {}
+        for candidate in (film.get("poster"), _first_keyframe(job)):
+            if candidate and Path(candidate).is_file():
+                return Path(candidate)
+        return self._no_picture()
+
+    def _no_picture(self) -> Path:
+        """The card of a job with no picture yet: a plain 16:9 frame."""
+        path = self.jobs.history.root / ".studio" / "no_picture.png"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (320, 180), (40, 42, 48)).save(path)
+        return path
+
+    def open_card(self, ids: list[str], evt: gr.SelectData, request: gr.Request):
+        """One click on a card: the job opens in Create (storyboard, previews, film)."""
+        index = evt.index if isinstance(evt.index, int) else None
+        return self._open_in_create(ids[index] if ids and index is not None
+                                    and index < len(ids) else "", request)
+
+    def open_row(self, evt: gr.SelectData, request: gr.Request):
+        """One click on a row of the job list: the same as a card."""
+        row = evt.row_value or []
+        return self._open_in_create(str(row[0]) if row else "", request)
+
+    def _open_in_create(self, job_id: str, request: gr.Request):
+        opened = self.open_job(job_id, request)
+        return (*opened, self.header(job_id, request), self.keyframes(job_id, request),
+                gr.Tabs(selected="create"), job_id, self.details(job_id, request))
+
+    def header(self, job_id: str, request: gr.Request) -> str:
+        """The slim line above the tabs: the open film's title and state."""
+        if not job_id:
+            return "### Storyreel"
+        job = self._job(job_id, request)
+        board = job.get("storyboard") or {}
+        title = job.get("title") or board.get("title") or job.get("prompt", "")
+        return f"### {title} · {job['status']}"
+
+    def details(self, job_id: str, request: gr.Request) -> str:
+        if not job_id:
+            return ""
+        job = self._job(job_id, request)
+        return (f"**{job.get('title') or job['prompt']}**, {_card_caption(job).split(' · ', 1)[1]}"
+                f"  \njob `{job['id']}` · {job.get('message') or ''}")
+
+    def keyframes(self, job_id: str, request: gr.Request):
+        """The open job's keyframes, one per rendered scene, captioned with its number."""
+        if not job_id:
+            return []
+        folder = scenes_folder(self._job(job_id, request))
+        shown = []
+        for number in range(1, MAX_SCENES + 1):
+            keyframe = scene_paths(folder, number)["keyframe"]
+            if keyframe.is_file():
+                shown.append((self.share(keyframe, request), str(number)))
+        return shown
+
+    def ask_delete(self, job_id: str, request: gr.Request):
+        """Delete asks first: the confirmation row, naming the film."""
+        if not job_id:
+            raise gr.Error("click a film first, then Delete")
+        job = self._job(job_id, request)
+        title = job.get("title") or job["prompt"]
+        return gr.Row(visible=True), f"Delete **{title}** and every file it made? This cannot " \
+                                     f"be undone."
+
+    def confirm_delete(self, job_id: str, query: str, request: gr.Request):
+        self.delete_job(job_id, request)
+        return (*self.library(query, request), gr.Row(visible=False), "", "")
+
+    def rerender_film(self, job_id: str, request: gr.Request):
+        """Render every scene of the selected job again, as its storyboard stands."""
+        job = self._job(job_id, request)
+        board = Storyboard.from_dict(job["storyboard"])
+        yield from self._stream(request, job, board, None)
 
     def delete_job(self, job_id: str, request: gr.Request):
         try:
@@ -439,6 +556,16 @@ def _progress(status: str, started: float, done: int, total: int) -> str:
     return f"{status} · {elapsed:.0f} s elapsed{estimate}"
 
 
+def _card_caption(job: dict[str, Any]) -> str:
+    board = job.get("storyboard") or {}
+    scenes = board.get("scenes", [])
+    film = job.get("film") or {}
+    length = film.get("duration") or sum(s.get("duration", 0) for s in scenes)
+    title = job.get("title") or board.get("title") or job.get("prompt", "")[:60]
+    return (f"{title} · {job['created'][:16].replace('T', ' ')} · {float(length):.0f} s · "
+            f"{job['status']} · {len(scenes)} scenes")
+
+
 def _first_keyframe(job: dict[str, Any]) -> str | None:
     for scene in (job.get("scenes") or {}).values():
         if scene.get("keyframe"):
@@ -452,10 +579,51 @@ LOCAL = LocalWorkers.NAME
 # ---- layout --------------------------------------------------------------------------------
 
 
+# Passed to launch(): the History cards show each poster whole at its own aspect ratio; the
+# storyboard's text columns wrap so every column fits the width; a quiet header line.
+CSS = """
+#job-header h3 { margin: 0; font-weight: 600; }
+#history .thumbnails, #history .grid-wrap { overflow-x: hidden; }
+#history button.thumbnail-item { height: auto !important; aspect-ratio: auto !important; }
+#history button.thumbnail-item img { width: 100% !important; height: auto !important;
+                                     object-fit: contain !important; }
+#storyboard table { table-layout: fixed; width: 100% !important; }
+#storyboard td { white-space: normal !important; overflow-wrap: anywhere; }
+#storyboard th { white-space: normal !important; font-size: 0.8em; overflow-wrap: normal; }
+#storyboard .table-wrap, #storyboard .table-container { overflow-x: hidden !important; }
+"""
+
+# Ctrl+Enter (Cmd+Enter on a Mac): in the prompt it writes the storyboard, in the table it renders.
+SHORTCUTS_JS = """
+() => {
+  document.addEventListener('keydown', (e) => {
+    if (!(e.ctrlKey || e.metaKey) || e.key !== 'Enter' || !e.target.closest) return;
+    const target = e.target.closest('#prompt') ? '#plan-btn'
+                 : e.target.closest('#storyboard') ? '#render-btn' : null;
+    if (target) { e.preventDefault(); e.stopPropagation(); document.querySelector(target).click(); }
+  }, true);
+}
+"""
+
+# The storyboard's columns: wide text columns, narrow short ones (shares of the table's width;
+# they add up to 95%: the row numbers' column takes the rest, down to about 960 px wide).
+COLUMN_WIDTHS = {"description": "18%", "narration": "16%", "visual_prompt": "19%",
+                 "camera": "8%", "motion": "6%", "duration": "6%", "transition": "8%",
+                 "keyframe": "6%", "seed": "8%"}
+
+
+def _choices_note() -> str:
+    from pipeline.storyboard import CAMERAS, MOTIONS, TRANSITIONS
+
+    return (f"camera: {', '.join(CAMERAS)} · motion: {', '.join(MOTIONS)} · transition: "
+            f"{', '.join(TRANSITIONS)} · keyframe: empty, continue, or an upload (below)")
+
+
 def build(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title="Storyreel") as demo:
-        job_id = gr.Textbox(label=i18n("job"), elem_id="job-id", interactive=False)
-        with gr.Tab(i18n("create")):
+        header = gr.Markdown("### Storyreel", elem_id="job-header")
+        job_id = gr.Textbox(visible=False, elem_id="job-id")  # ids stay in History and the API
+        with gr.Tabs(elem_id="tabs") as tabs, gr.Tab(i18n("create"), id="create"):
             with gr.Row():
                 prompt = gr.Textbox(label=i18n("prompt"), elem_id="prompt", scale=4,
                                     placeholder="制作一段关于森林探险的短视频，包含河流和小动物")
@@ -480,7 +648,12 @@ def build(studio: Studio) -> gr.Blocks:
                 headers=list(TABLE_COLUMNS), datatype=["str", "str", "str", "str", "str",
                                                        "number", "str", "str", "number"],
                 type="array", interactive=True, label=i18n("storyboard"), elem_id="storyboard",
-                wrap=True, column_count=len(TABLE_COLUMNS), show_row_numbers=True)
+                wrap=True, column_count=len(TABLE_COLUMNS), show_row_numbers=True,
+                column_widths=[COLUMN_WIDTHS[c] for c in TABLE_COLUMNS])
+            gr.Markdown(_choices_note(), elem_id="storyboard-choices")
+            keyframe_strip = gr.Gallery(label=i18n("keyframes"), elem_id="keyframes",
+                                        columns=MAX_SCENES // 2, height="auto",
+                                        object_fit="contain", allow_preview=True)
             with gr.Row():
                 with gr.Column():
                     subtitles = gr.Dropdown(list(SUBTITLE_STYLES), value="classic",
@@ -524,19 +697,34 @@ def build(studio: Studio) -> gr.Blocks:
                     ".mp3", ".wav", ".m4a", ".ogg", ".aac", ".flac"], type="filepath",
                     elem_id="music-upload")
                 music_btn = gr.Button(i18n("use_music"), elem_id="music-btn")
-        with gr.Tab(i18n("history")) as history_tab:
-            refresh_btn = gr.Button(i18n("refresh"), elem_id="history-refresh")
-            jobs_table = gr.Dataframe(headers=["id", "date", "prompt", "status", "seconds"],
-                                      type="array", interactive=False, label=i18n("jobs"),
-                                      elem_id="history")
-            posters = gr.Gallery(label=i18n("thumbnails"), columns=6, height="auto")
+        with tabs, gr.Tab(i18n("history"), id="history") as history_tab:
             with gr.Row():
-                open_id = gr.Textbox(label=i18n("job_to_open"), elem_id="open-id")
-                open_btn = gr.Button(i18n("open"), elem_id="open-btn")
+                search = gr.Textbox(label=i18n("search"), elem_id="history-search", scale=4)
+                refresh_btn = gr.Button(i18n("refresh"), elem_id="history-refresh", scale=1)
+            cards = gr.Gallery(label=i18n("films"), elem_id="history", columns=4,
+                               height="auto", object_fit="contain", allow_preview=False,
+                               fit_columns=False)
+            card_ids = gr.State([])
+            selected = gr.Textbox(visible=False, elem_id="selected-job")  # the clicked film
+            details = gr.Markdown(elem_id="history-details")
+            with gr.Row():
                 resume_btn = gr.Button(i18n("resume"), elem_id="resume-btn")
+                rerender_film_btn = gr.Button(i18n("rerender_film"), elem_id="rerender-film-btn")
                 delete_btn = gr.Button(i18n("delete"), elem_id="delete-btn", variant="stop")
+            with gr.Row(visible=False, elem_id="delete-confirm-row") as confirm_row:
+                confirm_text = gr.Markdown(elem_id="delete-question")
+                confirm_btn = gr.Button(i18n("confirm_delete"), elem_id="delete-confirm",
+                                        variant="stop")
+                keep_btn = gr.Button(i18n("keep"), elem_id="delete-keep")
+            with gr.Accordion(i18n("all_jobs"), open=False):
+                jobs_table = gr.Dataframe(headers=["id", "date", "prompt", "status", "seconds"],
+                                          type="array", interactive=False, label=i18n("jobs"),
+                                          elem_id="history-list")
+            posters = gr.Gallery(visible=False)  # the /history API's second output
+            open_btn = gr.Button(visible=False)  # the /open_job and /delete_job APIs
+            api_delete_btn = gr.Button(visible=False)
             job_status = gr.Markdown()
-        with gr.Tab(i18n("system")) as system_tab:
+        with tabs, gr.Tab(i18n("system"), id="system") as system_tab:
             system = gr.Markdown(elem_id="system")
             system_btn = gr.Button(i18n("refresh"))
             with gr.Row():
@@ -552,10 +740,14 @@ def build(studio: Studio) -> gr.Blocks:
         plan_btn.click(studio.plan,
                        [prompt, style, scenes, seconds, aspect, voice],
                        [planner_text, storyboard, job_id, notes],
-                       api_name="plan", concurrency_id=GPU, concurrency_limit=1)
+                       api_name="plan", concurrency_id=GPU, concurrency_limit=1,
+                       ).then(studio.header, job_id, header, api_visibility="private")
         render_event = render_btn.click(
             studio.render, [job_id, storyboard, quality, aspect, voice, *subtitle_inputs],
             render_outputs, api_name="render", concurrency_id=GPU, concurrency_limit=1)
+        for event in (render_event,):
+            event.then(studio.header, job_id, header, api_visibility="private").then(
+                studio.keyframes, job_id, keyframe_strip, api_visibility="private")
         rerender_event = rerender_btn.click(
             studio.rerender,
             [job_id, storyboard, scene_no, new_seed, quality, aspect, voice, *subtitle_inputs],
@@ -576,17 +768,35 @@ def build(studio: Studio) -> gr.Blocks:
         cancel_btn.click(studio.cancel_render, None, progress,
                          cancels=[render_event, rerender_event], queue=False,
                          api_name="cancel")
-        refresh_btn.click(studio.list_jobs, None, [jobs_table, posters], api_name="history")
-        history_tab.select(studio.list_jobs, None, [jobs_table, posters],
-                           api_visibility="private")
-        open_btn.click(studio.open_job, open_id,
-                       [storyboard, job_id, prompt, previews, film, downloads, job_status,
-                        aspect, voice],
-                       api_name="open_job")
-        resume_btn.click(studio.resume, open_id, render_outputs, api_name="resume",
-                         concurrency_id=GPU, concurrency_limit=1)
-        delete_btn.click(studio.delete_job, open_id,
-                         [jobs_table, posters], api_name="delete_job")
+        library = [cards, card_ids, jobs_table]
+        refresh_btn.click(studio.list_jobs, None, [jobs_table, posters], api_name="history",
+                          ).then(studio.library, search, library, api_visibility="private")
+        for trigger in (history_tab.select, search.change):
+            trigger(studio.library, search, library, api_visibility="private")
+        opened = [storyboard, job_id, prompt, previews, film, downloads, job_status, aspect, voice]
+        cards.select(studio.open_card, card_ids,
+                     [*opened, header, keyframe_strip, tabs, selected, details],
+                     api_visibility="private")
+        jobs_table.select(studio.open_row, None,
+                          [*opened, header, keyframe_strip, tabs, selected, details],
+                          api_visibility="private")
+        open_btn.click(studio.open_job, selected, opened, api_name="open_job")
+        to_create = {"fn": lambda: gr.Tabs(selected="create"), "inputs": None, "outputs": tabs,
+                     "api_visibility": "private"}
+        resume_btn.click(**to_create).then(studio.resume, selected, render_outputs,
+                                           api_name="resume", concurrency_id=GPU,
+                                           concurrency_limit=1)
+        rerender_film_btn.click(**to_create).then(studio.rerender_film, selected, render_outputs,
+                                                  api_name="rerender_film", concurrency_id=GPU,
+                                                  concurrency_limit=1)
+        delete_btn.click(studio.ask_delete, selected, [confirm_row, confirm_text],
+                         api_visibility="private")
+        keep_btn.click(lambda: gr.Row(visible=False), None, confirm_row,
+                       api_visibility="private")
+        confirm_btn.click(studio.confirm_delete, [selected, search],
+                          [*library, confirm_row, selected, details], api_visibility="private")
+        api_delete_btn.click(studio.delete_job, selected, [jobs_table, posters],
+                             api_name="delete_job")
         for trigger in (system_btn.click, system_tab.select):
             trigger(studio.system_view, None, [system, missing_model], api_visibility="private")
         download_btn.click(studio.download_model, [missing_model, source],

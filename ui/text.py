@@ -28,6 +28,10 @@ EN = {
     "voice_sample": "Voice sample", "subtitle_style": "Subtitle style",
     "subtitle_preview": "How subtitles will look", "subtitle_size": "Text size (x the style's)",
     "subtitle_colour": "Text colour", "subtitle_position": "Position (auto: the style's)",
+    "search": "Search your films (prompt or title)", "films": "Your films (click one to open it)",
+    "rerender_film": "Re-render the whole film", "confirm_delete": "Yes, delete it",
+    "keep": "No, keep it", "all_jobs": "Every job as a list", "keyframes": "Keyframes so far",
+    "choices": "Allowed values",
 }
 ZH = {
     "create": "创作", "history": "历史", "system": "系统",
@@ -49,6 +53,9 @@ ZH = {
     "aspect": "画幅", "voice": "旁白声音", "hear_voice": "▶ 试听",
     "voice_sample": "试听", "subtitle_style": "字幕样式", "subtitle_preview": "字幕预览",
     "subtitle_size": "字号（相对样式）", "subtitle_colour": "字幕颜色", "subtitle_position": "位置（auto：按样式）",
+    "search": "搜索影片（提示词或标题）", "films": "我的影片（点击打开）",
+    "rerender_film": "重新渲染整部影片", "confirm_delete": "确定删除", "keep": "保留",
+    "all_jobs": "全部任务列表", "keyframes": "已生成的关键帧", "choices": "可选值",
 }
 
 i18n = gr.I18n(en=EN, zh=ZH, **{"zh-CN": ZH})
