@@ -273,7 +273,7 @@ class _Director:
                 running[number] = worker
                 self.emit(SceneStarted(number, len(self.board.scenes), choice.backend, worker))
             for number, result in self.workers.finished(timeout=0.1):
-                worker = running.pop(number)
+                del running[number]
                 if (isinstance(result, WorkerLost) and not stopping
                         and lost[number] < self.MAX_LOST):
                     lost[number] += 1

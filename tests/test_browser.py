@@ -64,22 +64,16 @@ def test_history_is_a_library_of_films_opened_with_one_click(tmp_path, monkeypat
     """Films made with `pipeline make` are in History as whole posters; one click opens one in
     Create; the storyboard fits the page; Delete asks first; Ctrl+Enter in the table renders.
     In Chinese and in English, at 1280x800; screenshots go to outputs/screenshots/."""
-    import os
-    import subprocess
-    import sys
-
+    from pipeline.cli import main as pipeline_main
     from tests.browser import browser_pages
     from tests.conftest import ROOT
 
     outputs = tmp_path / "outputs"
-    env = {**os.environ, "STORYREEL_OUTPUTS": str(outputs)}
-    for n, (prompt, aspect) in enumerate(FILMS):
-        made = subprocess.run([sys.executable, "-m", "pipeline", "make", prompt, "--no-model",
-                               "--scenes", "2", "--seconds", "4", "--backend", "animatic",
-                               "--fps", "8", "--aspect", aspect, "--out",
-                               str(tmp_path / f"film{n}.mp4")],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-        assert made.returncode == 0, made.stderr
+    monkeypatch.setenv("STORYREEL_OUTPUTS", str(outputs))
+    for n, (prompt, aspect) in enumerate(FILMS):  # `python -m pipeline make ...`
+        assert pipeline_main(["make", prompt, "--no-model", "--scenes", "2", "--seconds", "4",
+                              "--backend", "animatic", "--fps", "8", "--aspect", aspect,
+                              "--out", str(tmp_path / f"film{n}.mp4")]) == 0
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
     demo, launch = create_studio(outputs, RenderSettings(backend="animatic", width=256,
                                                          height=144, fps=8))
@@ -118,7 +112,9 @@ def _library_opens_in_one_click(page, url, shots, language, card, prompt):
     clicked = time.perf_counter()  # one click opens the film in Create
     cards.nth(card).click()
     page.locator("#storyboard [role=row][data-index]").nth(1).wait_for(timeout=10_000)
-    assert time.perf_counter() - clicked <= 2.0
+    opened_s = time.perf_counter() - clicked
+    (shots / f"open-{language}.txt").write_text(f"{opened_s:.2f} s from click to storyboard\n")
+    assert opened_s <= 2.0
     assert page.locator("#prompt textarea").input_value() == prompt
     assert page.locator("#job-header").inner_text().strip() not in ("", "Storyreel")
     assert page.evaluate(SIDEWAYS, "#storyboard") == []  # every column fits the width

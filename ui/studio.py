@@ -745,15 +745,15 @@ def build(studio: Studio) -> gr.Blocks:
         render_event = render_btn.click(
             studio.render, [job_id, storyboard, quality, aspect, voice, *subtitle_inputs],
             render_outputs, api_name="render", concurrency_id=GPU, concurrency_limit=1)
-        for event in (render_event,):
-            event.then(studio.header, job_id, header, api_visibility="private").then(
-                studio.keyframes, job_id, keyframe_strip, api_visibility="private")
         rerender_event = rerender_btn.click(
             studio.rerender,
             [job_id, storyboard, scene_no, new_seed, quality, aspect, voice, *subtitle_inputs],
             render_outputs,
             api_name="rerender_scene",
             concurrency_id=GPU, concurrency_limit=1)
+        for event in (render_event, rerender_event):
+            event.then(studio.header, job_id, header, api_visibility="private").then(
+                studio.keyframes, job_id, keyframe_strip, api_visibility="private")
         hear_btn.click(studio.hear_voice, [voice, prompt], voice_sample, api_name="hear_voice")
         for control in (subtitles, subtitle_size, subtitle_colour, subtitle_position, aspect):
             control.change(studio.subtitle_preview, [subtitles, aspect, subtitle_size,
