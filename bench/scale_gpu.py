@@ -19,6 +19,7 @@ scale_gpu.json with both paths and the speed-up of each film on N GPUs over one.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import tempfile
@@ -117,7 +118,7 @@ def main() -> None:
                               steps=args.steps)
     if args.size:
         width, height = (int(v) for v in args.size.lower().split("x"))
-        settings = RenderSettings(**{**settings.__dict__, "width": width, "height": height})
+        settings = dataclasses.replace(settings, width=width, height=height)
     counts = [int(c) for c in args.scenes.split(",")]
     summary: dict[str, Any] = {"profile": args.profile, "quality": "full",
                                "scene_seconds": round(SCENE_SECONDS, 2)}

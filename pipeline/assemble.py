@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from models.files import partial_name, sweep_partials
+from pipeline.keyframes import title_card
 from pipeline.lettering import draw_block, fit_text, safe_box
 from pipeline.render import RenderError, check_renderable, scene_paths, unfinished_scenes
 from pipeline.soundtrack import AUDIO_RATE, NarrationTooLong, PlacedLine, mix, place_narration
@@ -323,8 +324,6 @@ class FilmAssembler:
     def _clean_frame(self, number: int, frame: Image.Image, layout: _Layout) -> Image.Image:
         """The poster's picture: the scene's frame, or, for a title card (whose frames carry
         the scene's text), the card's plain colour field, so the title is the only text."""
-        from pipeline.keyframes import title_card
-
         info = scene_paths(self.clips_dir, number)["info"]
         try:
             source = json.loads(info.read_text(encoding="utf-8")).get("keyframe")

@@ -146,11 +146,10 @@ def scene_workers(args: argparse.Namespace) -> Any:
     from pipeline.ray_workers import RayUnavailable, RayWorkers, parse_gpus
 
     try:
-        gpus = parse_gpus(getattr(args, "gpus", None))
-        cluster = getattr(args, "cluster", None)
-        if gpus is None and not cluster:
+        gpus = parse_gpus(args.gpus)
+        if gpus is None and not args.cluster:
             return None
-        workers = RayWorkers.start(gpus or "all", cluster)
+        workers = RayWorkers.start(gpus or "all", args.cluster)
     except (RayUnavailable, ValueError) as err:
         raise UserError(str(err)) from None
     times = workers.times

@@ -22,6 +22,7 @@ from pipeline.assemble import (AssemblyError, AssemblySettings, FilmAssembler, F
                                check_music)
 from pipeline.events import Event, RenderFinished, SceneDone, SceneFailed
 from pipeline.history import History
+from pipeline.manifest import MANIFEST
 from pipeline.planner import OnText, PlanRequest, plan_storyboard
 from pipeline.render import (RenderError, RenderSettings, SceneWorkers, check_renderable,
                              render_storyboard, unfinished_scenes)
@@ -34,20 +35,22 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MAX_UPLOAD_BYTES = 20 * 2**20  # the studio's upload limit, checked here too
 
 
+def _from_cli(job: dict[str, Any]) -> bool:
+    """Whether the command line made the job: its folder holds the CLI's manifest."""
+    return (Path(job["dir"]) / MANIFEST).is_file()
+
+
 def scenes_folder(job: dict[str, Any]) -> Path:
     """Where a job's scene clips are: `scenes/` in a studio job's folder; a job made on the
-    command line (its folder holds job.json) keeps them in the folder itself."""
+    command line keeps them in its folder itself."""
     folder = Path(job["dir"])
-    return folder if (folder / "job.json").is_file() else folder / "scenes"
+    return folder if _from_cli(job) else folder / "scenes"
 
 
 def _film_path(job: dict[str, Any]) -> Path:
     """The job's film: where the command line put it, else film.mp4 in the job's folder."""
     film = (job.get("film") or {}).get("path")
-    folder = Path(job["dir"])
-    if film and (folder / "job.json").is_file():
-        return Path(film)
-    return folder / "film.mp4"
+    return Path(film) if film and _from_cli(job) else Path(job["dir"]) / "film.mp4"
 
 
 class JobError(RuntimeError):

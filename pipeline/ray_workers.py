@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +137,6 @@ class StartTimes:
     ray_s: float                 # ray.init (or joining the cluster)
     workers_s: float             # the workers' processes up, each holding its GPU
     warmup_s: float | None = None  # the first film's prepare: models loaded on every worker
-    notes: list[str] = field(default_factory=list)
 
 
 class RayWorkers:

@@ -18,7 +18,7 @@ import io
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from PIL import Image
 from pipeline.animate import (MOTION_BUCKET, VideoParams, animatic_frames, animatic_tag,
                               frame_count, retime, svd_frames, svd_plan)
 from pipeline.events import Event, Notice, StepProgress
-from pipeline.keyframes import SceneError, fit, generate, title_card
+from pipeline.keyframes import SceneError, generate, title_card
 from pipeline.storyboard import Scene
 from pipeline.video_io import encode_mp4
 
@@ -172,9 +172,7 @@ class SceneRenderer:
         if backend == "svd":
             self._load_video_model()
         image_model = self._load_image_model() if needs_images else None
-        self.choice = VideoChoice(self.choice.backend, self.choice.quality,
-                                  self.choice.video_model, steps, image_model, self.worker,
-                                  tuple(self.notices))
+        self.choice = replace(self.choice, image_model=image_model, notices=tuple(self.notices))
         self.notices = []
         return self.choice
 
@@ -308,7 +306,7 @@ class SceneRenderer:
         frame: a title card's text, or None)."""
         s = self.settings
         if task.keyframe is not None:
-            return fit(Image.fromarray(task.keyframe), s.width, s.height), task.keyframe_source, None
+            return Image.fromarray(task.keyframe), task.keyframe_source, None  # fitted by the head
         if self.image_pipe is not None:
             image = generate(self.image_pipe, task.scene, s.width, s.height, s.keyframe_steps,
                              s.keyframe_guidance, self._progress(task.number, "keyframe"))

@@ -39,15 +39,9 @@ def store(tiny_svd, tmp_path_factory):
     from models.store import register
 
     full, empty = tmp_path_factory.mktemp("node-1"), tmp_path_factory.mktemp("node-2")
-    saved = os.environ.get("STORYREEL_CACHE")
-    os.environ["STORYREEL_CACHE"] = str(full)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STORYREEL_CACHE", str(full))
         register("svd-xt", tiny_svd)
-    finally:
-        if saved is None:
-            del os.environ["STORYREEL_CACHE"]
-        else:
-            os.environ["STORYREEL_CACHE"] = saved
     return full, empty
 
 

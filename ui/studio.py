@@ -7,6 +7,7 @@ History: your past jobs. System: device, memory, models and how to get missing o
 Handlers are small generators that read the pipeline's events and yield UI updates; GPU work
 (plan, render) shares one concurrency id with limit 1, so other people wait in the queue.
 """
+import hashlib
 import os
 import queue
 import random
@@ -34,6 +35,7 @@ from pipeline.subtitles import (POSITIONS, SUBTITLE_STYLES, SubtitleStyle, burn_
                                 subtitle_band, subtitle_style, words_of)
 from pipeline.voice import (SAMPLE_TEXT, VoiceError, narrate, voice_choices, voice_language,
                             write_wav)
+from models.files import partial_name
 from models.registry import EMBEDDED_LLM, KNOWN_MODELS
 from ui.access import Accounts, FileRegistry
 from ui.text import i18n
@@ -42,6 +44,7 @@ GPU = "gpu"            # concurrency id shared by every event that uses the GPU
 DOWNLOADABLE = [m.name for m in KNOWN_MODELS if m is not EMBEDDED_LLM]  # the System tab's list
 QUEUE_SIZE = 20        # more waiting renders than this are refused with "queue is full"
 LOCAL_USER = "local"   # the one user of a studio without accounts
+LOCAL = LocalWorkers.NAME  # the in-process renderer (its scenes need no worker named)
 PREVIEW_LINE = "A small fox walks into the snowy village."  # the subtitle style preview's text
 
 
@@ -74,14 +77,12 @@ class Studio:
         path = path.resolve()
         if path.is_relative_to(root) or not path.is_file():
             return path
-        import hashlib
-
         key = hashlib.sha256(str(path).encode()).hexdigest()[:16]
         copy = root / ".studio" / "copies" / key / path.name
         stat = path.stat()
         if not copy.is_file() or copy.stat().st_mtime < stat.st_mtime:
             copy.parent.mkdir(parents=True, exist_ok=True)
-            partial = copy.with_name(f".{copy.name}.{os.getpid()}.partial")
+            partial = partial_name(copy)
             shutil.copyfile(path, partial)
             os.replace(partial, copy)
         return copy
@@ -301,17 +302,9 @@ class Studio:
 
     def list_jobs(self, request: gr.Request):
         jobs = self._visible_jobs(request)
-        rows, posters = [], []
-        for job in jobs:
-            film = job.get("film") or {}
-            length = film.get("duration") or sum(s.get("duration", 0) for s in
-                                                 (job.get("storyboard") or {}).get("scenes", []))
-            rows.append([job["id"], job["created"][:16].replace("T", " "), job["prompt"][:80],
-                         job["status"], round(float(length), 1)])
-            thumb = film.get("poster") or _first_keyframe(job)
-            if thumb and Path(thumb).is_file():
-                posters.append((self.share(thumb, request), job["id"]))
-        return rows, posters
+        posters = [(self.share(picture, request), job["id"]) for job in jobs
+                   if (picture := _picture_of(job)) is not None]
+        return [_job_row(job) for job in jobs], posters
 
     def open_job(self, job_id: str, request: gr.Request):
         job = self._job(job_id, request)
@@ -333,26 +326,17 @@ class Studio:
     def library(self, query: str, request: gr.Request):
         """(cards, their job ids, the jobs as rows): newest first, those whose prompt or title
         holds `query`; each card a poster shown whole with title, date, length, state, scenes."""
-        rows, _ = self.list_jobs(request)
+        jobs = self._visible_jobs(request)
         words = (query or "").strip().lower()
-        cards, ids = [], []
-        for job in self._visible_jobs(request):
-            if words and words not in f"{job.get('prompt', '')} {job.get('title', '')}".lower():
-                continue
-            cards.append((self.share(self._poster_of(job), request), _card_caption(job)))
-            ids.append(job["id"])
-        return cards, ids, rows
+        shown = [job for job in jobs
+                 if not words or words in f"{job.get('prompt', '')} {job.get('title', '')}".lower()]
+        cards = [(self.share(_picture_of(job) or self._no_picture(), request), _card_caption(job))
+                 for job in shown]
+        return cards, [job["id"] for job in shown], [_job_row(job) for job in jobs]
 
     def _visible_jobs(self, request: gr.Request) -> list[dict[str, Any]]:
         # without accounts everyone is admin: every job made on this machine, CLI ones too
         return self.jobs.history.jobs(None if self.admin(request) else self.user(request))
-
-    def _poster_of(self, job: dict[str, Any]) -> Path:
-        film = job.get("film") or {}
-        for candidate in (film.get("poster"), _first_keyframe(job)):
-            if candidate and Path(candidate).is_file():
-                return Path(candidate)
-        return self._no_picture()
 
     def _no_picture(self) -> Path:
         """The card of a job with no picture yet: a plain 16:9 frame."""
@@ -383,16 +367,13 @@ class Studio:
         if not job_id:
             return "### Storyreel"
         job = self._job(job_id, request)
-        board = job.get("storyboard") or {}
-        title = job.get("title") or board.get("title") or job.get("prompt", "")
-        return f"### {title} · {job['status']}"
+        return f"### {_job_title(job)} · {job['status']}"
 
     def details(self, job_id: str, request: gr.Request) -> str:
         if not job_id:
             return ""
         job = self._job(job_id, request)
-        return (f"**{job.get('title') or job['prompt']}**, {_card_caption(job).split(' · ', 1)[1]}"
-                f"  \njob `{job['id']}` · {job.get('message') or ''}")
+        return f"**{_card_caption(job)}**  \njob `{job['id']}` · {job.get('message') or ''}"
 
     def keyframes(self, job_id: str, request: gr.Request):
         """The open job's keyframes, one per rendered scene, captioned with its number."""
@@ -410,8 +391,7 @@ class Studio:
         """Delete asks first: the confirmation row, naming the film."""
         if not job_id:
             raise gr.Error("click a film first, then Delete")
-        job = self._job(job_id, request)
-        title = job.get("title") or job["prompt"]
+        title = _job_title(self._job(job_id, request))
         return gr.Row(visible=True), f"Delete **{title}** and every file it made? This cannot " \
                                      f"be undone."
 
@@ -556,14 +536,40 @@ def _progress(status: str, started: float, done: int, total: int) -> str:
     return f"{status} · {elapsed:.0f} s elapsed{estimate}"
 
 
+def _job_title(job: dict[str, Any]) -> str:
+    return (job.get("title") or (job.get("storyboard") or {}).get("title")
+            or job.get("prompt", "")[:60])
+
+
+def _job_seconds(job: dict[str, Any]) -> float:
+    """The film's length, or the storyboard's before there is a film."""
+    scenes = (job.get("storyboard") or {}).get("scenes", [])
+    return float((job.get("film") or {}).get("duration")
+                 or sum(s.get("duration", 0) for s in scenes))
+
+
+def _job_date(job: dict[str, Any]) -> str:
+    return job["created"][:16].replace("T", " ")
+
+
+def _job_row(job: dict[str, Any]) -> list[Any]:
+    """A job in the list: id, date, prompt, state, seconds."""
+    return [job["id"], _job_date(job), job["prompt"][:80], job["status"],
+            round(_job_seconds(job), 1)]
+
+
 def _card_caption(job: dict[str, Any]) -> str:
-    board = job.get("storyboard") or {}
-    scenes = board.get("scenes", [])
-    film = job.get("film") or {}
-    length = film.get("duration") or sum(s.get("duration", 0) for s in scenes)
-    title = job.get("title") or board.get("title") or job.get("prompt", "")[:60]
-    return (f"{title} · {job['created'][:16].replace('T', ' ')} · {float(length):.0f} s · "
+    scenes = (job.get("storyboard") or {}).get("scenes", [])
+    return (f"{_job_title(job)} · {_job_date(job)} · {_job_seconds(job):.0f} s · "
             f"{job['status']} · {len(scenes)} scenes")
+
+
+def _picture_of(job: dict[str, Any]) -> Path | None:
+    """The job's poster, or before there is a film its first keyframe; None without either."""
+    for candidate in ((job.get("film") or {}).get("poster"), _first_keyframe(job)):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
 
 
 def _first_keyframe(job: dict[str, Any]) -> str | None:
@@ -571,9 +577,6 @@ def _first_keyframe(job: dict[str, Any]) -> str | None:
         if scene.get("keyframe"):
             return scene["keyframe"]
     return None
-
-
-LOCAL = LocalWorkers.NAME
 
 
 # ---- layout --------------------------------------------------------------------------------
