@@ -297,7 +297,8 @@ def vae_decode(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
         for chunk in chunks:
             out: list[Any] = []
 
-            def decode() -> None:
+            def decode(out: list[Any] = out, vae: Any = vae, z: Any = z, chunk: int = chunk
+                       ) -> None:
                 out.clear()
                 with torch.no_grad():
                     for i in range(0, z.shape[0], chunk):

@@ -219,6 +219,17 @@ def _missing_message(model_id: str, err: BaseException) -> str:
     return f"model {model_id} is not on this machine; to get it: {how_to_get(model_id)}"
 
 
+def drop_image_adapters() -> None:
+    """Take the image adapter off every loaded keyframe model: the next film that needs it loads
+    it again from this machine (or is told it is missing)."""
+    from models.adapter import detach
+
+    with _lock:
+        for (kind, _), pipe in _loaded.items():
+            if kind == "image":
+                detach(pipe)
+
+
 def loaded_pipelines() -> list[str]:
     """What is loaded now, as "kind: model id" (the System tab shows it)."""
     with _lock:
@@ -244,6 +255,12 @@ def apply_profile(pipe: Any, profile: Profile) -> list[str]:
 _placements: dict[int, tuple[Any, Profile, list[str]]] = {}  # id -> (pipeline, profile, levers)
 
 
+def place_again(pipe: Any, profile: Profile) -> list[str]:
+    """Place a pipeline whose parts changed (an adapter attached) as the profile says."""
+    _placements.pop(id(pipe), None)
+    return apply_profile(pipe, profile)
+
+
 def _place(pipe: Any, profile: Profile) -> list[str]:
     import torch
 
@@ -260,6 +277,9 @@ def _place(pipe: Any, profile: Profile) -> list[str]:
     else:
         pipe.enable_model_cpu_offload()
     if not video:
+        from models.adapter import encoder_off_gpu
+
+        encoder_off_gpu(pipe)  # an image adapter's encoder visits the GPU only when it is used
         return [f"{profile.offload} offload"]
     levers = [f"{profile.offload} offload", "bf16" if unet.dtype == torch.bfloat16 else "fp16"]
     speed.fuse_qkv(unet)

@@ -123,6 +123,9 @@ def _patterns(spec: ModelSpec) -> dict[str, Any]:
         return {"allow_patterns": PIPELINE_FILES, "ignore_patterns": PIPELINE_SKIP}
     if spec.role == "voice":
         return {"allow_patterns": ["config.json", spec.weights_file or "*.pth", "voices/*.pt"]}
+    if spec.role == "adapter":
+        return {"allow_patterns": [spec.weights_file, f"{spec.encoder_folder}/config.json",
+                                   f"{spec.encoder_folder}/model.safetensors"]}
     return {}
 
 

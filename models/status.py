@@ -40,7 +40,7 @@ def model_present(spec: ModelSpec) -> bool:
 
         return (registered_folder(spec.repo_id) is not None
                 or isinstance(try_to_load_from_cache(spec.repo_id, "config.json"), str))
-    if spec.role == "voice":
+    if spec.role in ("voice", "adapter"):
         from models.download import integrity_problem
 
         return integrity_problem(spec) is None

@@ -83,6 +83,9 @@ def check_folder(folder: Path, role: str | None) -> None:
     if role == "voice":
         _check_voice(folder)
         return
+    if role == "adapter":
+        _check_adapter(folder)
+        return
     if role == "unet":
         if unet_weights(folder) is None:
             raise StoreError(f"{folder} holds no UNet: neither a .safetensors file nor a diffusers "
@@ -115,6 +118,22 @@ def _check_voice(folder: Path) -> None:
         raise StoreError(f"{folder} has no .pth checkpoint (kokoro-v1_0.pth or kokoro-v1_1-zh.pth)")
     if not any((folder / "voices").glob("*.pt")):
         raise StoreError(f"{folder}/voices holds no voice (*.pt); the download may be incomplete")
+
+
+def _check_adapter(folder: Path) -> None:
+    """An IP-Adapter folder laid out as h94/IP-Adapter: the adapter's weights and its image
+    encoder (config.json and model.safetensors)."""
+    from models.registry import IMAGE_ADAPTER
+
+    weights = folder / IMAGE_ADAPTER.weights_file
+    encoder = folder / IMAGE_ADAPTER.encoder_folder
+    if not weights.is_file():
+        raise StoreError(f"{folder} has no {IMAGE_ADAPTER.weights_file}: it is not an IP-Adapter "
+                         f"folder laid out as {IMAGE_ADAPTER.repo_id}")
+    for part in ("config.json", "model.safetensors"):
+        if not (encoder / part).is_file():
+            raise StoreError(f"{encoder} has no {part}: the adapter's image encoder is missing "
+                             f"or incomplete")
 
 
 def unet_weights(folder: Path, preferred: str | None = None) -> Path | None:

@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from models.files import partial_name, sweep_partials
-from pipeline.keyframes import title_card
+from pipeline.keyframes import fit as fit_image, title_card
 from pipeline.lettering import draw_block, fit_text, safe_box
 from pipeline.render import RenderError, check_renderable, scene_paths, unfinished_scenes
 from pipeline.soundtrack import AUDIO_RATE, NarrationTooLong, PlacedLine, mix, place_narration
@@ -91,6 +91,7 @@ class FilmResult:
     frames: int
     seconds: float                  # wall time of `finish`: after the last scene, the film took this
     timings: dict[str, float] = field(default_factory=dict)
+    cast_sheet: Path | None = None  # every scene's keyframe beside its cast's pictures
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,7 @@ class FilmAssembler:
         self.streaming = True                # False after a segment failed: finish redoes all
         self.segment_s = 0.0                 # seconds spent encoding segments
         self.thumbs: dict[int, Image.Image] = {}  # scene -> its clip's middle frame
+        self.cast_sheet: Path | None = None  # written with the film when the cast has pictures
         # segments are encoded in a thread of their own, so whoever reports the scenes (a UI
         # showing previews) is not held up; only that thread touches the state above
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="storyreel-assemble")
@@ -319,6 +321,10 @@ class FilmAssembler:
         _poster(board, self._clean_frame(clips[0]["scene"], thumbs[0], layout), layout.width,
                 layout.height).save(poster)
         _contact_sheet(board, thumbs).save(sheet)
+        cast = _cast_sheet(board, self.clips_dir)
+        self.cast_sheet = out.with_name(f"{out.stem}_cast.png") if cast is not None else None
+        if cast is not None:
+            cast.save(self.cast_sheet)
         return srt, poster, sheet
 
     def _clean_frame(self, number: int, frame: Image.Image, layout: _Layout) -> Image.Image:
@@ -344,6 +350,7 @@ class FilmAssembler:
         info = out.with_suffix(".json")
         info.write_text(json.dumps({
             "film": out.name, "srt": srt.name, "poster": poster.name, "contact_sheet": sheet.name,
+            "cast_sheet": self.cast_sheet.name if self.cast_sheet else None,
             "duration": round(duration, 3), "frames": frames_written, "fps": fps,
             "asked_seconds": round(board.total_duration, 3), "film_seconds": round(duration, 3),
             "width": layout.width, "height": layout.height,
@@ -362,7 +369,7 @@ class FilmAssembler:
             "assembly_timings": timings,
         }, ensure_ascii=False, indent=2), encoding="utf-8")
         return FilmResult(out, srt, info, poster, sheet, duration, frames_written, seconds,
-                          timings)
+                          timings, self.cast_sheet)
 
 
 @dataclass
@@ -618,4 +625,66 @@ def _contact_sheet(board: Storyboard, thumbs: list[Image.Image], columns: int = 
         sheet.paste(thumb.resize((thumb_width, thumb_h)), (x, y))
         caption = fit_text(f"{n + 1}. {board.scenes[n].description}", thumb_width, 2, 16)
         draw_block(draw, caption, x, y + thumb_h + 6, fill=(220, 220, 220), align="left")
+    return sheet
+
+
+def cast_picture(board: Storyboard, index: int, clips_dir: Path,
+                 drawn: bool = True) -> Path | None:
+    """Cast member `index`'s (1-based) picture on disk: the storyboard's (a path absolute, or
+    relative to the clips' folder or the job's), else (`drawn`) the one drawn for this render."""
+    reference = board.cast[index - 1].reference
+    candidates = []
+    if reference:
+        path = Path(reference).expanduser()
+        candidates = [path] if path.is_absolute() else [clips_dir / path, clips_dir.parent / path]
+    if drawn:
+        candidates.append(clips_dir / f"cast_{index:02d}.png")
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def _cast_sheet(board: Storyboard, clips_dir: Path, thumb_width: int = 320,
+                face: int = 160) -> Image.Image | None:
+    """Every scene's keyframe beside the pictures of its cast (and the film's look): how a
+    person checks that each character looks the same from scene to scene."""
+    pictures = {m.name: cast_picture(board, k, clips_dir) for k, m in enumerate(board.cast, 1)}
+    if not any(pictures.values()):
+        return None  # nothing to compare the keyframes with
+    caption_h, pad = 22, 10
+    columns = 1 + max(len(s.cast) for s in board.scenes) if any(s.cast for s in board.scenes) \
+        else 1
+    keyframes = [clips_dir / f"scene_{n:02d}_keyframe.png" for n in range(1, len(board.scenes) + 1)]
+    first = next((k for k in keyframes if k.is_file()), None)
+    ratio = 9 / 16
+    if first is not None:
+        with Image.open(first) as image:
+            ratio = image.height / image.width
+    row_h = max(round(thumb_width * ratio), face) + caption_h + pad
+    width = pad + thumb_width + pad + (columns - 1) * (face + pad)
+    width = max(width, pad + len(board.cast) * (face + pad))
+    sheet = Image.new("RGB", (width, 40 + (face + caption_h + pad) + len(board.scenes) * row_h
+                              + pad), (24, 24, 28))
+    draw = ImageDraw.Draw(sheet)
+    heading = fit_text(f"{board.title} · cast", width - 2 * pad, 1, 24, 14)
+    draw_block(draw, heading, pad, pad, fill=(240, 240, 240), align="left")
+
+    def tile(path: Path | None, x: int, y: int, w: int, h: int, caption: str) -> None:
+        if path is not None and path.is_file():
+            with Image.open(path) as image:
+                sheet.paste(fit_image(image, w, h), (x, y))
+        else:
+            draw.rectangle((x, y, x + w - 1, y + h - 1), outline=(90, 90, 96))
+        text = fit_text(caption, w, 1, 14, 10)
+        draw_block(draw, text, x, y + h + 4, fill=(220, 220, 220), align="left")
+
+    y = 40 + pad
+    for k, member in enumerate(board.cast):  # the references, once, at the top
+        tile(pictures[member.name], pad + k * (face + pad), y, face, face, member.name)
+    y += face + caption_h + pad
+    for number, scene in enumerate(board.scenes, start=1):
+        thumb_h = round(thumb_width * ratio)
+        tile(keyframes[number - 1], pad, y, thumb_width, thumb_h, f"{number}. {scene.description}")
+        for k, name in enumerate(scene.cast):
+            tile(pictures.get(name), pad + thumb_width + pad + k * (face + pad), y, face, face,
+                 name)
+        y += row_h
     return sheet

@@ -332,6 +332,8 @@ def report_film(result: FilmResult) -> None:
     for label, path in (("subtitles", result.srt), ("details", result.info),
                         ("poster", result.poster), ("contact sheet", result.contact_sheet)):
         print(f"{label}: {path}")
+    if result.cast_sheet is not None:
+        print(f"cast sheet (each scene's keyframe beside its cast's pictures): {result.cast_sheet}")
 
 
 def add_assemble_options(parser: argparse.ArgumentParser) -> None:

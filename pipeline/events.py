@@ -41,6 +41,13 @@ class SceneDone:
 
 
 @dataclass(frozen=True)
+class CastDrawn:
+    name: str             # the cast member whose picture was drawn from their look
+    picture: Path         # the picture (PNG), kept with the job
+    reference: str        # how the storyboard names it now (relative to its folder when inside)
+
+
+@dataclass(frozen=True)
 class SceneFailed:
     scene: int
     message: str
@@ -54,7 +61,8 @@ class RenderFinished:
     seconds: float = 0.0
 
 
-Event = SceneStarted | StepProgress | Notice | SceneDone | SceneFailed | RenderFinished
+Event = (SceneStarted | StepProgress | Notice | CastDrawn | SceneDone | SceneFailed
+         | RenderFinished)
 
 
 def describe(event: Event) -> str:
@@ -69,6 +77,8 @@ def describe(event: Event) -> str:
             return f"scene {scene}: note: {message}" if scene else f"note: {message}"
         case SceneDone(scene, clip, _, _, _, seconds, backend):
             return f"scene {scene}: done in {seconds:.1f} s ({backend}) -> {clip}"
+        case CastDrawn(name, picture, _):
+            return f"cast: {name}'s picture drawn from their look -> {picture}"
         case SceneFailed(scene, message):
             return f"scene {scene}: FAILED: {message}"
         case RenderFinished(done, failed, cancelled, seconds):

@@ -20,13 +20,13 @@ from PIL import Image, UnidentifiedImageError
 
 from pipeline.assemble import (AssemblyError, AssemblySettings, FilmAssembler, FilmResult,
                                check_music)
-from pipeline.events import Event, RenderFinished, SceneDone, SceneFailed
+from pipeline.events import CastDrawn, Event, RenderFinished, SceneDone, SceneFailed
 from pipeline.history import History
 from pipeline.manifest import MANIFEST
 from pipeline.planner import OnText, PlanRequest, plan_storyboard
 from pipeline.render import (RenderError, RenderSettings, SceneWorkers, check_renderable,
                              render_storyboard, unfinished_scenes)
-from pipeline.storyboard import CONTINUE, Storyboard, StoryboardError
+from pipeline.storyboard import CONTINUE, TABLE_COLUMNS, Storyboard, StoryboardError
 from pipeline.subtitles import SubtitleStyle
 from pipeline.voice import VoiceError, fit_to_narration
 
@@ -113,12 +113,13 @@ class Jobs:
             board, grown = fit_to_narration(board, fps=self.render_defaults.fps)
         except (StoryboardError, VoiceError) as err:
             raise JobError(str(err)) from None
-        self.check_keyframes(job, board)
+        self.check_pictures(job, board)
         return board, grown
 
     @staticmethod
-    def check_keyframes(job: dict[str, Any], board: Storyboard) -> None:
-        """Keyframe images must be files uploaded to this job: no path may reach elsewhere."""
+    def check_pictures(job: dict[str, Any], board: Storyboard) -> None:
+        """Keyframe and cast pictures must be files uploaded to (or drawn for) this job: no
+        path may reach elsewhere."""
         folder = Path(job["dir"]).resolve()
         for number, scene in enumerate(board.scenes, start=1):
             if scene.keyframe and scene.keyframe != CONTINUE:
@@ -126,28 +127,91 @@ class Jobs:
                 if not path.is_relative_to(folder / UPLOADS) or not path.is_file():
                     raise JobError(f"scene {number}, keyframe: {scene.keyframe!r} is not an image "
                                    f"uploaded to this job; upload one, or write 'continue'")
+        pictures = [(f"cast {m.name}, reference", m.reference) for m in board.cast]
+        pictures.append(("look_reference", board.look_reference))
+        for where, value in pictures:
+            if value and not ((folder / value).resolve().is_relative_to(folder)
+                              and (folder / value).is_file()):
+                raise JobError(f"{where}: {value!r} is not a picture uploaded to or drawn for "
+                               f"this job; upload one")
 
     def add_keyframe(self, user: str, job_id: str, number: int, upload: Path,
                      admin: bool = False) -> str:
         """Check an uploaded image and keep it in the job; returns the keyframe cell's value."""
         job = self.job(user, job_id, admin)
-        if upload.suffix.lower() not in IMAGE_SUFFIXES:
-            raise JobError(f"scene {number}, keyframe: {upload.name} is not a PNG, JPEG or WebP "
-                           f"image")
-        if not upload.is_file() or upload.stat().st_size == 0:
-            raise JobError(f"scene {number}, keyframe: {upload.name} is empty")
-        if upload.stat().st_size > MAX_UPLOAD_BYTES:
-            raise JobError(f"scene {number}, keyframe: {upload.name} is over the 20 MB limit")
+        return _keep_picture(job, upload, f"scene_{number:02d}", f"scene {number}, keyframe")
+
+    # ---- cast and look -------------------------------------------------------------------
+
+    def set_cast(self, user: str, job_id: str, rows: list[list[Any]], cast: list[dict[str, Any]],
+                 look_reference: str | None, look_strength: float,
+                 renamed: dict[str, str] | None = None, admin: bool = False) -> Storyboard:
+        """Keep the film's cast and look with the job (the table's scenes with them: a cast
+        member `renamed` old -> new is renamed in every scene). A picture given as a file
+        outside the job is checked and copied into it; the same picture as the one kept stays
+        as it is. Returns the storyboard now kept."""
+        job = self.job(user, job_id, admin)
+        stored = Storyboard.from_dict(job["storyboard"])
+        kept = {m.name: m.reference for m in stored.cast}
+        members = []
+        for k, member in enumerate(cast, start=1):
+            member = dict(member)
+            member["reference"] = self._picture_value(job, member.get("reference"),
+                                                      kept.get(member.get("name", "")),
+                                                      f"cast_{k:02d}", f"cast {k}, reference")
+            members.append(member)
+        look = self._picture_value(job, look_reference, stored.look_reference, "look",
+                                   "look_reference")
+        column = TABLE_COLUMNS.index("cast")
+        rows = [list(r) for r in rows] or stored.to_rows()
+        for row in rows:  # a renamed member keeps their scenes
+            if renamed and len(row) > column and isinstance(row[column], str):
+                names = [n.strip() for n in row[column].split(",")]
+                row[column] = ", ".join(renamed.get(n, n) for n in names if n)
         try:
-            with Image.open(upload) as image:
-                image.verify()
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-            raise JobError(f"scene {number}, keyframe: {upload.name} is not an image Storyreel "
-                           f"can read") from None
-        target = Path(job["dir"]) / UPLOADS / f"scene_{number:02d}{upload.suffix.lower()}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(upload, target)
-        return f"{UPLOADS}/{target.name}"
+            cast_only = Storyboard.from_dict({  # the cast and look checked on their own first
+                **stored.to_dict(), "cast": members, "look_reference": look,
+                "look_strength": look_strength,
+                "scenes": [{"description": "-", "visual_prompt": "-"}]})
+            board = dataclasses.replace(stored, cast=cast_only.cast, look_reference=look,
+                                        look_strength=cast_only.look_strength).with_rows(rows)
+        except StoryboardError as err:
+            raise JobError(str(err)) from None
+        self.check_pictures(job, board)
+        self.history.update(job_id, storyboard=board.to_dict())
+        return board
+
+    def _picture_value(self, job: dict[str, Any], given: str | None, kept: str | None,
+                       stem: str, where: str) -> str | None:
+        """A picture as the storyboard names it: the one kept when `given` is it (by path or
+        by content), else `given` checked and copied into the job; None when there is none."""
+        if not given:
+            return None
+        folder = Path(job["dir"])
+        path = Path(given)
+        if kept and (folder / kept).is_file():
+            if path.resolve() == (folder / kept).resolve() or (
+                    path.is_file() and path.read_bytes() == (folder / kept).read_bytes()):
+                return kept
+        if path.resolve().is_relative_to((folder / UPLOADS).resolve()) and path.is_file():
+            return os.path.relpath(path.resolve(), folder.resolve())
+        return _keep_picture(job, path, stem, where)  # a keyframe made a look is copied: it stays
+
+    def draw_cast(self, user: str, job_id: str, admin: bool = False) -> Iterator[Event]:
+        """Draw the pictures of the cast members that have none (and render no scene); each is
+        kept with the job as it is drawn."""
+        job = self.job(user, job_id, admin)
+        board = Storyboard.from_dict(job["storyboard"])
+        settings = dataclasses.replace(self.render_defaults, cast_only=True)
+        try:
+            for event in render_storyboard(board, scenes_folder(job), settings,
+                                           base_dir=Path(job["dir"]), workers=self.workers):
+                if isinstance(event, CastDrawn):
+                    board = board.with_cast_member(event.name, reference=event.reference)
+                    self.history.update(job_id, storyboard=board.to_dict())
+                yield event
+        except RenderError as err:
+            raise JobError(str(err)) from None
 
     def add_music(self, user: str, job_id: str, upload: Path, admin: bool = False) -> Path:
         """Check an uploaded music file and keep it with the job (used by every re-assembly)."""
@@ -197,6 +261,9 @@ class Jobs:
             if only_scenes != [] else iter(())
         try:
             for event in scenes:
+                if isinstance(event, CastDrawn):  # kept with the job: resume uses it
+                    board = board.with_cast_member(event.name, reference=event.reference)
+                    self.history.update(job_id, storyboard=board.to_dict())
                 if isinstance(event, (SceneDone, SceneFailed)):
                     self.history.record_event(job_id, event, board.scenes[event.scene - 1].seed)
                 if isinstance(event, SceneDone):
@@ -243,3 +310,26 @@ class Jobs:
     def delete(self, user: str, job_id: str, admin: bool = False) -> None:
         self.job(user, job_id, admin)
         self.history.delete(job_id)
+
+
+def _keep_picture(job: dict[str, Any], upload: Path, stem: str, where: str) -> str:
+    """Check an uploaded picture and copy it into the job's uploads as `stem`; returns the path
+    the storyboard names it by (relative to the job's folder)."""
+    upload = Path(upload)
+    if upload.suffix.lower() not in IMAGE_SUFFIXES:
+        raise JobError(f"{where}: {upload.name} is not a PNG, JPEG or WebP image")
+    if not upload.is_file() or upload.stat().st_size == 0:
+        raise JobError(f"{where}: {upload.name} is empty")
+    if upload.stat().st_size > MAX_UPLOAD_BYTES:
+        raise JobError(f"{where}: {upload.name} is over the 20 MB limit")
+    try:
+        with Image.open(upload) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        raise JobError(f"{where}: {upload.name} is not an image Storyreel can read") from None
+    target = Path(job["dir"]) / UPLOADS / f"{stem}{upload.suffix.lower()}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for old in target.parent.glob(f"{stem}.*"):  # one picture per slot
+        old.unlink()
+    shutil.copyfile(upload, target)
+    return f"{UPLOADS}/{target.name}"

@@ -55,24 +55,33 @@ def load_upload(path: Path, number: int, width: int, height: int) -> Image.Image
                          f"read ({type(err).__name__})") from None
 
 
-def generate(pipe: Any, scene: Scene, width: int, height: int, steps: int, guidance: float,
-             on_step: Callable[[int, int], None]) -> Image.Image:
-    """A keyframe from a text-to-image pipeline; on_step may raise to cancel."""
+def generate(pipe: Any, prompt: str, seed: int, width: int, height: int, steps: int,
+             guidance: float, on_step: Callable[[int, int], None],
+             adapter: dict[str, Any] | None = None) -> Image.Image:
+    """A keyframe from a text-to-image pipeline; on_step may raise to cancel. `adapter` holds
+    the image adapter's arguments when reference pictures steer it (models/adapter.py)."""
     import torch
 
-    generator = torch.Generator("cpu").manual_seed(scene.seed)
+    generator = torch.Generator("cpu").manual_seed(seed)
 
     def callback(_pipe: Any, step: int, _timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         on_step(step + 1, steps)
         return kwargs
 
-    call: dict[str, Any] = {"prompt": scene.visual_prompt, "width": width, "height": height,
+    call: dict[str, Any] = {"prompt": prompt, "width": width, "height": height,
                             "num_inference_steps": steps, "guidance_scale": guidance,
-                            "generator": generator, "callback_on_step_end": callback}
+                            "generator": generator, "callback_on_step_end": callback,
+                            **(adapter or {})}
     if guidance > 1.0:
         call["negative_prompt"] = NEGATIVE_PROMPT
     result = pipe(**call)
     return fit(result.images[0], width, height)
+
+
+def portrait_prompt(look: str, style: str) -> str:
+    """What a cast member's picture is drawn from: them alone, whole, on a plain background."""
+    return ", ".join(p for p in (f"character sheet portrait of {look}", "full body, centred",
+                                 "plain light background", style) if p)
 
 
 @dataclass(frozen=True)

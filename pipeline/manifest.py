@@ -16,7 +16,7 @@ from typing import Any
 
 from models.files import write_json_atomic
 from pipeline.assemble import AssemblySettings
-from pipeline.events import Event, SceneDone, SceneFailed
+from pipeline.events import CastDrawn, Event, SceneDone, SceneFailed
 from pipeline.history import History
 from pipeline.render import RenderSettings, scene_paths, unfinished_scenes
 from pipeline.storyboard import Storyboard
@@ -53,6 +53,10 @@ class CliJob:
                     "seed": info.get("seed"), "seconds": None})
 
     def record(self, event: Event) -> None:
+        if isinstance(event, CastDrawn):  # kept: a resume uses the same picture
+            self.board = self.board.with_cast_member(event.name, reference=event.reference)
+            _write(self)
+            self.history.update(self.job_id, storyboard=self.board.to_dict())
         if isinstance(event, (SceneDone, SceneFailed)):
             self.history.record_event(self.job_id, event, self.board.scenes[event.scene - 1].seed)
 

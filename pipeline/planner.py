@@ -32,10 +32,11 @@ from typing import Any
 
 from models.language import LanguageDataMissing
 from pipeline.beats import Beat, detect_language, plan_beats, subjects, to_english
-from pipeline.premise import Premise, find_premise
+from pipeline.premise import PLACES, Premise, find_premise
 from pipeline.safety import ContentFilter
-from pipeline.storyboard import (ASPECTS, MAX_DURATION, MAX_SCENES, MAX_SEED, MIN_DURATION,
-                                 MOTIONS, Scene, Storyboard, StoryboardError)
+from pipeline.storyboard import (ASPECTS, MAX_DURATION, MAX_LOOK, MAX_NAME, MAX_SCENES, MAX_SEED,
+                                 MIN_DURATION, MOTIONS, NAME_SEPARATORS, CastMember, Scene,
+                                 Storyboard, StoryboardError)
 from pipeline.narration import size_narration
 from pipeline.voice import VoiceError
 
@@ -132,12 +133,33 @@ def plan_storyboard(request: PlanRequest, on_text: OnText | None = None,
     board = _assemble(prompt, drafts, title, beats, language, request.style, target, seed,
                       premise)
     board.planner, board.notes = planner, notes
+    board = _with_cast(board, premise, seed)
     board = _voiced(board, request, notes)
     board.provenance = _provenance(drafts, planner, language)
     board.provenance["title"] = planner if title else "rule: the prompt's subject"
     board.provenance["subject"] = f"{premise.subject!r}, setting {premise.setting or 'none'!r}: " \
                                   f"{premise.method}"
+    if board.cast:
+        board.provenance["cast"] = "rule: the prompt's subject, in every scene that shows it"
     return board
+
+
+def _with_cast(board: Storyboard, premise: Premise, seed: int) -> Storyboard:
+    """The storyboard with its cast proposed: the prompt's subject (unless it is a place), in
+    every scene whose visual prompt shows it, so it looks the same in each of them."""
+    subject = premise.subject.strip()
+    if not subject or subject.split()[-1].lower() in PLACES or subject == premise.setting:
+        return board
+    name = premise.chinese.get(subject, subject) if board.language == "zh" else subject
+    name = "".join(c for c in name if c not in NAME_SEPARATORS)[:MAX_NAME].strip()
+    if not name:
+        return board
+    name = name[0].upper() + name[1:]
+    scenes = [s for s in board.scenes if subject.lower() in s.visual_prompt.lower()] \
+        or board.scenes
+    for scene in scenes:
+        scene.cast = [name]
+    return dataclasses.replace(board, cast=[CastMember(name, subject[:MAX_LOOK], seed=seed)])
 
 
 def _voiced(board: Storyboard, request: PlanRequest, notes: list[str]) -> Storyboard:

@@ -7,8 +7,11 @@
 Each worker is a single-threaded actor holding one GPU (`num_gpus=1`: Ray sets its
 CUDA_VISIBLE_DEVICES, so it sees its card as cuda:0) and keeps its keyframe and video pipelines
 warm between films, with a compile cache folder of its own. A worker runs the same
-`SceneRenderer.render_scene` as the in-process path and returns the finished scene through
-Ray's object store; pipeline/render.py (the head) writes it into the job folder. Progress goes
+`SceneRenderer` as the in-process path. A worker on the head's own machine returns a scene's
+frames through Ray's object store (shared memory there) and the head encodes them on a thread
+of its own while that GPU makes its next scene, as the in-process path does; a worker on
+another machine encodes its clip itself, so only the small mp4 crosses the network.
+pipeline/render.py (the head) writes each scene into the job folder. Progress goes
 back through a Ray queue; cancel is `ray.cancel`, which the worker reads after every denoising
 step. A worker whose process dies is restarted by Ray once, and its scene is sent again.
 
@@ -24,14 +27,16 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from models.files import sweep_partials
 from pipeline.events import Event, Notice
-from pipeline.scene_render import (RenderCancelled, RenderedScene, RenderError, SceneRenderer,
-                                   SceneTask, VideoChoice, WorkerLost)
+from pipeline.scene_render import (RenderCancelled, RenderedScene, RenderError, SceneFrames,
+                                   SceneRenderer, SceneTask, VideoChoice, WorkerLost,
+                                   finish_scene)
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +87,11 @@ class SceneActor:
         sweep_partials(self.scratch)  # what a killed predecessor left
         self.renderer: SceneRenderer | None = None
 
-    def describe(self) -> tuple[str, int]:
-        """(this worker's name: its node and GPU, its process id)."""
-        return self.name, os.getpid()
+    def describe(self) -> tuple[str, int, str]:
+        """(this worker's name: its node and GPU, its process id, its Ray node's id)."""
+        import ray
+
+        return self.name, os.getpid(), ray.get_runtime_context().get_node_id()
 
     def prepare(self, settings: Any, needs_images: bool) -> VideoChoice:
         self.renderer = SceneRenderer(settings, self._emit, self._cancelled, self.scratch,
@@ -95,9 +102,17 @@ class SceneActor:
             raise RenderError(f"{self.name}: {err}") from None
 
     def render_scene(self, task: SceneTask) -> RenderedScene:
+        """The whole scene, its clip encoded here (a worker on another machine than the head)."""
+        return self._prepared().render_scene(task)
+
+    def make_frames(self, task: SceneTask) -> SceneFrames:
+        """The scene's frames, for the head to encode (a worker on the head's machine)."""
+        return self._prepared().make_frames(task)
+
+    def _prepared(self) -> SceneRenderer:
         if self.renderer is None:
             raise RenderError(f"{self.name}: not prepared for this film")
-        return self.renderer.render_scene(task)
+        return self.renderer
 
     def _emit(self, event: Event) -> None:
         self.progress.put_nowait(event)
@@ -126,7 +141,9 @@ def _own_compile_cache(index: int) -> None:
 class _Worker:
     name: str
     pid: int
+    node: str                    # its Ray node's id
     actor: Any
+    beside_head: bool = False    # on the head's machine: it hands frames over, the head encodes
     ready: bool = False          # prepared for the film now rendering
     preparing: Any = None        # a prepare call in flight after a restart
     running: Any = None          # the scene call in flight
@@ -150,6 +167,12 @@ class RayWorkers:
         self.emit: Callable[[Event], None] = lambda event: None
         self.film: tuple[Any, bool] | None = None  # (settings, needs images) of the film now
         self.running: dict[Any, tuple[_Worker, int]] = {}  # call -> (worker, scene)
+        self.encoder = ThreadPoolExecutor(2, thread_name_prefix="storyreel-encode")
+        self.encoding: dict[Future[RenderedScene], int] = {}  # clips encoding here -> scene
+        self.scratch: Path | None = None  # the job folder, where clips are encoded here
+        head = ray.get_runtime_context().get_node_id()
+        for worker in workers:
+            worker.beside_head = worker.node == head
 
     @classmethod
     def start(cls, gpus: int | str = "all", cluster: str | None = None,
@@ -184,7 +207,7 @@ class RayWorkers:
         remote = ray.remote(num_gpus=1, num_cpus=1, max_restarts=1)(SceneActor)
         actors = [remote.remote(i, progress, (worker_env or [{}] * count)[i])
                   for i in range(count)]
-        workers = [_Worker(*ray.get(actor.describe.remote()), actor) for actor in actors]
+        workers = [_Worker(*ray.get(actor.describe.remote()), actor=actor) for actor in actors]
         times = StartTimes(ray_s, time.perf_counter() - began)
         log.info("Ray: %d worker(s) (%s) in %.1f s + %.1f s", count,
                  ", ".join(w.name for w in workers), times.ray_s, times.workers_s)
@@ -198,6 +221,7 @@ class RayWorkers:
             emit(Notice("waiting for the film rendering now to finish (the GPUs are busy)"))
             self.lock.acquire()
         self.emit, self.film, self.running = emit, (settings, needs_images), {}
+        self.scratch = out_dir
         began = time.perf_counter()
         calls = {id(w): w.actor.prepare.remote(settings, needs_images) for w in self.workers}
         choices: dict[int, VideoChoice] = {}
@@ -234,7 +258,8 @@ class RayWorkers:
 
     def submit(self, worker: str, task: SceneTask) -> None:
         chosen = next(w for w in self.workers if w.name == worker)
-        chosen.running = chosen.actor.render_scene.remote(task)
+        method = chosen.actor.make_frames if chosen.beside_head else chosen.actor.render_scene
+        chosen.running = method.remote(task)
         self.running[chosen.running] = (chosen, task.number)
 
     def finished(self, timeout: float) -> list[tuple[int, RenderedScene | BaseException]]:
@@ -245,18 +270,29 @@ class RayWorkers:
             ready, _ = self.ray.wait(calls, num_returns=1, timeout=timeout)
             if ready:
                 ready, _ = self.ray.wait(calls, num_returns=len(calls), timeout=0)
+        elif self.encoding:
+            wait(list(self.encoding), timeout=timeout, return_when=FIRST_COMPLETED)
         else:
             time.sleep(timeout)
         self._relay_progress()  # a scene's progress before its end
-        ended = []
+        ended: list[tuple[int, RenderedScene | BaseException]] = []
         for call in ready:
             worker, number = self.running.pop(call)
-            worker.running = None
-            ended.append((number, self._result(worker, call)))
+            worker.running = None  # free for the next scene, even while its clip encodes here
+            result = self._result(worker, call)
+            if isinstance(result, SceneFrames):
+                settings, _ = self.film
+                clip = self.encoder.submit(finish_scene, result, settings.fps, self.scratch,
+                                           self.emit)
+                self.encoding[clip] = number
+            else:
+                ended.append((number, result))
+        for clip in [c for c in self.encoding if c.done()]:
+            ended.append((self.encoding.pop(clip), clip.exception() or clip.result()))
         return ended
 
     def cancel(self) -> None:
-        for call in self.running:
+        for call in self.running:  # a clip encoding here is finished
             self.ray.cancel(call)
 
     def release(self) -> None:
@@ -274,10 +310,11 @@ class RayWorkers:
         process started it."""
         for worker in self.workers:
             self.ray.kill(worker.actor)
+        self.encoder.shutdown(wait=True)
         if self.started_ray:
             self.ray.shutdown()
 
-    def _result(self, worker: _Worker, call: Any) -> RenderedScene | BaseException:
+    def _result(self, worker: _Worker, call: Any) -> RenderedScene | SceneFrames | BaseException:
         ray = self.ray
         try:
             return ray.get(call)
@@ -301,7 +338,8 @@ class RayWorkers:
                 continue
             try:
                 self.ray.get(worker.preparing)
-                worker.name, worker.pid = self.ray.get(worker.actor.describe.remote())
+                worker.name, worker.pid, worker.node = self.ray.get(
+                    worker.actor.describe.remote())
                 worker.ready = True
             except (self.ray.exceptions.RayActorError, self.ray.exceptions.RayTaskError) as err:
                 self.emit(Notice(f"{worker.name} did not come back ({type(err).__name__}); the "

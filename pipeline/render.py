@@ -18,6 +18,11 @@ still encoding is finished). Closing the generator cancels too.
 
 Per scene, in `out_dir`: scene_NN.mp4 (H.264 yuv420p), scene_NN_keyframe.png,
 scene_NN_last.png and scene_NN.json (models, seed, parameters, timings, worker).
+
+The cast: a scene's keyframe prompt starts with the looks of the cast members in it, and their
+pictures (and the film's style picture) steer its keyframe through the image adapter. A cast
+member without a picture has one drawn from their look before the scenes start (cast_NN.png in
+`out_dir`, reported as CastDrawn so the caller keeps it in the storyboard).
 """
 from __future__ import annotations
 
@@ -38,13 +43,15 @@ import numpy as np
 from PIL import Image
 
 from models.files import partial_name, sweep_partials, write_json_atomic
-from pipeline.events import (Event, Notice, RenderFinished, SceneDone, SceneFailed, SceneStarted)
+from pipeline.events import (CastDrawn, Event, Notice, RenderFinished, SceneDone, SceneFailed,
+                             SceneStarted)
 from pipeline.fonts import FontMissing, check_fonts
-from pipeline.keyframes import SceneError, fit, load_upload
+from pipeline.keyframes import SceneError, fit, load_upload, portrait_prompt
 from pipeline.safety import ContentFilter
-from pipeline.scene_render import (DEFAULT_STEPS, TURBO_STEPS, RenderCancelled, RenderedScene,
-                                   RenderError, SceneRenderer, SceneTask, VideoChoice, WorkerLost)
-from pipeline.storyboard import CONTINUE, Scene, Storyboard, StoryboardError
+from pipeline.scene_render import (DEFAULT_STEPS, TURBO_STEPS, Reference, RenderCancelled,
+                                   RenderedScene, RenderError, SceneRenderer, SceneTask,
+                                   VideoChoice, WorkerLost)
+from pipeline.storyboard import CONTINUE, CastMember, Scene, Storyboard, StoryboardError
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +84,7 @@ class RenderSettings:
                                     # scene's clip runs this much past its duration, so the film
                                     # lasts exactly the storyboard's total (assembly uses the same)
     only_scenes: list[int] = field(default_factory=list)  # 1-based; empty = every scene
+    cast_only: bool = False         # draw the cast's missing pictures, render no scene
 
     def sized_for(self, board: Storyboard) -> RenderSettings:
         """These settings with the frame size filled in from the storyboard's aspect."""
@@ -222,17 +230,21 @@ class _Director:
         self.board, self.out_dir, self.settings = board, out_dir, settings
         self.cancel, self.emit, self.base_dir, self.workers = cancel, emit, base_dir, workers
         self.last_frames: dict[int, np.ndarray] = {}  # scenes finished in this render
+        self.pictures: dict[Path, np.ndarray] = {}     # reference pictures read for this render
+        self.portraits: list[int] = []  # cast pictures to draw first: -1 for the first member
 
     def run(self) -> None:
         started = time.perf_counter()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         sweep_partials(self.out_dir)  # a resumed folder loses what a killed writer left
-        needs_images = any(s.keyframe is None for s in self.board.scenes)
+        needs_images = self.settings.cast_only or any(s.keyframe is None
+                                                      for s in self.board.scenes)
         try:
             choice = self.workers.prepare(self.settings, needs_images, self.emit, self.cancel,
                                           self.out_dir)
             for note in choice.notices:
                 self.emit(Notice(note))
+            self.portraits = self._portraits_to_draw(choice)
             outcomes = self._schedule(choice)
         finally:
             self.workers.release()
@@ -244,13 +256,31 @@ class _Director:
         self.emit(RenderFinished(done, failed, cancelled, time.perf_counter() - started))
 
     def _todo(self) -> list[int]:
+        if self.settings.cast_only:
+            return []
         wanted = set(self.settings.only_scenes) or set(range(1, len(self.board.scenes) + 1))
         return [n for n in range(1, len(self.board.scenes) + 1) if n in wanted]
 
+    def _portraits_to_draw(self, choice: VideoChoice) -> list[int]:
+        """The cast members (as -1, -2, ...) in a scene to render with a generated keyframe who
+        have no picture yet: drawn first, once, from their look."""
+        wanted = set(self._todo())
+        needed = [k for k, member in enumerate(self.board.cast, start=1) if not member.reference
+                  and (self.settings.cast_only or any(
+                      member.name in self.board.scenes[n - 1].cast
+                      and self.board.scenes[n - 1].keyframe is None for n in wanted))]
+        if needed and choice.image_model is None:
+            names = ", ".join(self.board.cast[k - 1].name for k in needed)
+            self.emit(Notice(f"no keyframe model to draw the pictures of {names}: their scenes "
+                             f"follow their look text only"))
+            return []
+        return [-k for k in needed]
+
     def _schedule(self, choice: VideoChoice) -> dict[int, str]:
         """Send scenes to idle workers until every one has ended; returns each scene's outcome:
-        "done", "failed", "stop" (disk full: every later scene would fail too), "cancelled"."""
-        waiting = self._todo()          # not sent yet, in film order
+        "done", "failed", "stop" (disk full: every later scene would fail too), "cancelled".
+        Cast pictures to draw (negative numbers) go first; scenes wait for them."""
+        waiting = self.portraits + self._todo()  # not sent yet, in film order
         running: dict[int, str] = {}    # scene -> the worker rendering it
         outcomes: dict[int, str] = {}
         lost: Counter[int] = Counter()
@@ -271,9 +301,17 @@ class _Director:
                     continue
                 self.workers.submit(worker, task)
                 running[number] = worker
-                self.emit(SceneStarted(number, len(self.board.scenes), choice.backend, worker))
+                if number < 0:
+                    self.emit(Notice(f"drawing {task.scene.description}'s picture from their "
+                                     f"look ({worker})"))
+                else:
+                    self.emit(SceneStarted(number, len(self.board.scenes), choice.backend,
+                                           worker))
             for number, result in self.workers.finished(timeout=0.1):
                 del running[number]
+                if number < 0:
+                    self._keep_portrait(-number, result)
+                    continue
                 if (isinstance(result, WorkerLost) and not stopping
                         and lost[number] < self.MAX_LOST):
                     lost[number] += 1
@@ -289,6 +327,10 @@ class _Director:
     def _next_scene(self, waiting: list[int], running: dict[int, str]) -> int | None:
         """The first waiting scene that can start now: a "continue" scene waits for its parent."""
         for number in waiting:
+            if number < 0:
+                return number
+            if any(n < 0 for n in (*waiting, *running)):
+                return None  # the cast's pictures first
             continues = self.board.scenes[number - 1].keyframe == CONTINUE
             if not (continues and (number - 1 in waiting or number - 1 in running)):
                 return number
@@ -297,20 +339,76 @@ class _Director:
     def _task(self, number: int) -> SceneTask | str:
         """The scene's task, its keyframe resolved here (an upload, or the parent's last frame);
         or its outcome when it cannot start (reported)."""
+        if number < 0:
+            return self._portrait_task(self.board.cast[-number - 1], number)
         scene = self.board.scenes[number - 1]
         if self.settings.seed is not None:
             scene = Scene(**{**asdict(scene), "seed": self.settings.seed})
         seconds = clip_seconds(self.board, number, self.settings.crossfade)
-        task = SceneTask(number, scene, self.board.title, seconds)
+        task = SceneTask(number, scene, self.board.title, seconds,
+                         prompt=self.board.scene_prompt(number))
 
         def resolve() -> SceneTask:
             keyframe = self._given_keyframe(number, scene)
             if keyframe is not None:
                 task.keyframe = np.asarray(keyframe[0].convert("RGB"))
                 task.keyframe_source = keyframe[1]
+                return task
+            task.characters = [Reference(m.name, self._picture(m.reference, f"scene {number}, "
+                                                               f"cast {m.name}"), m.strength)
+                               for m in self.board.cast_of(number) if m.reference]
+            task.look = self._look(f"scene {number}, look_reference")
             return task
         outcome = self._attempt(number, resolve)
         return task if outcome == "done" else outcome
+
+    def _portrait_task(self, member: CastMember, number: int) -> SceneTask:
+        """The task that draws a cast member's picture from their look (and the film's look)."""
+        scene = Scene(description=member.name, visual_prompt=member.look, seed=member.seed)
+        task = SceneTask(number, scene, self.board.title, 0.0, portrait=True,
+                         prompt=portrait_prompt(member.look, self.board.style))
+        try:
+            task.look = self._look(f"cast {member.name}")
+        except SceneError as err:
+            self.emit(Notice(str(err)))
+        return task
+
+    def _keep_portrait(self, index: int, result: RenderedScene | BaseException) -> None:
+        """Keep a drawn cast picture beside the scenes (cast_NN.png), name it in this render's
+        storyboard and report it; a picture that could not be drawn leaves the look text."""
+        member = self.board.cast[index - 1]
+        if isinstance(result, BaseException):
+            if not isinstance(result, RenderCancelled):
+                self.emit(Notice(f"{member.name}'s picture could not be drawn ({result}); their "
+                                 f"scenes follow their look text only"))
+            return
+        path = self.out_dir / f"cast_{index:02d}.png"
+        _write_bytes(path, result.keyframe_png)
+        kept = os.path.relpath(path, self.base_dir) if path.resolve().is_relative_to(
+            self.base_dir.resolve()) else str(path.resolve())
+        self.board = self.board.with_cast_member(member.name, reference=kept)
+        self.emit(CastDrawn(member.name, path, kept))
+
+    def _look(self, where: str) -> Reference | None:
+        """The film's style picture, when it has one."""
+        if not self.board.look_reference:
+            return None
+        return Reference("look", self._picture(self.board.look_reference, where),
+                         self.board.look_strength)
+
+    def _picture(self, value: str, where: str) -> np.ndarray:
+        """A reference picture (a path, relative to the storyboard's folder), read once."""
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else self.base_dir / path
+        if path not in self.pictures:
+            try:
+                with Image.open(path) as image:
+                    image.thumbnail((1024, 1024))
+                    self.pictures[path] = np.asarray(image.convert("RGB"))
+            except (OSError, Image.DecompressionBombError) as err:
+                raise SceneError(f"{where}: the picture {path.name} cannot be read "
+                                 f"({type(err).__name__}); upload it again or clear it") from None
+        return self.pictures[path]
 
     def _given_keyframe(self, number: int, scene: Scene) -> tuple[Image.Image, str] | None:
         """The picture a scene starts from when it is not generated: its upload, or the last

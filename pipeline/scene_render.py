@@ -74,15 +74,33 @@ class VideoChoice:
 
 
 @dataclass
-class SceneTask:
-    """Everything a worker needs to render one scene."""
+class Reference:
+    """A picture that steers a generated keyframe through the image adapter."""
 
-    number: int                  # 1-based
+    name: str                    # the cast member's name, or "look" for the film's style picture
+    picture: np.ndarray          # RGB uint8
+    strength: float              # 0 (no effect) to 1
+
+
+@dataclass
+class SceneTask:
+    """Everything a worker needs to render one scene (or draw one cast member's picture)."""
+
+    number: int                  # 1-based; a cast member's picture: -1, -2, ... (cast order)
     scene: Scene                 # the job's seed override already applied
     title: str                   # the film's title, for a title card
     seconds: float               # the clip's length: the duration plus any crossfade tail
     keyframe: np.ndarray | None = None  # RGB uint8 at the film's size; None: generate one
     keyframe_source: str = ""    # where that keyframe came from ("upload: x.png", "continue: ...")
+    prompt: str = ""             # the keyframe model's prompt ("" = the scene's visual prompt):
+                                 # the looks of the scene's cast, then its visual prompt
+    characters: list[Reference] = field(default_factory=list)  # the scene's cast's pictures
+    look: Reference | None = None  # the film's style picture
+    portrait: bool = False       # draw a cast member's picture from `prompt`, not a scene
+
+    @property
+    def keyframe_prompt(self) -> str:
+        return self.prompt or self.scene.visual_prompt
 
 
 @dataclass
@@ -101,16 +119,43 @@ class RenderedScene:
 
 @dataclass
 class SceneFrames:
-    """A scene whose frames are made, on its way to the encoder."""
+    """A scene whose frames are made, on its way to the encoder (`finish_scene`), which may run
+    in another process than the one that made them."""
 
     task: SceneTask
     frames: list[Any]            # RGB uint8 arrays at the film's fps
     keyframe_png: bytes
-    source: str                  # where the keyframe came from
-    started: float               # perf_counter when the scene started
-    keyframe_s: float
-    video_s: float
-    profile: str | None = field(default=None)  # the memory profile the video was made in
+    info: dict[str, Any]         # the scene's info (scene_NN.json); the encoder adds its part
+    made_s: float                # seconds from the scene's start to its last frame
+    backend: str                 # "svd" or "animatic"
+    worker: str                  # who made the frames
+
+
+def finish_scene(made: SceneFrames, fps: int, scratch: Path,
+                 emit: Callable[[Event], None]) -> RenderedScene:
+    """Encode a scene's frames into its clip (the CPU's part of a scene); `scratch` is where
+    the clip is written before it travels (a partial file)."""
+    task = made.task
+    if task.portrait:  # a cast member's picture: nothing to encode
+        return RenderedScene(task.number, b"", made.keyframe_png, np.zeros((1, 1, 3), np.uint8),
+                             made.info, made.made_s, made.backend, made.worker)
+    started = time.perf_counter()
+    emit(StepProgress(task.number, "encode", 0, 1))
+    wanted = frame_count(task.seconds, fps)  # both backends make exactly this many
+    frames = made.frames if len(made.frames) == wanted else retime(made.frames, wanted)
+    data, count = encode_mp4(frames, fps, scratch, f"scene_{task.number:02d}.mp4")
+    encode_s = time.perf_counter() - started
+    info = {**made.info, "frames": count,
+            "timings": {**made.info["timings"], "encode_s": round(encode_s, 3)}}
+    return RenderedScene(task.number, data, made.keyframe_png,
+                         np.ascontiguousarray(made.frames[-1]), info, made.made_s + encode_s,
+                         made.backend, made.worker)
+
+
+def _picture_key(reference: Reference) -> str:
+    import hashlib
+
+    return hashlib.sha1(reference.picture.tobytes()).hexdigest() + str(reference.picture.shape)
 
 
 def png_bytes(image: Image.Image | np.ndarray) -> bytes:
@@ -137,6 +182,8 @@ class SceneRenderer:
         self.image_pipe: Any = None
         self.compiling: str | None = None  # the compile key whose first run is under way
         self.notices: list[str] = []
+        self.embeddings: dict[str, Any] = {}  # reference picture -> its adapter embedding
+        self.adapter_missing = False          # the adapter was needed and is not here (told)
 
     # ---- before the first scene ----------------------------------------------------------
 
@@ -271,6 +318,8 @@ class SceneRenderer:
         """The scene's keyframe and frames (the GPU's part of a scene)."""
         started = time.perf_counter()
         s = self.settings
+        if task.portrait:
+            return self._portrait(task, started)
         keyframe, source, lettering = self._keyframe(task)
         keyframe_s = time.perf_counter() - started
         shown = keyframe
@@ -284,22 +333,13 @@ class SceneRenderer:
             frames = list(animatic_frames(keyframe, task.scene, s.width, s.height, s.fps,
                                           task.seconds, lettering))
         self._check_cancel()
-        return SceneFrames(task, frames, png_bytes(shown), source, started, keyframe_s,
-                           time.perf_counter() - video_started,
-                           self.profile.name if self.profile else None)
+        info = self._scene_info(task, source, keyframe_s, time.perf_counter() - video_started)
+        return SceneFrames(task, frames, png_bytes(shown), info, time.perf_counter() - started,
+                           self.choice.backend, self.worker)
 
     def finish(self, made: SceneFrames) -> RenderedScene:
-        """Encode the frames (the CPU's part of a scene) and describe the scene."""
-        task, fps = made.task, self.settings.fps
-        encode_started = time.perf_counter()
-        self.emit(StepProgress(task.number, "encode", 0, 1))
-        wanted = frame_count(task.seconds, fps)  # both backends make exactly this many
-        frames = made.frames if len(made.frames) == wanted else retime(made.frames, wanted)
-        data, count = encode_mp4(frames, fps, self.scratch, f"scene_{task.number:02d}.mp4")
-        info = self._scene_info(made, count, time.perf_counter() - encode_started)
-        return RenderedScene(task.number, data, made.keyframe_png,
-                             np.ascontiguousarray(made.frames[-1]), info,
-                             time.perf_counter() - made.started, self.choice.backend, self.worker)
+        """Encode the frames here (see `finish_scene`)."""
+        return finish_scene(made, self.settings.fps, self.scratch, self.emit)
 
     def _keyframe(self, task: SceneTask) -> tuple[Image.Image, str, Image.Image | None]:
         """(the picture the video starts from, where it came from, lettering drawn over every
@@ -308,9 +348,15 @@ class SceneRenderer:
         if task.keyframe is not None:
             return Image.fromarray(task.keyframe), task.keyframe_source, None  # fitted by the head
         if self.image_pipe is not None:
-            image = generate(self.image_pipe, task.scene, s.width, s.height, s.keyframe_steps,
-                             s.keyframe_guidance, self._progress(task.number, "keyframe"))
-            return image, f"generated: {self.choice.image_model}", None
+            adapter = self._adapter_arguments(task)
+            image = generate(self.image_pipe, task.keyframe_prompt, task.scene.seed, s.width,
+                             s.height, s.keyframe_steps, s.keyframe_guidance,
+                             self._progress(task.number, "keyframe"), adapter)
+            steered = [r.name for r in task.characters + [task.look] if r and r.strength > 0]
+            source = f"generated: {self.choice.image_model}"
+            if adapter is not None and steered:
+                source += f", steered by the pictures of: {', '.join(steered)}"
+            return image, source, None
         if self.choice.backend == "animatic":
             tag = animatic_tag(s.width, s.height)
             card = title_card(task.scene, task.number, task.title, s.width, s.height,
@@ -319,6 +365,49 @@ class SceneRenderer:
         raise SceneError(f"scene {task.number}: "
                          f"{self._no_image_model_message(s.image_model or 'default')}"
                          f", or give the scene a keyframe image")
+
+    def _portrait(self, task: SceneTask, started: float) -> SceneFrames:
+        """A cast member's picture, drawn once from their look (square, at most 768 px)."""
+        s = self.settings
+        if self.image_pipe is None:
+            raise SceneError(f"{task.scene.description}: no keyframe model to draw their picture")
+        side = min(768, s.width, s.height) // 8 * 8
+        image = generate(self.image_pipe, task.keyframe_prompt, task.scene.seed, side, side,
+                         s.keyframe_steps, s.keyframe_guidance,
+                         lambda _step, _steps: self._check_cancel(),
+                         self._adapter_arguments(task))
+        info = {"cast": task.scene.description, "prompt": task.keyframe_prompt,
+                "seed": task.scene.seed, "image_model": self.choice.image_model}
+        return SceneFrames(task, [], png_bytes(image), info, time.perf_counter() - started,
+                           self.choice.backend, self.worker)
+
+    def _adapter_arguments(self, task: SceneTask) -> dict[str, Any] | None:
+        """The image adapter's arguments for this keyframe: its references' embeddings (each
+        picture embedded once per film) and strengths; None without references or adapter."""
+        from models import adapter
+        from models.diffusion import place_again
+        from models.llm import ModelUnavailable
+
+        pictures = [r for r in (*task.characters, task.look) if r is not None]
+        pipe = self.image_pipe
+        if not pictures and not adapter.is_attached(pipe):
+            return None
+        if pictures and not adapter.is_attached(pipe) and not self.adapter_missing:
+            try:
+                adapter.attach(pipe)
+                place_again(pipe, self.profile)  # the encoder joins the profile's placement
+            except ModelUnavailable as err:
+                self.adapter_missing = True
+                self.emit(Notice(f"{err}; keyframes follow the cast's look text only"))
+        if self.adapter_missing:
+            return None
+        new = [r for r in pictures if _picture_key(r) not in self.embeddings]
+        if new:
+            found = adapter.embed(pipe, [Image.fromarray(r.picture) for r in new])
+            self.embeddings.update({_picture_key(r): e for r, e in zip(new, found)})
+        characters = [(self.embeddings[_picture_key(r)], r.strength) for r in task.characters]
+        look = (self.embeddings[_picture_key(task.look)], task.look.strength) if task.look else None
+        return adapter.call_kwargs(pipe, characters, look, self.settings.keyframe_guidance > 1.0)
 
     def _svd_with_retries(self, task: SceneTask, keyframe: Image.Image, count: int) -> list:
         """SVD frames; on CUDA out-of-memory, step down a profile and try the scene again."""
@@ -370,24 +459,25 @@ class SceneRenderer:
         if self.cancelled():
             raise RenderCancelled()
 
-    def _scene_info(self, made: SceneFrames, count: int, encode_s: float) -> dict[str, Any]:
-        s, choice, scene = self.settings, self.choice, made.task.scene
+    def _scene_info(self, task: SceneTask, source: str, keyframe_s: float,
+                    video_s: float) -> dict[str, Any]:
+        s, choice, scene = self.settings, self.choice, task.scene
         info: dict[str, Any] = {
-            "scene": made.task.number, "backend": choice.backend, "seed": scene.seed,
+            "scene": task.number, "backend": choice.backend, "seed": scene.seed,
             "description": scene.description, "visual_prompt": scene.visual_prompt,
             "camera": scene.camera, "motion": scene.motion, "duration": scene.duration,
-            "keyframe": made.source, "image_model": choice.image_model,
-            "frames": count, "fps": s.fps, "width": s.width, "height": s.height,
-            "worker": self.worker,
-            "timings": {"keyframe_s": round(made.keyframe_s, 3),
-                        "video_s": round(made.video_s, 3), "encode_s": round(encode_s, 3)},
-            "clip_seconds": round(made.task.seconds, 3),  # the duration plus the crossfade tail
+            "keyframe": source, "image_model": choice.image_model,
+            "keyframe_prompt": task.keyframe_prompt, "cast": list(scene.cast),
+            "frames": frame_count(task.seconds, s.fps), "fps": s.fps, "width": s.width,
+            "height": s.height, "worker": self.worker,
+            "timings": {"keyframe_s": round(keyframe_s, 3), "video_s": round(video_s, 3)},
+            "clip_seconds": round(task.seconds, 3),  # the duration plus the crossfade tail
         }
         if choice.backend == "svd":
             runs, cond_fps = svd_plan(scene.duration, s.frames)
             params = self._video_params()
             info.update({"video_model": choice.video_model, "quality": choice.quality,
-                         "profile": made.profile,
+                         "profile": self.profile.name if self.profile else None,
                          "svd": {"num_frames": s.frames,
                                  "num_inference_steps": params.num_inference_steps,
                                  "sampler": type(self.video_pipe.scheduler).__name__,

@@ -28,12 +28,18 @@ MAX_NARRATION = 300      # characters the voice says in one scene
 MAX_VISUAL_PROMPT = 600  # characters; image models read ~77 tokens anyway
 MAX_TITLE = 120
 MAX_SEED = 2**32 - 1
+MAX_CAST = 4             # characters one film may keep the same from scene to scene
+MAX_NAME = 40            # characters of a cast member's name
+MAX_LOOK = 200           # characters of a cast member's one-line look
+DEFAULT_STRENGTH = 0.6   # how strongly a cast member's picture steers their keyframes (0-1)
+DEFAULT_LOOK_STRENGTH = 0.5  # how strongly the film's style picture steers every keyframe
+NAME_SEPARATORS = ",，、;；"  # what separates the names in a scene's cast cell
 
 ASPECTS = {"16:9": (1024, 576), "9:16": (576, 1024), "1:1": (768, 768)}  # SVD-XT's sizes
 
 TABLE_COLUMNS = (
-    "description", "narration", "visual_prompt", "camera", "motion", "duration", "transition", "keyframe",
-    "seed",
+    "description", "narration", "visual_prompt", "cast", "camera", "motion", "duration",
+    "transition", "keyframe", "seed",
 )
 
 
@@ -69,6 +75,18 @@ class Scene:
     transition: str = "cut"   # how this scene starts: cut or crossfade from the previous one
     keyframe: str | None = None  # an image path, "continue", or None (generate one)
     seed: int = 0             # seeds the keyframe and the video model for this scene
+    cast: list[str] = field(default_factory=list)  # names of the cast members in this scene
+
+
+@dataclass
+class CastMember:
+    """A character who must look the same in every scene they are in."""
+
+    name: str                 # how the scenes' cast cells name them ("Mimi")
+    look: str                 # one line, English, added to each of their scenes' visual prompts
+    reference: str | None = None  # their picture (a path): uploaded, or drawn once from the look
+    strength: float = DEFAULT_STRENGTH  # how strongly the picture steers their keyframes (0-1)
+    seed: int = 0             # seeds the drawing of their picture
 
 
 @dataclass
@@ -76,6 +94,9 @@ class Storyboard:
     title: str
     style: str
     scenes: list[Scene]
+    cast: list[CastMember] = field(default_factory=list)  # at most MAX_CAST
+    look_reference: str | None = None  # a picture whose style every keyframe takes (a path)
+    look_strength: float = DEFAULT_LOOK_STRENGTH  # how strongly it does (0-1)
     language: str = "en"      # language of the descriptions (subtitles): "en" or "zh"
     aspect: str = "16:9"      # the film's shape: one of ASPECTS
     voice: str = "auto"       # who narrates: "auto", "none", or engine:voice (pipeline.voice)
@@ -107,9 +128,11 @@ class Storyboard:
             problems.append(FieldProblem(
                 None, "scenes", f"has {len(raw_scenes)} scenes; the most a film may have is "
                 f"{MAX_SCENES}"))
+        cast = _cast(data.get("cast"), problems)
+        names = tuple(member.name for member in cast)
         scenes = []
         for number, raw in enumerate(raw_scenes[:MAX_SCENES], start=1):
-            scene = parse_scene(raw, number, problems)
+            scene = parse_scene(raw, number, problems, names)
             if scene is not None:
                 scenes.append(scene)
         language = data.get("language", "en")
@@ -128,10 +151,14 @@ class Storyboard:
         if not isinstance(provenance, dict):
             problems.append(FieldProblem(None, "provenance", "must be an object"))
             provenance = {}
+        look_reference = _picture(data.get("look_reference"), None, "look_reference", problems)
+        look_strength = _strength(data.get("look_strength", DEFAULT_LOOK_STRENGTH), None,
+                                  "look_strength", problems)
         if problems:
             raise StoryboardError(problems)
-        return cls(title=title, style=style, scenes=scenes, language=language, aspect=aspect,
-                   voice=voice.strip(),
+        return cls(title=title, style=style, scenes=scenes, cast=cast,
+                   look_reference=look_reference, look_strength=look_strength,
+                   language=language, aspect=aspect, voice=voice.strip(),
                    planner=str(data.get("planner", "")),
                    provenance={str(k): str(v) for k, v in provenance.items()},
                    notes=[str(n) for n in data.get("notes") or []])
@@ -182,9 +209,28 @@ class Storyboard:
 
     def drawn_texts(self) -> list[str]:
         """Every text the film draws: title (poster, headers), descriptions and narrations
-        (subtitles)."""
+        (subtitles), and the cast's names (the cast sheet)."""
         return [self.title, *(s.description for s in self.scenes),
-                *(s.narration for s in self.scenes if s.narration)]
+                *(s.narration for s in self.scenes if s.narration),
+                *(member.name for member in self.cast)]
+
+    def cast_of(self, number: int) -> list[CastMember]:
+        """The cast members in scene `number` (1-based), in the cast's order."""
+        names = set(self.scenes[number - 1].cast)
+        return [member for member in self.cast if member.name in names]
+
+    def scene_prompt(self, number: int) -> str:
+        """What the keyframe model is asked for in scene `number`: the looks of the scene's cast
+        first (so the image model's 77 tokens always read them), then its visual prompt."""
+        scene = self.scenes[number - 1]
+        lowered = scene.visual_prompt.lower()
+        looks = [m.look for m in self.cast_of(number) if m.look.lower() not in lowered]
+        return ", ".join([*looks, scene.visual_prompt])
+
+    def with_cast_member(self, name: str, **changes: Any) -> Storyboard:
+        """A copy with cast member `name` changed (its picture, strength, ...)."""
+        cast = [replace(m, **changes) if m.name == name else m for m in self.cast]
+        return replace(self, cast=cast)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -192,8 +238,10 @@ class Storyboard:
         return ASPECTS[self.aspect]
 
 
-def parse_scene(raw: Any, number: int, problems: list[FieldProblem]) -> Scene | None:
-    """Validate one scene's fields, appending a FieldProblem for each bad one."""
+def parse_scene(raw: Any, number: int, problems: list[FieldProblem],
+                cast: tuple[str, ...] | None = None) -> Scene | None:
+    """Validate one scene's fields, appending a FieldProblem for each bad one; `cast` names
+    the film's cast members (None: the scene's cast is not checked against it)."""
     if not isinstance(raw, dict):
         problems.append(FieldProblem(number, "scene", "must be an object with the scene's fields"))
         return None
@@ -213,12 +261,13 @@ def parse_scene(raw: Any, number: int, problems: list[FieldProblem]) -> Scene | 
     duration = _duration(raw.get("duration", 4.0), number, problems)
     seed = _seed(raw.get("seed", 0), number, problems)
     keyframe = _keyframe(raw.get("keyframe"), number, problems)
+    in_scene = _scene_cast(raw.get("cast"), number, cast, problems)
     if len(problems) > before:
         return None
     return Scene(description=description, visual_prompt=visual_prompt, narration=narration,
                  camera=camera,
                  motion=motion, duration=duration, transition=transition, keyframe=keyframe,
-                 seed=seed)
+                 seed=seed, cast=in_scene)
 
 
 def validate_scene(scene: Scene, number: int) -> None:
@@ -249,6 +298,8 @@ def _blank(value: Any) -> bool:
 
 
 def _cell(value: Any) -> Any:
+    if isinstance(value, list):  # a scene's cast: "Mimi, Bo"
+        return ", ".join(value)
     return "" if value is None else value
 
 
@@ -305,13 +356,13 @@ def _duration(value: Any, scene: int, problems: list[FieldProblem]) -> float:
     return round(seconds, 3)
 
 
-def _seed(value: Any, scene: int, problems: list[FieldProblem]) -> int:
+def _seed(value: Any, scene: int | None, problems: list[FieldProblem], name: str = "seed") -> int:
     number = _number(value)
     if number is None or not math.isfinite(number) or number != int(number):
-        problems.append(FieldProblem(scene, "seed", f"must be a whole number (got {value!r})"))
+        problems.append(FieldProblem(scene, name, f"must be a whole number (got {value!r})"))
         return 0
     if not 0 <= number <= MAX_SEED:
-        problems.append(FieldProblem(scene, "seed", f"must be between 0 and {MAX_SEED}"))
+        problems.append(FieldProblem(scene, name, f"must be between 0 and {MAX_SEED}"))
     return int(number)
 
 
@@ -330,3 +381,82 @@ def _keyframe(value: Any, scene: int, problems: list[FieldProblem]) -> str | Non
     if len(text) > 1024 or "\x00" in text:
         problems.append(FieldProblem(scene, "keyframe", "is not a usable file path"))
     return text
+
+
+def _cast(value: Any, problems: list[FieldProblem]) -> list[CastMember]:
+    """The film's cast: up to MAX_CAST members, each named once."""
+    if _blank(value) or value == []:
+        return []
+    if not isinstance(value, list):
+        problems.append(FieldProblem(None, "cast", "must be a list of cast members"))
+        return []
+    if len(value) > MAX_CAST:
+        problems.append(FieldProblem(None, "cast", f"has {len(value)} members; a film keeps at "
+                                     f"most {MAX_CAST} characters the same"))
+    cast: list[CastMember] = []
+    for index, raw in enumerate(value[:MAX_CAST], start=1):
+        where = f"cast {index}"
+        if not isinstance(raw, dict):
+            problems.append(FieldProblem(None, where, "must be an object with name and look"))
+            continue
+        name = _text(raw.get("name"), None, f"{where}, name", MAX_NAME, problems)
+        if any(ch in name for ch in NAME_SEPARATORS):
+            problems.append(FieldProblem(None, f"{where}, name", f"{name!r} may not contain "
+                                         f"commas or semicolons (they separate names in a "
+                                         f"scene's cast)"))
+        if name and name.lower() in (m.name.lower() for m in cast):
+            problems.append(FieldProblem(None, f"{where}, name", f"{name!r} is in the cast twice"))
+        look = _text(raw.get("look"), None, f"{where}, look", MAX_LOOK, problems)
+        reference = _picture(raw.get("reference"), None, f"{where}, reference", problems)
+        strength = _strength(raw.get("strength", DEFAULT_STRENGTH), None, f"{where}, strength",
+                             problems)
+        seed = _seed(raw.get("seed", 0), None, problems, f"{where}, seed")
+        cast.append(CastMember(name, look, reference, strength, seed))
+    return cast
+
+
+def _scene_cast(value: Any, scene: int, cast: tuple[str, ...] | None,
+                problems: list[FieldProblem]) -> list[str]:
+    """A scene's cast cell ("Mimi, Bo", or a list) as the cast's own spelling of each name."""
+    if _blank(value) or value == []:
+        return []
+    if isinstance(value, str):
+        for separator in NAME_SEPARATORS[1:]:
+            value = value.replace(separator, ",")
+        names = [n.strip() for n in value.split(",") if n.strip()]
+    elif isinstance(value, list) and all(isinstance(n, str) for n in value):
+        names = [n.strip() for n in value if n.strip()]
+    else:
+        problems.append(FieldProblem(scene, "cast", "must be names separated by commas"))
+        return []
+    if cast is None:
+        return list(dict.fromkeys(names))
+    known = {name.lower(): name for name in cast}
+    found: list[str] = []
+    for name in names:
+        if name.lower() not in known:
+            listed = ", ".join(cast) if cast else "the film has no cast yet"
+            problems.append(FieldProblem(scene, "cast", f"{name!r} is not in the film's cast "
+                                         f"({listed}); add them to the cast or fix the name"))
+        elif known[name.lower()] not in found:
+            found.append(known[name.lower()])
+    return found
+
+
+def _picture(value: Any, scene: int | None, name: str, problems: list[FieldProblem]) -> str | None:
+    """An image's path, or None."""
+    if _blank(value):
+        return None
+    if not isinstance(value, str) or len(value) > 1024 or "\x00" in value:
+        problems.append(FieldProblem(scene, name, "is not a usable image path"))
+        return None
+    return value.strip()
+
+
+def _strength(value: Any, scene: int | None, name: str, problems: list[FieldProblem]) -> float:
+    number = _number(value)
+    if number is None or not 0.0 <= number <= 1.0:
+        problems.append(FieldProblem(scene, name, f"must be a number from 0 (no effect) to 1 "
+                                     f"(got {value!r})"))
+        return DEFAULT_STRENGTH
+    return round(number, 3)

@@ -8,6 +8,7 @@ import pytest
 
 from app import create_studio
 from pipeline.render import RenderSettings
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None,
                                 reason="Debian's chromium is not installed (.ci/run installs it)")
@@ -24,6 +25,14 @@ def test_write_edit_render_and_play_in_a_browser(tmp_path, monkeypatch, embedded
     try:
         with browser_pages(2) as (page, other):
             write_storyboard(page, url, "A fox explores a snowy village", scenes=2)
+            name = page.locator("#cast-1-name textarea, #cast-1-name input").first
+            page.wait_for_function(  # the planner's cast fills the Cast panel
+                "() => [...document.querySelectorAll('#cast-1-name textarea, #cast-1-name input')]"
+                ".some(e => e.value === 'Fox')", timeout=30_000)
+            assert name.input_value() == "Fox"
+            shots = ROOT / "outputs" / "screenshots"
+            shots.mkdir(parents=True, exist_ok=True)
+            page.locator("#cast-panel").screenshot(path=str(shots / "cast-en.png"))
             edit_cell(page, 0, 0, "The fox wakes up under a pine tree.")
             marks = render_and_time(page, scenes=2)
             assert marks["first_preview_s"] <= marks["all_previews_s"] <= marks["film_s"]

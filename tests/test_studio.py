@@ -506,3 +506,37 @@ def test_one_history_command_line_jobs_for_everyone_or_their_account(tmp_path):
     assert seen(team, "alice") == {alices.job_id}
     assert seen(team, "bob") == set()
     assert seen(team, "boss") == {nobody.job_id, alices.job_id, studio_job["id"]}
+
+
+def test_the_cast_panel_keeps_names_pictures_and_strengths_with_the_job(studio, tmp_path):
+    """The planner's cast arrives with the storyboard; the Cast panel renames a member (the
+    table follows), uploads their picture and sets its strength; a member without a look is
+    named; History keeps the cast, and a render keeps it too."""
+    from PIL import Image
+
+    from gradio_client import handle_file
+
+    client, _url, outputs = studio
+    _, table, job_id = plan(client, "A fox explores a snowy village")
+    record = json.loads((outputs / "history.json").read_text(encoding="utf-8"))["jobs"]["1"]
+    assert [m["name"] for m in record["storyboard"]["cast"]] == ["Fox"]
+    assert all(row[COL("cast")] == "Fox" for row in table["data"])
+    face = tmp_path / "fox.png"
+    Image.new("RGB", (64, 64), (220, 120, 30)).save(face)
+    empty = ["", "", 0.6, None] * 3
+    kept = client.predict(job_id, table, "Foxy", "a red fox with a white tail tip", 0.3,
+                          handle_file(str(face)), *empty, None, 0.5, api_name="/save_cast")
+    assert all(row[COL("cast")] == "Foxy" for row in kept[0]["data"])  # renamed in the table
+    assert list(kept[1:4]) == ["Foxy", "a red fox with a white tail tip", 0.3] and kept[4]
+    stored = json.loads((outputs / "history.json").read_text(encoding="utf-8"))["jobs"]["1"]
+    member = stored["storyboard"]["cast"][0]
+    assert member["reference"] == "uploads/cast_01.png" and member["strength"] == 0.3
+    with pytest.raises(Exception, match="cast 2, look: is empty"):
+        client.predict(job_id, kept[0], "Foxy", "a red fox", 0.3, handle_file(str(face)),
+                       "Owl", "", 0.6, None, *["", "", 0.6, None] * 2, None, 0.5,
+                       api_name="/save_cast")
+    # A render keeps the cast the panel saved (the picture stays the uploaded one).
+    list(client.submit(job_id, kept[0], api_name="/render"))
+    after = json.loads((outputs / "history.json").read_text(encoding="utf-8"))["jobs"]["1"]
+    assert after["storyboard"]["cast"][0]["reference"] == "uploads/cast_01.png"
+    assert after["status"] == "done"

@@ -25,12 +25,15 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from pipeline.events import Notice, SceneDone, SceneFailed, SceneStarted, StepProgress
+from pipeline.events import (CastDrawn, Notice, SceneDone, SceneFailed, SceneStarted,
+                             StepProgress, describe)
 from pipeline.jobs import FilmReady, JobError, Jobs, scenes_folder
 from pipeline.planner import PlanRequest, PromptRejected
 from pipeline.render import QUALITIES, LocalWorkers, scene_paths
 from pipeline.beats import detect_language
-from pipeline.storyboard import ASPECTS, MAX_SCENES, TABLE_COLUMNS, Storyboard
+from pipeline.assemble import cast_picture
+from pipeline.storyboard import (ASPECTS, DEFAULT_LOOK_STRENGTH, DEFAULT_STRENGTH, MAX_CAST,
+                                 MAX_SCENES, TABLE_COLUMNS, Storyboard)
 from pipeline.subtitles import (POSITIONS, SUBTITLE_STYLES, SubtitleStyle, burn_in,
                                 subtitle_band, subtitle_style, words_of)
 from pipeline.voice import (SAMPLE_TEXT, VoiceError, narrate, voice_choices, voice_language,
@@ -228,10 +231,14 @@ class Studio:
                     gr.Warning(status)
                 elif isinstance(event, Notice):
                     gr.Info(_with_download_hint(event.message))
+                elif isinstance(event, CastDrawn):
+                    status = describe(event).split(" -> ")[0]
                 elif isinstance(event, FilmReady):
                     film = self.share(event.film, request)
+                    cast_sheet = event.film.with_name(f"{event.film.stem}_cast.png")
                     files = [self.share(p, request) for p in (event.film, event.srt,
-                                                             event.contact_sheet)]
+                                                             event.contact_sheet, cast_sheet)
+                             if p.is_file()]
                     status = f"film ready: {event.duration:.1f} s"
                 yield (_progress(status, started, done, total),
                        [previews[k] for k in sorted(previews)], film, files)
@@ -386,6 +393,82 @@ class Studio:
             if keyframe.is_file():
                 shown.append((self.share(keyframe, request), str(number)))
         return shown
+
+    # ---- cast and look ---------------------------------------------------------------------
+
+    def cast_view(self, job_id: str, request: gr.Request) -> list[Any]:
+        """The Cast panel as the job keeps it: each slot's name, look, strength and picture,
+        then the film's look picture and its strength."""
+        board = Storyboard.from_dict(self._job(job_id, request)["storyboard"]) if job_id else None
+        folder = scenes_folder(self._job(job_id, request)) if job_id else None
+        values: list[Any] = []
+        for k in range(1, MAX_CAST + 1):
+            member = board.cast[k - 1] if board and k <= len(board.cast) else None
+            picture = cast_picture(board, k, folder, drawn=False) if member else None
+            values += [member.name if member else "", member.look if member else "",
+                       member.strength if member else DEFAULT_STRENGTH,
+                       self.share(picture, request) if picture else None]
+        look = Path(self._job(job_id, request)["dir"]) / board.look_reference \
+            if board and board.look_reference else None
+        values += [self.share(look, request) if look and look.is_file() else None,
+                   board.look_strength if board else DEFAULT_LOOK_STRENGTH]
+        return values
+
+    # The panel's handlers take the request first: Gradio passes it by position, and the
+    # panel's values follow as *values (per slot: name, look, strength, picture; then the look).
+
+    def save_cast(self, request: gr.Request, job_id: str, table: Any, *values: Any) -> list[Any]:
+        """Keep the panel's cast and look with the job (a gr.Error names a bad field); returns
+        the table (a renamed member renamed in it) and the panel as kept."""
+        board = self._keep_cast(job_id, table, list(values), request)
+        return [board.to_rows(), *self.cast_view(job_id, request)]
+
+    def _keep_cast(self, job_id: str, table: Any, values: list[Any], request: gr.Request,
+                   redraw: int | None = None) -> Storyboard:
+        job = self._job(job_id, request)
+        stored = Storyboard.from_dict(job["storyboard"])
+        cast, renamed = [], {}
+        for k in range(MAX_CAST):
+            name, look, strength, picture = values[4 * k:4 * k + 4]
+            if not (name or "").strip():
+                continue
+            old = stored.cast[k] if k < len(stored.cast) else None
+            if old is not None and old.name != name.strip():
+                renamed[old.name] = name.strip()
+            seed = old.seed if old else random.randint(0, 2**32 - 1)
+            if redraw == k:  # a new picture: drawn again from the look with a new seed
+                picture, seed = None, random.randint(0, 2**32 - 1)
+            cast.append({"name": name, "look": look, "strength": strength,
+                         "reference": picture, "seed": seed})
+        look_picture, look_strength = values[4 * MAX_CAST:4 * MAX_CAST + 2]
+        try:
+            return self.jobs.set_cast(self.user(request), job["id"], _rows(table), cast,
+                                      look_picture, look_strength, renamed, self.admin(request))
+        except JobError as err:
+            raise gr.Error(str(err)) from None
+
+    def draw_again(self, slot: int, request: gr.Request, job_id: str, table: Any, *values: Any):
+        """A new picture for cast slot `slot` (0-based), drawn now from its look."""
+        board = self._keep_cast(job_id, table, list(values), request, redraw=slot)
+        if slot >= len(board.cast):
+            raise gr.Error(f"cast {slot + 1}: give the character a name and a look first")
+        lines: list[str] = []
+        for event in self.jobs.draw_cast(self.user(request), job_id, self.admin(request)):
+            if isinstance(event, (CastDrawn, Notice)):
+                lines.append(describe(event))
+                yield ["\n".join(f"- {line}" for line in lines), *[gr.skip()] * (4 * MAX_CAST + 2)]
+        yield ["\n".join(f"- {line}" for line in lines), *self.cast_view(job_id, request)]
+
+    def use_first_keyframe(self, request: gr.Request, job_id: str, table: Any,
+                           *values: Any) -> list[Any]:
+        """Scene 1's keyframe, once the person likes it, becomes the film's look."""
+        keyframe = scene_paths(scenes_folder(self._job(job_id, request)), 1)["keyframe"]
+        if not keyframe.is_file():
+            raise gr.Error("look_reference: scene 1 has no keyframe yet; render it first")
+        values = list(values)
+        values[4 * MAX_CAST] = str(keyframe)
+        board = self._keep_cast(job_id, table, values, request)
+        return [board.to_rows(), *self.cast_view(job_id, request)]
 
     def ask_delete(self, job_id: str, request: gr.Request):
         """Delete asks first: the confirmation row, naming the film."""
@@ -610,9 +693,10 @@ SHORTCUTS_JS = """
 
 # The storyboard's columns: wide text columns, narrow short ones (shares of the table's width;
 # they add up to 95%: the row numbers' column takes the rest, down to about 960 px wide).
-COLUMN_WIDTHS = {"description": "18%", "narration": "16%", "visual_prompt": "19%",
-                 "camera": "8%", "motion": "6%", "duration": "6%", "transition": "8%",
-                 "keyframe": "6%", "seed": "8%"}
+COLUMN_WIDTHS = {"description": "16%", "narration": "14%", "visual_prompt": "17%",
+                 "cast": "7%", "camera": "8%", "motion": "6%", "duration": "6%",
+                 "transition": "7%", "keyframe": "6%", "seed": "8%"}
+NUMBER_COLUMNS = ("duration", "seed")
 
 
 def _choices_note() -> str:
@@ -620,6 +704,13 @@ def _choices_note() -> str:
 
     return (f"camera: {', '.join(CAMERAS)} · motion: {', '.join(MOTIONS)} · transition: "
             f"{', '.join(TRANSITIONS)} · keyframe: empty, continue, or an upload (below)")
+
+
+def _draw_slot(studio: Studio, slot: int) -> Any:
+    """The Draw button of cast slot `slot` (Gradio reads the handler's own signature)."""
+    def draw(request: gr.Request, job_id: str, table: Any, *values: Any):
+        yield from studio.draw_again(slot, request, job_id, table, *values)
+    return draw
 
 
 def build(studio: Studio) -> gr.Blocks:
@@ -648,8 +739,8 @@ def build(studio: Studio) -> gr.Blocks:
                                         type="filepath", interactive=False, scale=2)
             notes = gr.Markdown(elem_id="plan-notes")
             storyboard = gr.Dataframe(
-                headers=list(TABLE_COLUMNS), datatype=["str", "str", "str", "str", "str",
-                                                       "number", "str", "str", "number"],
+                headers=list(TABLE_COLUMNS),
+                datatype=["number" if c in NUMBER_COLUMNS else "str" for c in TABLE_COLUMNS],
                 type="array", interactive=True, label=i18n("storyboard"), elem_id="storyboard",
                 wrap=True, column_count=len(TABLE_COLUMNS), show_row_numbers=True,
                 column_widths=[COLUMN_WIDTHS[c] for c in TABLE_COLUMNS])
@@ -657,6 +748,39 @@ def build(studio: Studio) -> gr.Blocks:
             keyframe_strip = gr.Gallery(label=i18n("keyframes"), elem_id="keyframes",
                                         columns=MAX_SCENES // 2, height="auto",
                                         object_fit="contain", allow_preview=True)
+            cast_inputs: list[Any] = []   # per slot: name, look, strength, picture; then the look
+            draw_buttons: list[Any] = []
+            with gr.Accordion(i18n("cast_panel"), open=True, elem_id="cast-panel"):
+                with gr.Row():
+                    for k in range(1, MAX_CAST + 1):
+                        with gr.Column(min_width=180, elem_id=f"cast-{k}",
+                                       elem_classes="cast-card"):
+                            picture = gr.Image(type="filepath", label=i18n("cast_picture"),
+                                               height=160, sources=["upload"],
+                                               elem_id=f"cast-{k}-picture")
+                            name = gr.Textbox(label=i18n("cast_name"), max_lines=1,
+                                              elem_id=f"cast-{k}-name")
+                            look = gr.Textbox(label=i18n("cast_look"), lines=2,
+                                              elem_id=f"cast-{k}-look")
+                            strength = gr.Slider(0, 1, value=DEFAULT_STRENGTH, step=0.05,
+                                                 label=i18n("cast_strength"),
+                                                 elem_id=f"cast-{k}-strength")
+                            draw_buttons.append(gr.Button(i18n("draw_again"), size="sm",
+                                                          elem_id=f"cast-{k}-draw"))
+                            cast_inputs += [name, look, strength, picture]
+                with gr.Row():
+                    look_picture = gr.Image(type="filepath", label=i18n("look_picture"),
+                                            height=160, sources=["upload"],
+                                            elem_id="look-picture")
+                    with gr.Column():
+                        look_strength = gr.Slider(0, 1, value=DEFAULT_LOOK_STRENGTH, step=0.05,
+                                                  label=i18n("look_strength"),
+                                                  elem_id="look-strength")
+                        use_first_btn = gr.Button(i18n("use_first_keyframe"),
+                                                  elem_id="use-first-keyframe")
+                        save_cast_btn = gr.Button(i18n("save_cast"), elem_id="save-cast")
+                cast_inputs += [look_picture, look_strength]
+                cast_notes = gr.Markdown(elem_id="cast-notes")
             with gr.Row():
                 with gr.Column():
                     subtitles = gr.Dropdown(list(SUBTITLE_STYLES), value="classic",
@@ -740,15 +864,21 @@ def build(studio: Studio) -> gr.Blocks:
 
         render_outputs = [progress, previews, film, downloads]
         subtitle_inputs = [subtitles, subtitle_size, subtitle_colour, subtitle_position]
+        show_cast = {"fn": studio.cast_view, "inputs": job_id, "outputs": cast_inputs,
+                     "api_visibility": "private"}
+        keep_cast = {"fn": studio.save_cast, "inputs": [job_id, storyboard, *cast_inputs],
+                     "outputs": [storyboard, *cast_inputs], "api_visibility": "private"}
+        save_cast_btn.click(**{**keep_cast, "api_visibility": "public", "api_name": "save_cast"})
         plan_btn.click(studio.plan,
                        [prompt, style, scenes, seconds, aspect, voice],
                        [planner_text, storyboard, job_id, notes],
                        api_name="plan", concurrency_id=GPU, concurrency_limit=1,
-                       ).then(studio.header, job_id, header, api_visibility="private")
-        render_event = render_btn.click(
+                       ).then(studio.header, job_id, header, api_visibility="private",
+                              ).then(**show_cast)
+        render_event = render_btn.click(**keep_cast).success(
             studio.render, [job_id, storyboard, quality, aspect, voice, *subtitle_inputs],
             render_outputs, api_name="render", concurrency_id=GPU, concurrency_limit=1)
-        rerender_event = rerender_btn.click(
+        rerender_event = rerender_btn.click(**keep_cast).success(
             studio.rerender,
             [job_id, storyboard, scene_no, new_seed, quality, aspect, voice, *subtitle_inputs],
             render_outputs,
@@ -756,7 +886,14 @@ def build(studio: Studio) -> gr.Blocks:
             concurrency_id=GPU, concurrency_limit=1)
         for event in (render_event, rerender_event):
             event.then(studio.header, job_id, header, api_visibility="private").then(
-                studio.keyframes, job_id, keyframe_strip, api_visibility="private")
+                studio.keyframes, job_id, keyframe_strip, api_visibility="private").then(
+                **show_cast)
+        use_first_btn.click(studio.use_first_keyframe, [job_id, storyboard, *cast_inputs],
+                            [storyboard, *cast_inputs], api_visibility="private")
+        for slot, button in enumerate(draw_buttons):
+            button.click(_draw_slot(studio, slot), [job_id, storyboard, *cast_inputs],
+                         [cast_notes, *cast_inputs], api_visibility="private",
+                         concurrency_id=GPU, concurrency_limit=1)
         hear_btn.click(studio.hear_voice, [voice, prompt], voice_sample, api_name="hear_voice")
         for control in (subtitles, subtitle_size, subtitle_colour, subtitle_position, aspect):
             control.change(studio.subtitle_preview, [subtitles, aspect, subtitle_size,
@@ -779,11 +916,11 @@ def build(studio: Studio) -> gr.Blocks:
         opened = [storyboard, job_id, prompt, previews, film, downloads, job_status, aspect, voice]
         cards.select(studio.open_card, card_ids,
                      [*opened, header, keyframe_strip, tabs, selected, details],
-                     api_visibility="private")
+                     api_visibility="private").then(**show_cast)
         jobs_table.select(studio.open_row, None,
                           [*opened, header, keyframe_strip, tabs, selected, details],
-                          api_visibility="private")
-        open_btn.click(studio.open_job, selected, opened, api_name="open_job")
+                          api_visibility="private").then(**show_cast)
+        open_btn.click(studio.open_job, selected, opened, api_name="open_job").then(**show_cast)
         to_create = {"fn": lambda: gr.Tabs(selected="create"), "inputs": None, "outputs": tabs,
                      "api_visibility": "private"}
         resume_btn.click(**to_create).then(studio.resume, selected, render_outputs,

@@ -32,6 +32,15 @@ EN = {
     "rerender_film": "Re-render the whole film", "confirm_delete": "Yes, delete it",
     "keep": "No, keep it", "all_jobs": "Every job as a list", "keyframes": "Keyframes so far",
     "choices": "Allowed values",
+    "cast_panel": "Cast and look: the same characters and style in every scene",
+    "cast_name": "Name (as in the table's cast column)",
+    "cast_look": "Look, one line in English (added to each of their scenes)",
+    "cast_strength": "How strongly the picture steers their keyframes",
+    "cast_picture": "Picture (upload one, or it is drawn from the look)",
+    "draw_again": "Draw a new picture", "look_picture": "The film's look (a style picture)",
+    "look_strength": "How strongly the look steers every keyframe",
+    "use_first_keyframe": "Use scene 1's keyframe as the look for every scene",
+    "save_cast": "Keep the cast",
 }
 ZH = {
     "create": "创作", "history": "历史", "system": "系统",
@@ -56,6 +65,12 @@ ZH = {
     "search": "搜索影片（提示词或标题）", "films": "我的影片（点击打开）",
     "rerender_film": "重新渲染整部影片", "confirm_delete": "确定删除", "keep": "保留",
     "all_jobs": "全部任务列表", "keyframes": "已生成的关键帧", "choices": "可选值",
+    "cast_panel": "角色与画风：每个场景中的角色和风格保持一致",
+    "cast_name": "名字（与分镜表 cast 列一致）", "cast_look": "外观（一行英文，加入其所在场景的画面描述）",
+    "cast_strength": "参考图对关键帧的影响强度", "cast_picture": "参考图（上传，或按外观描述自动绘制）",
+    "draw_again": "重新绘制", "look_picture": "影片画风（风格参考图）",
+    "look_strength": "画风对每个关键帧的影响强度",
+    "use_first_keyframe": "用第 1 个场景的关键帧作为全片画风", "save_cast": "保存角色",
 }
 
 i18n = gr.I18n(en=EN, zh=ZH, **{"zh-CN": ZH})
