@@ -69,6 +69,11 @@ def attach(pipe: Any) -> None:
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise ModelUnavailable(f"cannot load the image adapter in {folder} "
                                f"({str(err).splitlines()[0][:200]})") from err
+    if not all(_is_plain_projection(layer) for layer in _projections(pipe)):
+        pipe.unload_ip_adapter()
+        raise ModelUnavailable(f"the image adapter in {folder} needs its encoder's hidden "
+                               f"states (a 'plus' adapter); Storyreel uses "
+                               f"{IMAGE_ADAPTER.weights_file}, one embedding per picture")
     pipe._storyreel_adapter = True
     log.info("image adapter attached from %s", folder)
 
@@ -97,10 +102,6 @@ def embed(pipe: Any, pictures: list[Any]) -> list[tuple[Any, Any]]:
     hooked = hasattr(encoder, "_hf_hook")
     device = pipe._execution_device if hooked else \
         ("cuda" if torch.cuda.is_available() else "cpu")
-    hidden = [not _is_plain_projection(layer) for layer in _projections(pipe)]
-    if any(hidden):
-        raise ModelUnavailable("this image adapter needs the encoder's hidden states; Storyreel "
-                               f"uses {IMAGE_ADAPTER.name}, whose encoder gives one embedding")
     if not hooked:
         encoder.to(device)
     try:

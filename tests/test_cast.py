@@ -297,3 +297,24 @@ def test_the_command_line_keeps_a_drawn_picture_for_resume(tmp_path, tiny_text_t
     assert (out / "cast_01.png").read_bytes() == drawn
     info = json.loads((out / "scene_02.json").read_text(encoding="utf-8"))
     assert "Mimi" in info["keyframe"]
+
+
+def test_draw_a_new_picture_now_renders_no_scene(tmp_path, tiny_text_to_image, with_adapter):
+    """The Cast panel's *Draw a new picture*: the member's picture is drawn at once from their
+    look (a new seed, a new picture), kept with the job, and no scene is rendered."""
+    from pipeline.history import History
+    from pipeline.jobs import Jobs
+
+    jobs = Jobs(History(tmp_path / "outputs"), RenderSettings(
+        backend="animatic", image_model=str(tiny_text_to_image), width=64, height=64, fps=4))
+    board = cast_board({"cast": "Mimi"}, cast=[{"name": "Mimi", "look": LOOK, "seed": 5}])
+    job = jobs.history.create("ana", "a cat film", board.to_dict())
+    first = [e for e in jobs.draw_cast("ana", job["id"]) if isinstance(e, CastDrawn)]
+    picture = first[0].picture.read_bytes()
+    kept = Storyboard.from_dict(jobs.job("ana", job["id"])["storyboard"])
+    assert kept.cast[0].reference == "scenes/cast_01.png"
+    assert not list((Path(job["dir"]) / "scenes").glob("scene_*"))  # no scene rendered
+    again = kept.with_cast_member("Mimi", reference=None, seed=6)
+    jobs.history.update(job["id"], storyboard=again.to_dict())
+    second = [e for e in jobs.draw_cast("ana", job["id"]) if isinstance(e, CastDrawn)]
+    assert second and second[0].picture.read_bytes() != picture

@@ -399,17 +399,16 @@ class Studio:
     def cast_view(self, job_id: str, request: gr.Request) -> list[Any]:
         """The Cast panel as the job keeps it: each slot's name, look, strength and picture,
         then the film's look picture and its strength."""
-        board = Storyboard.from_dict(self._job(job_id, request)["storyboard"]) if job_id else None
-        folder = scenes_folder(self._job(job_id, request)) if job_id else None
+        job = self._job(job_id, request) if job_id else None
+        board = Storyboard.from_dict(job["storyboard"]) if job else None
         values: list[Any] = []
         for k in range(1, MAX_CAST + 1):
             member = board.cast[k - 1] if board and k <= len(board.cast) else None
-            picture = cast_picture(board, k, folder, drawn=False) if member else None
+            picture = cast_picture(board, k, scenes_folder(job), drawn=False) if member else None
             values += [member.name if member else "", member.look if member else "",
                        member.strength if member else DEFAULT_STRENGTH,
                        self.share(picture, request) if picture else None]
-        look = Path(self._job(job_id, request)["dir"]) / board.look_reference \
-            if board and board.look_reference else None
+        look = Path(job["dir"]) / board.look_reference if board and board.look_reference else None
         values += [self.share(look, request) if look and look.is_file() else None,
                    board.look_strength if board else DEFAULT_LOOK_STRENGTH]
         return values
