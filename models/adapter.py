@@ -1,6 +1,6 @@
 """The image-prompt adapter on the keyframe model: reference pictures steer a keyframe.
 
-    attach(pipe, profile)                         # IP-Adapter (models/registry.IMAGE_ADAPTER)
+    attach(pipe)                                  # IP-Adapter (models/registry.IMAGE_ADAPTER)
     embeds = embed(pipe, [picture, ...])          # once per picture per film
     pipe(prompt, **call_kwargs(pipe, characters=[(embeds[0], 0.6)], look=None, guidance=False))
 
@@ -21,7 +21,6 @@ from typing import Any
 
 from models.llm import ModelUnavailable
 from models.registry import IMAGE_ADAPTER, how_to_get
-from models.store import StoreError, check_folder, registered_folder
 
 log = logging.getLogger(__name__)
 
@@ -29,25 +28,18 @@ COPIES = ("characters", "look")  # the adapter's two copies on the UNet, in this
 
 
 def adapter_folder() -> Path | None:
-    """The adapter's folder on this machine (registered, or its hub cache snapshot), whole, or
-    None."""
-    folder = registered_folder(IMAGE_ADAPTER.repo_id)
-    if folder is None:
-        from huggingface_hub import try_to_load_from_cache
+    """The adapter's folder on this machine (registered, or its hub cache snapshot) when it is
+    whole, else None."""
+    from models.download import integrity_problem, weights_folder
 
-        found = try_to_load_from_cache(IMAGE_ADAPTER.repo_id, IMAGE_ADAPTER.weights_file)
-        if not isinstance(found, str):
-            return None
-        folder = Path(found).parents[IMAGE_ADAPTER.weights_file.count("/")]
-    try:
-        check_folder(folder, "adapter")
-    except StoreError:
+    if integrity_problem(IMAGE_ADAPTER) is not None:
         return None
-    return folder
+    return weights_folder(IMAGE_ADAPTER)
 
 
 def is_attached(pipe: Any) -> bool:
-    return getattr(pipe, "_storyreel_adapter", False)
+    """Whether an adapter sits on the pipeline's UNet (diffusers sets its image projection)."""
+    return getattr(pipe.unet, "encoder_hid_proj", None) is not None
 
 
 def attach(pipe: Any) -> None:
@@ -74,7 +66,6 @@ def attach(pipe: Any) -> None:
         raise ModelUnavailable(f"the image adapter in {folder} needs its encoder's hidden "
                                f"states (a 'plus' adapter); Storyreel uses "
                                f"{IMAGE_ADAPTER.weights_file}, one embedding per picture")
-    pipe._storyreel_adapter = True
     log.info("image adapter attached from %s", folder)
 
 
@@ -82,7 +73,6 @@ def detach(pipe: Any) -> None:
     """Take the adapter and its encoder off a keyframe pipeline again."""
     if is_attached(pipe):
         pipe.unload_ip_adapter()
-        pipe._storyreel_adapter = False
 
 
 def encoder_off_gpu(pipe: Any) -> None:

@@ -219,17 +219,6 @@ def _missing_message(model_id: str, err: BaseException) -> str:
     return f"model {model_id} is not on this machine; to get it: {how_to_get(model_id)}"
 
 
-def drop_image_adapters() -> None:
-    """Take the image adapter off every loaded keyframe model: the next film that needs it loads
-    it again from this machine (or is told it is missing)."""
-    from models.adapter import detach
-
-    with _lock:
-        for (kind, _), pipe in _loaded.items():
-            if kind == "image":
-                detach(pipe)
-
-
 def loaded_pipelines() -> list[str]:
     """What is loaded now, as "kind: model id" (the System tab shows it)."""
     with _lock:

@@ -41,7 +41,8 @@ from PIL import Image, ImageDraw
 from models.files import partial_name, sweep_partials
 from pipeline.keyframes import fit as fit_image, title_card
 from pipeline.lettering import draw_block, fit_text, safe_box
-from pipeline.render import RenderError, check_renderable, scene_paths, unfinished_scenes
+from pipeline.render import (RenderError, check_renderable, drawn_picture, picture_path,
+                             scene_paths, unfinished_scenes)
 from pipeline.soundtrack import AUDIO_RATE, NarrationTooLong, PlacedLine, mix, place_narration
 from pipeline.storyboard import Storyboard, StoryboardError
 from pipeline.subtitles import (Band, SubtitleStyle, burn_in, subtitle_band, subtitle_style,
@@ -164,18 +165,21 @@ def _music_track(path: Path, seconds: float, volume: float, fade: float) -> np.n
 
 
 def assemble_film(board: Storyboard, clips_dir: Path, out: Path,
-                  settings: AssemblySettings | None = None) -> FilmResult:
+                  settings: AssemblySettings | None = None,
+                  base_dir: Path | None = None) -> FilmResult:
     """The film from clips that are all rendered already."""
-    return FilmAssembler(board, clips_dir, out, settings).finish()
+    return FilmAssembler(board, clips_dir, out, settings, base_dir).finish()
 
 
 class FilmAssembler:
     """A film assembled segment by segment as its scenes' clips arrive, joined at `finish`."""
 
     def __init__(self, board: Storyboard, clips_dir: Path, out: Path,
-                 settings: AssemblySettings | None = None):
+                 settings: AssemblySettings | None = None, base_dir: Path | None = None):
         self.board, self.settings = board, settings or AssemblySettings()
         self.clips_dir, self.out = Path(clips_dir), Path(out)
+        # where the storyboard's relative picture paths start (its folder; a studio job's folder)
+        self.base_dir = Path(base_dir) if base_dir else self.clips_dir.parent
         if self.out.suffix.lower() != ".mp4":
             raise AssemblyError(f"the film must be an .mp4 file (got {self.out.name})")
         if self.settings.crossfade < 0:
@@ -321,7 +325,7 @@ class FilmAssembler:
         _poster(board, self._clean_frame(clips[0]["scene"], thumbs[0], layout), layout.width,
                 layout.height).save(poster)
         _contact_sheet(board, thumbs).save(sheet)
-        cast = _cast_sheet(board, self.clips_dir)
+        cast = _cast_sheet(board, self.clips_dir, self.base_dir)
         self.cast_sheet = out.with_name(f"{out.stem}_cast.png") if cast is not None else None
         if cast is not None:
             cast.save(self.cast_sheet)
@@ -628,25 +632,24 @@ def _contact_sheet(board: Storyboard, thumbs: list[Image.Image], columns: int = 
     return sheet
 
 
-def cast_picture(board: Storyboard, index: int, clips_dir: Path,
+def cast_picture(board: Storyboard, index: int, clips_dir: Path, base_dir: Path,
                  drawn: bool = True) -> Path | None:
-    """Cast member `index`'s (1-based) picture on disk: the storyboard's (a path absolute, or
-    relative to the clips' folder or the job's), else (`drawn`) the one drawn for this render."""
+    """Cast member `index`'s (1-based) picture on disk: the storyboard's (relative to its
+    folder, `base_dir`), else (`drawn`) the one drawn beside the clips by the render (this
+    storyboard may predate it)."""
     reference = board.cast[index - 1].reference
-    candidates = []
-    if reference:
-        path = Path(reference).expanduser()
-        candidates = [path] if path.is_absolute() else [clips_dir / path, clips_dir.parent / path]
+    candidates = [picture_path(reference, base_dir)] if reference else []
     if drawn:
-        candidates.append(clips_dir / f"cast_{index:02d}.png")
+        candidates.append(drawn_picture(clips_dir, index))
     return next((p for p in candidates if p.is_file()), None)
 
 
-def _cast_sheet(board: Storyboard, clips_dir: Path, thumb_width: int = 320,
+def _cast_sheet(board: Storyboard, clips_dir: Path, base_dir: Path, thumb_width: int = 320,
                 face: int = 160) -> Image.Image | None:
-    """Every scene's keyframe beside the pictures of its cast (and the film's look): how a
-    person checks that each character looks the same from scene to scene."""
-    pictures = {m.name: cast_picture(board, k, clips_dir) for k, m in enumerate(board.cast, 1)}
+    """Every scene's keyframe beside the pictures of its cast: how a person checks that each
+    character looks the same from scene to scene."""
+    pictures = {m.name: cast_picture(board, k, clips_dir, base_dir)
+                for k, m in enumerate(board.cast, 1)}
     if not any(pictures.values()):
         return None  # nothing to compare the keyframes with
     caption_h, pad = 22, 10
@@ -658,7 +661,8 @@ def _cast_sheet(board: Storyboard, clips_dir: Path, thumb_width: int = 320,
     if first is not None:
         with Image.open(first) as image:
             ratio = image.height / image.width
-    row_h = max(round(thumb_width * ratio), face) + caption_h + pad
+    thumb_h = round(thumb_width * ratio)
+    row_h = max(thumb_h, face) + caption_h + pad
     width = pad + thumb_width + pad + (columns - 1) * (face + pad)
     width = max(width, pad + len(board.cast) * (face + pad))
     sheet = Image.new("RGB", (width, 40 + (face + caption_h + pad) + len(board.scenes) * row_h
@@ -681,7 +685,6 @@ def _cast_sheet(board: Storyboard, clips_dir: Path, thumb_width: int = 320,
         tile(pictures[member.name], pad + k * (face + pad), y, face, face, member.name)
     y += face + caption_h + pad
     for number, scene in enumerate(board.scenes, start=1):
-        thumb_h = round(thumb_width * ratio)
         tile(keyframes[number - 1], pad, y, thumb_width, thumb_h, f"{number}. {scene.description}")
         for k, name in enumerate(scene.cast):
             tile(pictures.get(name), pad + thumb_width + pad + k * (face + pad), y, face, face,

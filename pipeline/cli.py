@@ -349,7 +349,8 @@ def cmd_assemble(args: argparse.Namespace) -> int:
     board = load_storyboard(args.storyboard)
     settings = assembly_settings(args)
     try:
-        report_film(assemble_film(board, args.clips, args.out, settings))
+        report_film(assemble_film(board, args.clips, args.out, settings,
+                                  args.storyboard.resolve().parent))
     except AssemblyError as err:
         raise UserError(str(err)) from None
     return 0
@@ -409,7 +410,8 @@ def _finish_job(job: CliJob, workers: Any) -> int:
     assembler = None
     if job.film is not None:
         try:
-            assembler = FilmAssembler(job.board, job.folder, job.film, job.assembly)
+            assembler = FilmAssembler(job.board, job.folder, job.film, job.assembly,
+                                      job.base_dir)
         except AssemblyError as err:
             job.finish("failed", str(err))
             raise UserError(str(err)) from None

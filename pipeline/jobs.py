@@ -26,7 +26,8 @@ from pipeline.manifest import MANIFEST
 from pipeline.planner import OnText, PlanRequest, plan_storyboard
 from pipeline.render import (RenderError, RenderSettings, SceneWorkers, check_renderable,
                              render_storyboard, unfinished_scenes)
-from pipeline.storyboard import CONTINUE, TABLE_COLUMNS, Storyboard, StoryboardError
+from pipeline.storyboard import (CONTINUE, TABLE_COLUMNS, Storyboard, StoryboardError,
+                                 split_names)
 from pipeline.subtitles import SubtitleStyle
 from pipeline.voice import VoiceError, fit_to_narration
 
@@ -166,15 +167,10 @@ class Jobs:
         rows = [list(r) for r in rows] or stored.to_rows()
         for row in rows:  # a renamed member keeps their scenes
             if renamed and len(row) > column and isinstance(row[column], str):
-                names = [n.strip() for n in row[column].split(",")]
-                row[column] = ", ".join(renamed.get(n, n) for n in names if n)
+                row[column] = ", ".join(renamed.get(n, n) for n in split_names(row[column]))
         try:
-            cast_only = Storyboard.from_dict({  # the cast and look checked on their own first
-                **stored.to_dict(), "cast": members, "look_reference": look,
-                "look_strength": look_strength,
-                "scenes": [{"description": "-", "visual_prompt": "-"}]})
-            board = dataclasses.replace(stored, cast=cast_only.cast, look_reference=look,
-                                        look_strength=cast_only.look_strength).with_rows(rows)
+            board = stored.with_rows(rows, cast=members, look_reference=look,
+                                     look_strength=look_strength)
         except StoryboardError as err:
             raise JobError(str(err)) from None
         self.check_pictures(job, board)
@@ -207,11 +203,17 @@ class Jobs:
             for event in render_storyboard(board, scenes_folder(job), settings,
                                            base_dir=Path(job["dir"]), workers=self.workers):
                 if isinstance(event, CastDrawn):
-                    board = board.with_cast_member(event.name, reference=event.reference)
-                    self.history.update(job_id, storyboard=board.to_dict())
+                    board = self._keep_drawn(job_id, board, event)
                 yield event
         except RenderError as err:
             raise JobError(str(err)) from None
+
+    def _keep_drawn(self, job_id: str, board: Storyboard, drawn: CastDrawn) -> Storyboard:
+        """A picture drawn during a render, named in the job's storyboard: resume, re-render
+        and the Cast panel use it from now on."""
+        board = board.with_cast_member(drawn.name, reference=drawn.reference)
+        self.history.update(job_id, storyboard=board.to_dict())
+        return board
 
     def add_music(self, user: str, job_id: str, upload: Path, admin: bool = False) -> Path:
         """Check an uploaded music file and keep it with the job (used by every re-assembly)."""
@@ -248,7 +250,7 @@ class Jobs:
                                        subtitle_style=subtitles or self.assembly.subtitle_style)
         scenes_dir = scenes_folder(job)
         try:  # the film is assembled while the scenes render
-            assembler = FilmAssembler(board, scenes_dir, _film_path(job), assembly)
+            assembler = FilmAssembler(board, scenes_dir, _film_path(job), assembly, folder)
         except AssemblyError as err:
             raise JobError(str(err)) from None
         assembler.scenes_kept(set(range(1, len(board.scenes) + 1)) if only_scenes is None
@@ -261,9 +263,8 @@ class Jobs:
             if only_scenes != [] else iter(())
         try:
             for event in scenes:
-                if isinstance(event, CastDrawn):  # kept with the job: resume uses it
-                    board = board.with_cast_member(event.name, reference=event.reference)
-                    self.history.update(job_id, storyboard=board.to_dict())
+                if isinstance(event, CastDrawn):
+                    board = self._keep_drawn(job_id, board, event)
                 if isinstance(event, (SceneDone, SceneFailed)):
                     self.history.record_event(job_id, event, board.scenes[event.scene - 1].seed)
                 if isinstance(event, SceneDone):

@@ -124,6 +124,18 @@ class RenderSettings:
             raise ValueError("; ".join(problems))
 
 
+def picture_path(value: str, base_dir: Path) -> Path:
+    """A picture the storyboard names (a keyframe upload, a cast or look picture): absolute, or
+    relative to `base_dir`, the storyboard's folder."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+def drawn_picture(out_dir: Path, index: int) -> Path:
+    """Where cast member `index`'s (1-based) picture is kept once drawn: beside the clips."""
+    return out_dir / f"cast_{index:02d}.png"
+
+
 def scene_paths(out_dir: Path, number: int) -> dict[str, Path]:
     stem = out_dir / f"scene_{number:02d}"
     return {"clip": stem.with_suffix(".mp4"), "keyframe": Path(f"{stem}_keyframe.png"),
@@ -302,7 +314,7 @@ class _Director:
                 self.workers.submit(worker, task)
                 running[number] = worker
                 if number < 0:
-                    self.emit(Notice(f"drawing {task.scene.description}'s picture from their "
+                    self.emit(Notice(f"drawing {task.portrait_of}'s picture from their "
                                      f"look ({worker})"))
                 else:
                     self.emit(SceneStarted(number, len(self.board.scenes), choice.backend,
@@ -365,7 +377,7 @@ class _Director:
     def _portrait_task(self, member: CastMember, number: int) -> SceneTask:
         """The task that draws a cast member's picture from their look (and the film's look)."""
         scene = Scene(description=member.name, visual_prompt=member.look, seed=member.seed)
-        task = SceneTask(number, scene, self.board.title, 0.0, portrait=True,
+        task = SceneTask(number, scene, self.board.title, 0.0, portrait_of=member.name,
                          prompt=portrait_prompt(member.look, self.board.style))
         try:
             task.look = self._look(f"cast {member.name}")
@@ -382,7 +394,7 @@ class _Director:
                 self.emit(Notice(f"{member.name}'s picture could not be drawn ({result}); their "
                                  f"scenes follow their look text only"))
             return
-        path = self.out_dir / f"cast_{index:02d}.png"
+        path = drawn_picture(self.out_dir, index)
         _write_bytes(path, result.keyframe_png)
         kept = os.path.relpath(path, self.base_dir) if path.resolve().is_relative_to(
             self.base_dir.resolve()) else str(path.resolve())
@@ -398,8 +410,7 @@ class _Director:
 
     def _picture(self, value: str, where: str) -> np.ndarray:
         """A reference picture (a path, relative to the storyboard's folder), read once."""
-        path = Path(value).expanduser()
-        path = path if path.is_absolute() else self.base_dir / path
+        path = picture_path(value, self.base_dir)
         if path not in self.pictures:
             try:
                 with Image.open(path) as image:
@@ -425,8 +436,7 @@ class _Director:
             with Image.open(previous) as image:
                 return fit(image, s.width, s.height), source
         if scene.keyframe:
-            path = Path(scene.keyframe).expanduser()
-            path = path if path.is_absolute() else self.base_dir / path
+            path = picture_path(scene.keyframe, self.base_dir)
             return load_upload(path, number, s.width, s.height), f"upload: {path.name}"
         return None
 

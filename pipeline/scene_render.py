@@ -96,7 +96,8 @@ class SceneTask:
                                  # the looks of the scene's cast, then its visual prompt
     characters: list[Reference] = field(default_factory=list)  # the scene's cast's pictures
     look: Reference | None = None  # the film's style picture
-    portrait: bool = False       # draw a cast member's picture from `prompt`, not a scene
+    portrait_of: str = ""        # a cast member's name: draw their picture from `prompt`,
+                                 # not a scene
 
     @property
     def keyframe_prompt(self) -> str:
@@ -136,7 +137,7 @@ def finish_scene(made: SceneFrames, fps: int, scratch: Path,
     """Encode a scene's frames into its clip (the CPU's part of a scene); `scratch` is where
     the clip is written before it travels (a partial file)."""
     task = made.task
-    if task.portrait:  # a cast member's picture: nothing to encode
+    if task.portrait_of:  # a cast member's picture: nothing to encode
         return RenderedScene(task.number, b"", made.keyframe_png, np.zeros((1, 1, 3), np.uint8),
                              made.info, made.made_s, made.backend, made.worker)
     started = time.perf_counter()
@@ -318,7 +319,7 @@ class SceneRenderer:
         """The scene's keyframe and frames (the GPU's part of a scene)."""
         started = time.perf_counter()
         s = self.settings
-        if task.portrait:
+        if task.portrait_of:
             return self._portrait(task, started)
         keyframe, source, lettering = self._keyframe(task)
         keyframe_s = time.perf_counter() - started
@@ -370,13 +371,13 @@ class SceneRenderer:
         """A cast member's picture, drawn once from their look (square, at most 768 px)."""
         s = self.settings
         if self.image_pipe is None:
-            raise SceneError(f"{task.scene.description}: no keyframe model to draw their picture")
+            raise SceneError(f"{task.portrait_of}: no keyframe model to draw their picture")
         side = min(768, s.width, s.height) // 8 * 8
         image = generate(self.image_pipe, task.keyframe_prompt, task.scene.seed, side, side,
                          s.keyframe_steps, s.keyframe_guidance,
                          lambda _step, _steps: self._check_cancel(),
                          self._adapter_arguments(task))
-        info = {"cast": task.scene.description, "prompt": task.keyframe_prompt,
+        info = {"cast": task.portrait_of, "prompt": task.keyframe_prompt,
                 "seed": task.scene.seed, "image_model": self.choice.image_model}
         return SceneFrames(task, [], png_bytes(image), info, time.perf_counter() - started,
                            self.choice.backend, self.worker)

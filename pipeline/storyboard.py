@@ -177,8 +177,9 @@ class Storyboard:
         """One row per scene, columns as TABLE_COLUMNS (the studio's editable table)."""
         return [[_cell(getattr(s, c)) for c in TABLE_COLUMNS] for s in self.scenes]
 
-    def with_rows(self, rows: list[list[Any]]) -> Storyboard:
-        """A copy with its scenes replaced by edited table rows; raises StoryboardError.
+    def with_rows(self, rows: list[list[Any]], **fields: Any) -> Storyboard:
+        """A copy with its scenes replaced by edited table rows (and storyboard `fields` such as
+        the cast replaced too), checked whole; raises StoryboardError.
 
         Empty rows (every cell blank) are dropped: that is how a table deletes a row.
         """
@@ -188,8 +189,7 @@ class Storyboard:
             if all(_blank(c) for c in cells):
                 continue
             raw_scenes.append(dict(zip(TABLE_COLUMNS, cells)))
-        data = self.to_dict()
-        data["scenes"] = raw_scenes
+        data = {**self.to_dict(), **fields, "scenes": raw_scenes}
         return Storyboard.from_dict(data)
 
     @property
@@ -415,15 +415,20 @@ def _cast(value: Any, problems: list[FieldProblem]) -> list[CastMember]:
     return cast
 
 
+def split_names(cell: str) -> list[str]:
+    """The names in a scene's cast cell ("Mimi, Bo"; Chinese commas and 、 separate them too)."""
+    for separator in NAME_SEPARATORS[1:]:
+        cell = cell.replace(separator, ",")
+    return [name.strip() for name in cell.split(",") if name.strip()]
+
+
 def _scene_cast(value: Any, scene: int, cast: tuple[str, ...] | None,
                 problems: list[FieldProblem]) -> list[str]:
     """A scene's cast cell ("Mimi, Bo", or a list) as the cast's own spelling of each name."""
     if _blank(value) or value == []:
         return []
     if isinstance(value, str):
-        for separator in NAME_SEPARATORS[1:]:
-            value = value.replace(separator, ",")
-        names = [n.strip() for n in value.split(",") if n.strip()]
+        names = split_names(value)
     elif isinstance(value, list) and all(isinstance(n, str) for n in value):
         names = [n.strip() for n in value if n.strip()]
     else:

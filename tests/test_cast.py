@@ -34,13 +34,16 @@ def tiny_adapter(tiny_text_to_image, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def keyframe_model_without_adapter():
-    """Each test starts from a keyframe model without the adapter, as a new process would."""
-    from models.diffusion import drop_image_adapters
+def keyframe_model_without_adapter(tiny_text_to_image):
+    """Each test starts from a keyframe model without the adapter, as a new process would (the
+    loaded pipeline is kept between tests, as between films)."""
+    from models.adapter import detach
+    from models.diffusion import load_image_pipeline
 
-    drop_image_adapters()
+    pipe = load_image_pipeline(str(tiny_text_to_image))
+    detach(pipe)
     yield
-    drop_image_adapters()
+    detach(pipe)
 
 
 @pytest.fixture

@@ -404,7 +404,8 @@ class Studio:
         values: list[Any] = []
         for k in range(1, MAX_CAST + 1):
             member = board.cast[k - 1] if board and k <= len(board.cast) else None
-            picture = cast_picture(board, k, scenes_folder(job), drawn=False) if member else None
+            picture = cast_picture(board, k, scenes_folder(job), Path(job["dir"]),
+                                   drawn=False) if member else None
             values += [member.name if member else "", member.look if member else "",
                        member.strength if member else DEFAULT_STRENGTH,
                        self.share(picture, request) if picture else None]
