@@ -14,7 +14,10 @@ utilisation every 100 ms:
 model with the consistency sampler, 4 steps, no guidance). assembly_after_last_scene_s is how long
 the film took after its last scene's clip: the segments are encoded while the scenes render.
 idle_pct is the share of samples, over one film, in which no kernel ran; svd_runs is how many SVD
-runs the film's scenes took, and video_s_each each scene's video time. Writes make_gpu_QUALITY.json.
+runs the film's scenes took, and video_s_each each scene's video time; plan_s is from the film's
+start to its storyboard written (for the first film: imports and the planner's load too), and
+assembly_timings the film's own record of its assembly; timeline says when (seconds from the
+film's start) each keyframe, each clip and the film were written. Writes make_gpu_QUALITY.json.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from pathlib import Path
 
 from common import print_table, turbo_stand_in, write_results  # noqa: E402 (sets sys.path)
 
-STARTED = time.perf_counter()
+STARTED, STARTED_WALL = time.perf_counter(), time.time()
 
 from pipeline import cli  # noqa: E402
 from pipeline.video_io import probe  # noqa: E402
@@ -53,7 +56,7 @@ def main() -> None:
     if args.quality == "turbo":
         video_model = str(turbo_stand_in(Path(args.video_model)))
     rows = []
-    began = STARTED
+    began, began_wall = STARTED, STARTED_WALL
     for n in range(1, args.films + 1):
         film = Path(tempfile.mkdtemp()) / "film.mp4"
         sampler = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu",
@@ -70,13 +73,25 @@ def main() -> None:
             raise SystemExit(f"film {n}: the make command failed with exit code {code}")
         info = probe(film)
         assembly = json.loads(film.with_suffix(".json").read_text())["assembly_timings"]
+        planned = film.with_name("film_scenes") / "storyboard.json"  # written once planned
+        plan_s = planned.stat().st_mtime - began_wall
+
+        def written(paths: list[Path]) -> list[float]:  # seconds from the film's start
+            return [round(q.stat().st_mtime - began_wall, 2) for q in paths]
+        scenes_dir = film.with_name("film_scenes")
+        timeline = {"keyframes": written(sorted(scenes_dir.glob("scene_??_keyframe.png"))),
+                    "clips": written(sorted(scenes_dir.glob("scene_??.mp4"))),
+                    "film": written([film])[0]}
         scenes = [json.loads(p.read_text()) for p in
                   sorted(film.with_name("film_scenes").glob("scene_??.json"))]
         stage_s = {stage: round(sum(s["timings"][f"{stage}_s"] for s in scenes), 1)
                    for stage in ("keyframe", "video", "encode")}
         rows.append({"film": n, "start": "fresh process" if n == 1 else "models loaded",
                      "profile": args.profile, "quality": args.quality,
-                     "assembly_after_last_scene_s": assembly["finish_s"], "scenes": args.scenes,
+                     "assembly_after_last_scene_s": assembly["finish_s"],
+                     "assembly_timings": assembly, "plan_s": round(plan_s, 1),
+                     "timeline": timeline,
+                     "scenes": args.scenes,
                      "make_s": round(make_s, 1),
                      "film_s": round(info["duration"], 2),
                      "size": f"{info['width']}x{info['height']}",
@@ -87,9 +102,9 @@ def main() -> None:
                      "durations": [s["duration"] for s in scenes],
                      "video_s_each": [round(s["timings"]["video_s"], 1) for s in scenes]})
         print(rows[-1], flush=True)
-        began = time.perf_counter()
+        began, began_wall = time.perf_counter(), time.time()
     path = write_results(f"make_gpu_{args.quality}", rows, {"prompt": PROMPT}, args.out)
-    print_table(rows, ["film", "start", "profile", "quality", "scenes", "make_s", "film_s",
+    print_table(rows, ["film", "start", "profile", "quality", "scenes", "make_s", "plan_s", "film_s",
                        "assembly_after_last_scene_s", "size",
                        "idle_pct", "svd_runs", "keyframe_s", "video_s", "encode_s"])
     print(f"wrote {path}")

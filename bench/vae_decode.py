@@ -6,10 +6,11 @@
 Each lever decodes the same latents in the product's chunks (the fast profile's 8 frames, as
 diffusers' `decode_latents` does) after a warm-up call (compiling, for the compiled levers):
 - eager: the VAE as diffusers ships it, bf16;
-- compiled: today's product (the whole TemporalDecoder compiled, models/speed.py);
-- the candidate levers below on top, one by one and together.
-diff_levels is the mean absolute difference from the compiled baseline's frames, in 0-255 pixel
-levels (the target: at most 1). --profile prints where the baseline's time goes, by kernel.
+- compiled: the whole TemporalDecoder compiled (models/speed.py);
+- the levers below on top of either.
+diff_levels is the mean absolute difference from the first lever's frames (eager: diffusers as
+it ships), in 0-255 pixel levels (the target: at most 1). --profile prints where each compiled
+lever's time goes, by kernel.
 Writes vae_decode.json (to --out, or bench/results).
 """
 from __future__ import annotations
@@ -23,13 +24,18 @@ from common import print_table, write_results  # noqa: E402 (sets sys.path)
 from models import speed  # noqa: E402
 from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E402
 
-# Candidate levers for the VAE's temporal decoder on top of its compile (measured here, left
-# out of the product: none was faster, see models/speed.py):
+# Levers for the VAE's temporal decoder, on top of its compile or eager:
+# - fold-upsample: the product's (models/speed.fold_upsampling): each upsampler's nearest x2
+#   and 3x3 convolution as 2x2 convolutions at the low resolution, 2.25x fewer multiply-adds;
+# - transposed-upsample: the same fold as one stride-2 transposed convolution, for comparison;
+# - temporal-cl3d, temporal-2d: the frame convolutions kept channels-last (temporal_layout).
+# Candidates measured earlier and left out of the product (none was faster, models/speed.py):
 # - channels-last: the decoder's 2-D convolutions read and write NHWC, as cuDNN's kernels do, so
 #   the layout copies around each convolution go (on an H200 they took 10% of the decode);
 # - temporal-mm: the (k, 1, 1) 3-D convolutions over frames as k matrix products on frame-shifted
 #   channels-last views, which need no layout copy either.
-DECODER_LEVERS = ("cudnn-benchmark", "channels-last", "temporal-mm")
+DECODER_LEVERS = ("fold-upsample", "transposed-upsample", "temporal-cl3d", "temporal-2d",
+                  "cudnn-benchmark", "channels-last", "temporal-mm")
 
 
 def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list[str]:
@@ -37,6 +43,13 @@ def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list
     import torch
 
     applied = []
+    if "fold-upsample" in levers and speed.fold_upsampling(vae.decoder):
+        applied.append("fold-upsample")
+    if "transposed-upsample" in levers and transposed_upsampling(vae.decoder):
+        applied.append("transposed-upsample")
+    for how in ("cl3d", "2d"):
+        if f"temporal-{how}" in levers and temporal_layout(vae.decoder, how):
+            applied.append(f"temporal-{how}")
     if "cudnn-benchmark" in levers:  # cuDNN times its algorithms once per shape
         torch.backends.cudnn.benchmark = True
         applied.append("cudnn-benchmark")
@@ -48,6 +61,88 @@ def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list
     if "temporal-mm" in levers and swap_temporal_convs(vae.decoder):
         applied.append("temporal-mm")
     return applied
+
+
+def transposed_upsampling(model: Any) -> int:
+    """Each foldable Upsample2D as one stride-2 transposed convolution of a folded 4x4 kernel
+    (the same sums as speed.fold_upsampling, in one convolution); returns how many."""
+    from diffusers.models.upsampling import Upsample2D
+
+    swapped = 0
+    for module in model.modules():
+        if isinstance(module, Upsample2D) and speed.foldable(module):
+            module.forward = _transposed_forward(module)
+            swapped += 1
+    return swapped
+
+
+# the 4x4 transposed-convolution tap k (stride 2, padding 1) that reads input row i+a-1+t for
+# output phase a is _TAPS[a][t]: so the 4x4 kernel gathers the phase kernels' taps
+_TAPS = ((3, 1), (2, 0))
+
+
+def _transposed_forward(up: Any) -> Any:
+    import torch
+    import torch.nn.functional as F
+
+    def forward(hidden_states: torch.Tensor, output_size: Any = None, *args: Any,
+                **kwargs: Any) -> torch.Tensor:
+        conv = up.conv
+        phases = speed.phase_kernels(conv.weight).view(2, 2, *conv.weight.shape[:2], 2, 2)
+        kernel = conv.weight.new_zeros(conv.weight.shape[1], conv.weight.shape[0], 4, 4)
+        for a in (0, 1):
+            for b in (0, 1):
+                for t in (0, 1):
+                    for s in (0, 1):
+                        kernel[:, :, _TAPS[a][t], _TAPS[b][s]] = phases[a, b, :, :, t, s].t()
+        return F.conv_transpose2d(hidden_states, kernel, conv.bias, stride=2, padding=1)
+    return forward
+
+
+def temporal_layout(model: Any, how: str) -> int:
+    """The (k, 1, 1) Conv3d over frames, kept in the channels-last layout the 2-D convolutions
+    use, so cuDNN copies no layout around them: "cl3d" gives their weights the channels-last-3d
+    format; "2d" runs each as a (k, 1) Conv2d over a (batch, channels, frames, pixels) view."""
+    import torch
+
+    count = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if not (isinstance(child, torch.nn.Conv3d) and child.kernel_size[1:] == (1, 1)):
+                continue
+            if how == "cl3d":  # the product's (speed.frame_convs_channels_last)
+                child.to(memory_format=torch.channels_last_3d)
+            else:
+                setattr(parent, name, _pixel_row_conv_class()(child))
+            count += 1
+    return count
+
+
+_pixel_row_conv: list[type] = []
+
+
+def _pixel_row_conv_class() -> type:
+    if _pixel_row_conv:
+        return _pixel_row_conv[0]
+    import torch
+    import torch.nn.functional as F
+
+    class PixelRowConv(torch.nn.Module):
+        """A (k, 1, 1) Conv3d as a (k, 1) Conv2d over (batch, channels, frames, h*w)."""
+
+        def __init__(self, conv3d: torch.nn.Conv3d):
+            super().__init__()
+            self.weight, self.bias = conv3d.weight, conv3d.bias  # the same parameters
+            self.pad = conv3d.padding[0]
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            b, _, t, h, w = x.shape
+            weight = self.weight[..., 0].contiguous(memory_format=torch.channels_last)
+            y = F.conv2d(x.flatten(3), weight, self.bias, padding=(self.pad, 0))
+            return y.view(b, -1, y.shape[2], h, w)
+
+    _pixel_row_conv.append(PixelRowConv)
+    return PixelRowConv
 
 
 def swap_temporal_convs(model: Any) -> int:
@@ -153,8 +248,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=25)
     parser.add_argument("--chunk", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--levers", default="eager,compiled,compiled+" + ",compiled+".join(
-        DECODER_LEVERS) + ",compiled+all")
+    parser.add_argument("--levers", default="eager,eager+fold-upsample,compiled,"
+                        "compiled+fold-upsample,compiled+transposed-upsample",
+                        help="comma-separated: eager or compiled, each with +LEVER+... "
+                             f"(levers: {', '.join(DECODER_LEVERS)}; all: the last three)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -168,20 +265,19 @@ def main() -> None:
         torch._dynamo.reset()
         vae = build_vae(args.size, device)
         latents = latents.to(vae.dtype)
-        applied: list[str] = []
-        if lever != "eager":
+        mode, _, extra = lever.partition("+")
+        if mode == "compiled":
             speed.compile_regions(vae, speed.VAE_REGIONS)
-            extra = lever.removeprefix("compiled").removeprefix("+")
-            wanted = DECODER_LEVERS if extra == "all" else tuple(filter(None, [extra]))
-            applied = speed_up_decoder(vae, wanted)
+        wanted = DECODER_LEVERS[4:] if extra == "all" else tuple(filter(None, extra.split("+")))
+        applied = speed_up_decoder(vae, wanted)
         began = time.perf_counter()
         decode(vae, latents, args.chunk)  # compile, autotune, allocator
         first_s = time.perf_counter() - began
         seconds, peak, frames = timed(vae, latents, args.chunk, args.repeats)
-        if lever == "compiled":
+        if reference is None:
             reference = frames
-            if args.profile and device == "cuda":
-                profile_kernels(vae, latents, args.chunk)
+        if args.profile and device == "cuda" and mode == "compiled":
+            profile_kernels(vae, latents, args.chunk)
         row = {"lever": lever, "applied": "+".join(applied), "decode_s": round(seconds, 3),
                "first_call_s": round(first_s, 1), "peak_gib": round(peak, 2),
                "frames": args.frames, "width": args.width, "height": args.height,

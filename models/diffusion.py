@@ -275,6 +275,10 @@ def _place(pipe: Any, profile: Profile) -> list[str]:
     levers.append("fused QKV")
     if profile.cfg_split:
         levers.append("guidance batch split")
+    if speed.fold_upsampling(pipe.vae.decoder):
+        levers.append("folded VAE upsampling")
+    if speed.frame_convs_channels_last(pipe.vae.decoder):
+        levers.append("channels-last frame convolutions")
     if profile.compile:
         speed.compile_regions(unet, speed.UNET_REGIONS)
         speed.compile_regions(pipe.vae, speed.VAE_REGIONS)

@@ -20,6 +20,7 @@ storyboard as rendered, every clip's seed, models and timings), a poster and a c
 from __future__ import annotations
 
 import bisect
+import io
 import itertools
 import json
 import logging
@@ -202,6 +203,10 @@ class FilmAssembler:
         self.streaming = True                # False after a segment failed: finish redoes all
         self.segment_s = 0.0                 # seconds spent encoding segments
         self.thumbs: dict[int, Image.Image] = {}  # scene -> its clip's middle frame
+        # the film's sound (narration over the music), encoded once the layout is known, while
+        # later scenes render: (the layout it was made for, its file or None if silent, samples)
+        self.sound: tuple[_Layout, Path | None, int] | None = None
+        self.sound_s = 0.0                   # seconds spent encoding it
         self.cast_sheet: Path | None = None  # written with the film when the cast has pictures
         # segments are encoded in a thread of their own, so whoever reports the scenes (a UI
         # showing previews) is not held up; only that thread touches the state above
@@ -234,6 +239,8 @@ class FilmAssembler:
         try:
             while len(self.encoded) + 1 in self.ready:
                 self._encode_segment(len(self.encoded) + 1)
+            if self.layout is not None:
+                self._sound_track()
         except (AssemblyError, av.error.FFmpegError, OSError, ValueError) as err:
             log.warning("assembling while rendering stopped at scene %d (%s); the film is "
                         "assembled at the end instead", len(self.encoded) + 1, err)
@@ -242,7 +249,9 @@ class FilmAssembler:
     def finish(self) -> FilmResult:
         """Encode the segments still missing, join them with the music, write the extras."""
         finishing = time.perf_counter()
-        self.worker.shutdown(wait=True)
+        with ThreadPoolExecutor(1, thread_name_prefix="storyreel-front") as beside:
+            front = beside.submit(self._front_matter)  # while the last segments are encoded
+            self.worker.shutdown(wait=True)
         try:  # the segments go, whether the film is made or refused
             clips = _check_clips(self.board, self.clips_dir, self.clips)
             if not self.streaming or (self.layout and self.layout.size != _film_size(clips)):
@@ -251,18 +260,20 @@ class FilmAssembler:
                 self._encode_segment(number)
             layout = self.layout
             assert layout is not None  # set by the first segment; a storyboard has a scene
-            timings = {"segments_s": round(self.segment_s, 3)}
+            mark = time.perf_counter()
+            sound, samples = self._sound_track()
+            timings = {"segments_s": round(self.segment_s, 3), "sound_s": round(self.sound_s, 3),
+                       "sound_at_finish_s": round(time.perf_counter() - mark, 3)}
             mark = time.perf_counter()
             sweep_partials(self.out.parent)
             partial = partial_name(self.out)
-            frames_written, samples = _join(list(self.encoded.values()), partial, layout,
-                                            self.settings)
+            frames_written = _join(list(self.encoded.values()), sound, partial)
             os.replace(partial, self.out)
         finally:
             shutil.rmtree(self.segments_dir, ignore_errors=True)
         timings["join_s"] = round(time.perf_counter() - mark, 3)
         mark = time.perf_counter()
-        extras = self._extras(clips, layout)
+        extras = self._extras(clips, layout, front.result())
         timings["extras_s"] = round(time.perf_counter() - mark, 3)
         seconds = time.perf_counter() - finishing  # after the last scene
         timings["finish_s"] = round(seconds, 3)
@@ -273,7 +284,20 @@ class FilmAssembler:
     def _restart(self) -> None:
         shutil.rmtree(self.segments_dir, ignore_errors=True)
         self.encoded, self.tail, self.layout, self.streaming = {}, [], None, True
-        self.thumbs, self.clips = {}, {}
+        self.thumbs, self.clips, self.sound = {}, {}, None
+
+    def _sound_track(self) -> tuple[Path | None, int]:
+        """The film's sound as an encoded track (None when the film is silent) and its length
+        in samples; made once per layout, so normally while the later scenes render."""
+        layout = self.layout
+        assert layout is not None
+        if self.sound is None or self.sound[0] is not layout:
+            began = time.perf_counter()
+            self.segments_dir.mkdir(parents=True, exist_ok=True)
+            track, samples = _encode_sound(layout, self.settings, self.segments_dir / "sound.mp4")
+            self.sound = (layout, track, samples)
+            self.sound_s += time.perf_counter() - began
+        return self.sound[1], self.sound[2]
 
     def _encode_segment(self, number: int) -> None:
         began = time.perf_counter()
@@ -313,8 +337,24 @@ class FilmAssembler:
 
     # ---- beside the film -------------------------------------------------------------------
 
-    def _extras(self, clips: list[dict[str, Any]], layout: _Layout) -> tuple[Path, Path, Path]:
-        """(subtitles, poster, contact sheet) beside the film."""
+    def _front_matter(self) -> tuple[_Layout, bytes, bytes | None] | None:
+        """The poster and the cast sheet (None without cast pictures) as PNG files' bytes, for
+        the layout of the segments made so far; None before the first. Neither needs the last
+        scene's clip (only scene 1's frame and the keyframes), so they are made while the last
+        segments are encoded."""
+        layout, first = self.layout, self.clips.get(1)
+        if layout is None or first is None or not self.streaming:
+            return None
+        thumb = self.thumbs.get(1) or frame_at(first["clip"], first["frames"] // 2)
+        poster = _poster(self.board, self._clean_frame(1, thumb, layout), layout.width,
+                         layout.height)
+        cast = _cast_sheet(self.board, self.clips_dir, self.base_dir)
+        return layout, _png(poster), None if cast is None else _png(cast)
+
+    def _extras(self, clips: list[dict[str, Any]], layout: _Layout,
+                front: tuple[_Layout, bytes, bytes | None] | None) -> tuple[Path, Path, Path]:
+        """(subtitles, poster, contact sheet) beside the film, and the cast sheet; the poster
+        and the cast sheet as `front` made them, unless the film was assembled anew since."""
         out, board = self.out, self.board
         srt = out.with_suffix(".srt")
         srt.write_text(_srt(layout.cues, layout.fps), encoding="utf-8")
@@ -322,13 +362,14 @@ class FilmAssembler:
         sheet = out.with_name(f"{out.stem}_contact.png")
         thumbs = [self.thumbs.get(c["scene"]) or frame_at(c["clip"], c["frames"] // 2)
                   for c in clips]  # one frame per scene, kept while its segment was made
-        _poster(board, self._clean_frame(clips[0]["scene"], thumbs[0], layout), layout.width,
-                layout.height).save(poster)
+        if front is None or front[0] is not layout:
+            front = self._front_matter()
+        assert front is not None  # every segment is made by now
+        poster.write_bytes(front[1])
         _contact_sheet(board, thumbs).save(sheet)
-        cast = _cast_sheet(board, self.clips_dir, self.base_dir)
-        self.cast_sheet = out.with_name(f"{out.stem}_cast.png") if cast is not None else None
-        if cast is not None:
-            cast.save(self.cast_sheet)
+        self.cast_sheet = out.with_name(f"{out.stem}_cast.png") if front[2] else None
+        if self.cast_sheet is not None:
+            self.cast_sheet.write_bytes(front[2])
         return srt, poster, sheet
 
     def _clean_frame(self, number: int, frame: Image.Image, layout: _Layout) -> Image.Image:
@@ -548,20 +589,35 @@ def _encode_video(frames: Iterator[np.ndarray], path: Path, layout: _Layout,
     return count
 
 
-def _join(segments: list[Path], path: Path, layout: _Layout,
-          settings: AssemblySettings) -> tuple[int, int]:
-    """The segments one after another, packets copied, and the music encoded beside them, into
-    one mp4; returns (frames, audio samples)."""
-    count, samples = 0, 0
+def _encode_sound(layout: _Layout, settings: AssemblySettings,
+                  path: Path) -> tuple[Path | None, int]:
+    """The film's narration over its music, encoded (AAC) into an audio-only mp4 at `path`;
+    returns (path, samples), or (None, 0) for a film with neither."""
+    if settings.music is None and not layout.lines:
+        return None, 0
+    seconds = sum(layout.slots) / layout.fps
+    total = int(round(seconds * AUDIO_RATE))
+    music = None if settings.music is None else _music_track(
+        settings.music, seconds, settings.music_volume, settings.music_fade)
+    with av.open(str(path), mode="w", format="mp4") as out:
+        samples = _mux_audio(out, mix(layout.lines, total, music, settings.duck_db))
+    return path, samples
+
+
+def _join(segments: list[Path], sound: Path | None, path: Path) -> int:
+    """The segments one after another and the sound beside them, packets copied (nothing is
+    encoded again), into one mp4; returns how many frames."""
+    count = 0
     with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
         with av.open(str(segments[0])) as first:
             video = out.add_stream_from_template(first.streams.video[0])
-        if settings.music is not None or layout.lines:
-            seconds = sum(layout.slots) / layout.fps
-            total = int(round(seconds * AUDIO_RATE))
-            music = None if settings.music is None else _music_track(
-                settings.music, seconds, settings.music_volume, settings.music_fade)
-            samples = _mux_audio(out, mix(layout.lines, total, music, settings.duck_db))
+        if sound is not None:
+            with av.open(str(sound)) as track:
+                audio = out.add_stream_from_template(track.streams.audio[0])
+                for packet in track.demux(track.streams.audio[0]):
+                    if packet.dts is not None:
+                        packet.stream = audio
+                        out.mux(packet)
         offset = 0  # where the next segment starts, in the segments' time base
         for segment in segments:
             with av.open(str(segment)) as source:
@@ -576,7 +632,7 @@ def _join(segments: list[Path], path: Path, layout: _Layout,
                     out.mux(packet)
                     count += 1
                 offset += end - start
-    return count, samples
+    return count
 
 
 def _mux_audio(out: Any, track: np.ndarray) -> int:
@@ -610,6 +666,12 @@ def _poster(board: Storyboard, frame: Image.Image, width: int, height: int) -> I
     draw_block(ImageDraw.Draw(image), block, width / 2, (height - block.height) / 2,
                fill=(255, 255, 255), stroke_fill=(0, 0, 0))
     return image
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _contact_sheet(board: Storyboard, thumbs: list[Image.Image], columns: int = 3,

@@ -232,15 +232,22 @@ def video_packets(path: Path) -> list[bytes]:
         return [bytes(p) for p in container.demux(video=0) if p.size]
 
 
+def audio_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(audio=0) if p.size]
+
+
 def test_the_film_is_assembled_while_scenes_render_and_joined_without_encoding_again(tmp_path):
     """Each scene's segment is encoded once its clip (and the clip it crossfades from) is
-    done, while later scenes render; the film is then those segments' packets, unchanged."""
+    done, and the film's sound once the first is, while later scenes render; the film is then
+    those packets, unchanged."""
     from pipeline.assemble import FilmAssembler
     from pipeline.events import SceneDone, SceneStarted
 
     board = make_board(*({"duration": 1.0, "transition": t} for t in ("cut", "crossfade", "cut")))
     assembler = FilmAssembler(board, tmp_path / "clips", tmp_path / "film.mp4",
-                              AssemblySettings(crossfade=0.5))
+                              AssemblySettings(crossfade=0.5,
+                                               music=sine_wav(tmp_path / "song.wav", 1.0)))
     encoded_when_started: dict[int, list[int]] = {}
     for event in render_storyboard(board, tmp_path / "clips",
                                    RenderSettings(backend="animatic", width=128, height=72,
@@ -254,8 +261,14 @@ def test_the_film_is_assembled_while_scenes_render_and_joined_without_encoding_a
     assert encoded_when_started[3][:1] == [1]  # scene 1's segment was made before scene 3 began
     assert sorted(assembler.encoded) == [1, 2, 3] and not (tmp_path / "film.mp4").exists()
     segments = [packet for n in (1, 2, 3) for packet in video_packets(assembler.encoded[n])]
+    sound = assembler.sound[1]  # the music, encoded before the film is finished
+    assert sound is not None and sound.is_file()
+    music = audio_packets(sound)
     result = assembler.finish()
     assert video_packets(result.film) == segments  # a join: not one frame encoded again
+    assert audio_packets(result.film) == music  # nor the sound
+    timings = json.loads(result.info.read_text())["assembly_timings"]
+    assert timings["sound_at_finish_s"] == 0.0  # nothing of it was left for the finish
     assert probe(result.film)["frames"] == 3 * FPS
     assert not any(tmp_path.glob(".film_segments*"))  # the segments are cleaned up
     assert json.loads(result.info.read_text())["film_seconds"] == 3.0
