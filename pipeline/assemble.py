@@ -209,7 +209,8 @@ class FilmAssembler:
         self.sound_s = 0.0                   # seconds spent encoding it
         self.cast_sheet: Path | None = None  # written with the film when the cast has pictures
         # segments are encoded in a thread of their own, so whoever reports the scenes (a UI
-        # showing previews) is not held up; only that thread touches the state above
+        # showing previews) is not held up; only that thread changes the state above (`finish`
+        # reads it beside the last segments, to make the poster and the cast sheet)
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="storyreel-assemble")
 
     def scene_ready(self, number: int) -> None:
