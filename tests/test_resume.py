@@ -29,11 +29,12 @@ def outputs(tmp_path, monkeypatch) -> Path:
     return root
 
 
-@pytest.mark.parametrize("kill_after", ["scene_01_keyframe.png", "scene_02.mp4",
-                                        "scene_03_keyframe.png"])
+@pytest.mark.parametrize("kill_after", ["scene_02.mp4", "scene_03_keyframe.png"])
 def test_kill_minus_nine_then_resume_keeps_finished_clips(tmp_path, outputs, tiny_svd,
                                                           tiny_text_to_image, kill_after):
-    """Killed mid-denoise of scene 1, right after clip 2, and mid-denoise of scene 3."""
+    """Killed right after clip 2, and mid-denoise of scene 3 (each case is three process starts
+    or more, so the suite keeps two; a kill before any clip is finished resumes the same way,
+    with nothing kept)."""
     board_file = tmp_path / "board.json"
     board_file.write_text(make_board(*({"duration": 1.0} for _ in range(4))).to_json())
     out = tmp_path / "clips"
@@ -54,9 +55,10 @@ def test_kill_minus_nine_then_resume_keeps_finished_clips(tmp_path, outputs, tin
     jobs = History(outputs).jobs()
     assert jobs[0]["status"] == "rendering"  # what a crash leaves behind
 
-    listed = cli("history", "--json")
-    assert listed.returncode == 0 and json.loads(listed.stdout)[0]["id"] == jobs[0]["id"]
-    assert json.loads(listed.stdout)[0]["status"] == "interrupted"  # its process is gone
+    if kill_after == "scene_02.mp4":  # (once: each command is a process start)
+        listed = cli("history", "--json")
+        assert listed.returncode == 0 and json.loads(listed.stdout)[0]["id"] == jobs[0]["id"]
+        assert json.loads(listed.stdout)[0]["status"] == "interrupted"  # its process is gone
 
     resumed = cli("resume", str(out))
     assert resumed.returncode == 0, resumed.stderr
@@ -66,8 +68,9 @@ def test_kill_minus_nine_then_resume_keeps_finished_clips(tmp_path, outputs, tin
     assert all(probe(out / f"scene_0{n}.mp4")["frames"] == 4 for n in range(1, 5))
     job = History(outputs).get(jobs[0]["id"])
     assert job["status"] == "done" and set(job["scenes"]) == {"1", "2", "3", "4"}
-    again = cli("resume", jobs[0]["id"])  # by id, with nothing left to do
-    assert again.returncode == 0 and "rendering nothing" in again.stdout
+    if kill_after == "scene_02.mp4":
+        again = cli("resume", jobs[0]["id"])  # by id, with nothing left to do
+        assert again.returncode == 0 and "rendering nothing" in again.stdout
 
 
 def test_resume_of_something_unknown_says_what_it_looked_for(tmp_path, outputs):
