@@ -14,10 +14,10 @@ utilisation every 100 ms:
 model with the consistency sampler, 4 steps, no guidance). assembly_after_last_scene_s is how long
 the film took after its last scene's clip: the segments are encoded while the scenes render.
 idle_pct is the share of samples, over one film, in which no kernel ran; svd_runs is how many SVD
-runs the film's scenes took, and video_s_each each scene's video time; plan_s is from the film's
-start to its storyboard written (for the first film: imports and the planner's load too), and
-assembly_timings the film's own record of its assembly; timeline says when (seconds from the
-film's start) each keyframe, each clip and the film were written. Writes make_gpu_QUALITY.json.
+runs the film's scenes took, and video_s_each each scene's video time; timeline says when
+(seconds from the film's start) the storyboard, each keyframe, each clip and the film were
+written, plan_s being the storyboard's (for the first film: imports and the planner's load too);
+assembly_timings is the film's own record of its assembly. Writes make_gpu_QUALITY.json.
 """
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ from pipeline import cli  # noqa: E402
 from pipeline.video_io import probe  # noqa: E402
 
 PROMPT = "A forest adventure with a river and small animals"
+
+
+def written(path: Path, since: float) -> float:
+    """When `path` was last written, in seconds after the wall-clock time `since`."""
+    return round(path.stat().st_mtime - since, 2)
 
 
 def main() -> None:
@@ -73,23 +78,19 @@ def main() -> None:
             raise SystemExit(f"film {n}: the make command failed with exit code {code}")
         info = probe(film)
         assembly = json.loads(film.with_suffix(".json").read_text())["assembly_timings"]
-        planned = film.with_name("film_scenes") / "storyboard.json"  # written once planned
-        plan_s = planned.stat().st_mtime - began_wall
-
-        def written(paths: list[Path]) -> list[float]:  # seconds from the film's start
-            return [round(q.stat().st_mtime - began_wall, 2) for q in paths]
         scenes_dir = film.with_name("film_scenes")
-        timeline = {"keyframes": written(sorted(scenes_dir.glob("scene_??_keyframe.png"))),
-                    "clips": written(sorted(scenes_dir.glob("scene_??.mp4"))),
-                    "film": written([film])[0]}
-        scenes = [json.loads(p.read_text()) for p in
-                  sorted(film.with_name("film_scenes").glob("scene_??.json"))]
+        timeline = {"storyboard": written(scenes_dir / "storyboard.json", began_wall),
+                    "keyframes": [written(p, began_wall)
+                                  for p in sorted(scenes_dir.glob("scene_??_keyframe.png"))],
+                    "clips": [written(p, began_wall) for p in sorted(scenes_dir.glob("scene_??.mp4"))],
+                    "film": written(film, began_wall)}
+        scenes = [json.loads(p.read_text()) for p in sorted(scenes_dir.glob("scene_??.json"))]
         stage_s = {stage: round(sum(s["timings"][f"{stage}_s"] for s in scenes), 1)
                    for stage in ("keyframe", "video", "encode")}
         rows.append({"film": n, "start": "fresh process" if n == 1 else "models loaded",
                      "profile": args.profile, "quality": args.quality,
                      "assembly_after_last_scene_s": assembly["finish_s"],
-                     "assembly_timings": assembly, "plan_s": round(plan_s, 1),
+                     "assembly_timings": assembly, "plan_s": round(timeline["storyboard"], 1),
                      "timeline": timeline,
                      "scenes": args.scenes,
                      "make_s": round(make_s, 1),

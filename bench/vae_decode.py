@@ -28,14 +28,16 @@ from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E40
 # - fold-upsample: the product's (models/speed.fold_upsampling): each upsampler's nearest x2
 #   and 3x3 convolution as 2x2 convolutions at the low resolution, 2.25x fewer multiply-adds;
 # - transposed-upsample: the same fold as one stride-2 transposed convolution, for comparison;
-# - temporal-cl3d, temporal-2d: the frame convolutions kept channels-last (temporal_layout).
+# - temporal-cl3d: the product's (speed.frame_convs_channels_last), the frame convolutions
+#   channels-last; temporal-2d: each as a (k, 1) Conv2d over a frames-by-pixels view instead.
 # Candidates measured earlier and left out of the product (none was faster, models/speed.py):
 # - channels-last: the decoder's 2-D convolutions read and write NHWC, as cuDNN's kernels do, so
 #   the layout copies around each convolution go (on an H200 they took 10% of the decode);
 # - temporal-mm: the (k, 1, 1) 3-D convolutions over frames as k matrix products on frame-shifted
 #   channels-last views, which need no layout copy either.
+EARLIER_LEVERS = ("cudnn-benchmark", "channels-last", "temporal-mm")  # "all" is these three
 DECODER_LEVERS = ("fold-upsample", "transposed-upsample", "temporal-cl3d", "temporal-2d",
-                  "cudnn-benchmark", "channels-last", "temporal-mm")
+                  *EARLIER_LEVERS)
 
 
 def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list[str]:
@@ -47,9 +49,10 @@ def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list
         applied.append("fold-upsample")
     if "transposed-upsample" in levers and transposed_upsampling(vae.decoder):
         applied.append("transposed-upsample")
-    for how in ("cl3d", "2d"):
-        if f"temporal-{how}" in levers and temporal_layout(vae.decoder, how):
-            applied.append(f"temporal-{how}")
+    if "temporal-cl3d" in levers and speed.frame_convs_channels_last(vae.decoder):
+        applied.append("temporal-cl3d")
+    if "temporal-2d" in levers and swap_temporal_convs(vae.decoder, "2d"):
+        applied.append("temporal-2d")
     if "cudnn-benchmark" in levers:  # cuDNN times its algorithms once per shape
         torch.backends.cudnn.benchmark = True
         applied.append("cudnn-benchmark")
@@ -58,7 +61,7 @@ def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list
             if isinstance(module, torch.nn.Conv2d):
                 module.to(memory_format=torch.channels_last)
         applied.append("channels-last")
-    if "temporal-mm" in levers and swap_temporal_convs(vae.decoder):
+    if "temporal-mm" in levers and swap_temporal_convs(vae.decoder, "mm"):
         applied.append("temporal-mm")
     return applied
 
@@ -76,9 +79,10 @@ def transposed_upsampling(model: Any) -> int:
     return swapped
 
 
-# the 4x4 transposed-convolution tap k (stride 2, padding 1) that reads input row i+a-1+t for
-# output phase a is _TAPS[a][t]: so the 4x4 kernel gathers the phase kernels' taps
-_TAPS = ((3, 1), (2, 0))
+# Which 3x3 taps land on each 4x4 tap of the stride-2, padding-1 transposed convolution, per
+# axis: its taps 3 and 1 reach output phase 0's input rows i-1 and i, taps 2 and 0 phase 1's
+# rows i and i+1 (see speed._PHASES for which 3x3 taps those rows take).
+_TRANSPOSED = ((0, 0, 1), (0, 1, 1), (1, 1, 0), (1, 0, 0))
 
 
 def _transposed_forward(up: Any) -> Any:
@@ -87,67 +91,18 @@ def _transposed_forward(up: Any) -> Any:
 
     def forward(hidden_states: torch.Tensor, output_size: Any = None, *args: Any,
                 **kwargs: Any) -> torch.Tensor:
-        conv = up.conv
-        phases = speed.phase_kernels(conv.weight).view(2, 2, *conv.weight.shape[:2], 2, 2)
-        kernel = conv.weight.new_zeros(conv.weight.shape[1], conv.weight.shape[0], 4, 4)
-        for a in (0, 1):
-            for b in (0, 1):
-                for t in (0, 1):
-                    for s in (0, 1):
-                        kernel[:, :, _TAPS[a][t], _TAPS[b][s]] = phases[a, b, :, :, t, s].t()
-        return F.conv_transpose2d(hidden_states, kernel, conv.bias, stride=2, padding=1)
+        weight = up.conv.weight
+        fold = torch.tensor(_TRANSPOSED, dtype=torch.float32, device=weight.device)
+        kernel = torch.einsum("ky,lx,oiyx->iokl", fold, fold, weight.float()).to(weight.dtype)
+        return F.conv_transpose2d(hidden_states, kernel, up.conv.bias, stride=2, padding=1)
     return forward
 
 
-def temporal_layout(model: Any, how: str) -> int:
-    """The (k, 1, 1) Conv3d over frames, kept in the channels-last layout the 2-D convolutions
-    use, so cuDNN copies no layout around them: "cl3d" gives their weights the channels-last-3d
-    format; "2d" runs each as a (k, 1) Conv2d over a (batch, channels, frames, pixels) view."""
-    import torch
-
-    count = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if not (isinstance(child, torch.nn.Conv3d) and child.kernel_size[1:] == (1, 1)):
-                continue
-            if how == "cl3d":  # the product's (speed.frame_convs_channels_last)
-                child.to(memory_format=torch.channels_last_3d)
-            else:
-                setattr(parent, name, _pixel_row_conv_class()(child))
-            count += 1
-    return count
-
-
-_pixel_row_conv: list[type] = []
-
-
-def _pixel_row_conv_class() -> type:
-    if _pixel_row_conv:
-        return _pixel_row_conv[0]
-    import torch
-    import torch.nn.functional as F
-
-    class PixelRowConv(torch.nn.Module):
-        """A (k, 1, 1) Conv3d as a (k, 1) Conv2d over (batch, channels, frames, h*w)."""
-
-        def __init__(self, conv3d: torch.nn.Conv3d):
-            super().__init__()
-            self.weight, self.bias = conv3d.weight, conv3d.bias  # the same parameters
-            self.pad = conv3d.padding[0]
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            b, _, t, h, w = x.shape
-            weight = self.weight[..., 0].contiguous(memory_format=torch.channels_last)
-            y = F.conv2d(x.flatten(3), weight, self.bias, padding=(self.pad, 0))
-            return y.view(b, -1, y.shape[2], h, w)
-
-    _pixel_row_conv.append(PixelRowConv)
-    return PixelRowConv
-
-
-def swap_temporal_convs(model: Any) -> int:
-    """Replace every Conv3d with a (k, 1, 1) kernel under `model` by the same convolution as
-    matrix products; returns how many. The weights are the same parameters (state dict unchanged)."""
+def swap_temporal_convs(model: Any, how: str) -> int:
+    """Replace every Conv3d with a (k, 1, 1) kernel under `model` by the same convolution over
+    frames done another way ("mm": k matrix products on frame-shifted channels-last views; "2d":
+    one (k, 1) Conv2d over a (batch, channels, frames, h*w) view); returns how many. The weights
+    are the same parameters (state dict unchanged)."""
     import torch
 
     swapped = 0
@@ -156,7 +111,7 @@ def swap_temporal_convs(model: Any) -> int:
             if (isinstance(child, torch.nn.Conv3d) and child.kernel_size[1:] == (1, 1)
                     and child.stride == (1, 1, 1) and child.dilation == (1, 1, 1)
                     and child.groups == 1 and child.padding == (child.kernel_size[0] // 2, 0, 0)):
-                setattr(parent, name, _frame_conv_class()(child))
+                setattr(parent, name, _frame_conv_class()(child, how))
                 swapped += 1
     return swapped
 
@@ -172,16 +127,22 @@ def _frame_conv_class() -> type:
     import torch.nn.functional as F
 
     class FrameConv(torch.nn.Module):
-        """A Conv3d over frames only, y[t] = sum_k W_k x[t + k - k//2] + b, as matrix products
-        over (frames, pixels, channels), zero-padded at both ends like the convolution."""
+        """A Conv3d over frames only, y[t] = sum_k W_k x[t + k - k//2] + b, zero-padded at both
+        ends like the convolution: as matrix products over (frames, pixels, channels) ("mm"),
+        or as a Conv2d over (batch, channels, frames, pixels) ("2d")."""
 
-        def __init__(self, conv3d: torch.nn.Conv3d):
+        def __init__(self, conv3d: torch.nn.Conv3d, how: str):
             super().__init__()
             self.weight = conv3d.weight  # (out, in, k, 1, 1): the same parameter
             self.bias = conv3d.bias
+            self.how = how
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             frames, k = x.shape[2], self.weight.shape[2]
+            if self.how == "2d":
+                weight = self.weight[..., 0].contiguous(memory_format=torch.channels_last)
+                y = F.conv2d(x.flatten(3), weight, self.bias, padding=(k // 2, 0))
+                return y.view(*y.shape[:3], *x.shape[3:])
             xt = x.permute(0, 2, 3, 4, 1)  # (batch, frames, h, w, channels): contiguous in NHWC
             padded = F.pad(xt, (0, 0, 0, 0, 0, 0, k // 2, k // 2))
             y = sum(padded[:, i:i + frames] @ self.weight[:, :, i, 0, 0].t() for i in range(k))
@@ -191,8 +152,6 @@ def _frame_conv_class() -> type:
 
     _frame_conv.append(FrameConv)
     return FrameConv
-
-
 
 
 def build_vae(size: str, device: str) -> Any:
@@ -268,7 +227,7 @@ def main() -> None:
         mode, _, extra = lever.partition("+")
         if mode == "compiled":
             speed.compile_regions(vae, speed.VAE_REGIONS)
-        wanted = DECODER_LEVERS[4:] if extra == "all" else tuple(filter(None, extra.split("+")))
+        wanted = EARLIER_LEVERS if extra == "all" else tuple(filter(None, extra.split("+")))
         applied = speed_up_decoder(vae, wanted)
         began = time.perf_counter()
         decode(vae, latents, args.chunk)  # compile, autotune, allocator

@@ -20,7 +20,6 @@ storyboard as rendered, every clip's seed, models and timings), a poster and a c
 from __future__ import annotations
 
 import bisect
-import io
 import itertools
 import json
 import logging
@@ -44,6 +43,7 @@ from pipeline.keyframes import fit as fit_image, title_card
 from pipeline.lettering import draw_block, fit_text, safe_box
 from pipeline.render import (RenderError, check_renderable, drawn_picture, picture_path,
                              scene_paths, unfinished_scenes)
+from pipeline.scene_render import png_bytes
 from pipeline.soundtrack import AUDIO_RATE, NarrationTooLong, PlacedLine, mix, place_narration
 from pipeline.storyboard import Storyboard, StoryboardError
 from pipeline.subtitles import (Band, SubtitleStyle, burn_in, subtitle_band, subtitle_style,
@@ -350,7 +350,7 @@ class FilmAssembler:
         poster = _poster(self.board, self._clean_frame(1, thumb, layout), layout.width,
                          layout.height)
         cast = _cast_sheet(self.board, self.clips_dir, self.base_dir)
-        return layout, _png(poster), None if cast is None else _png(cast)
+        return layout, png_bytes(poster), None if cast is None else png_bytes(cast)
 
     def _extras(self, clips: list[dict[str, Any]], layout: _Layout,
                 front: tuple[_Layout, bytes, bytes | None] | None) -> tuple[Path, Path, Path]:
@@ -667,12 +667,6 @@ def _poster(board: Storyboard, frame: Image.Image, width: int, height: int) -> I
     draw_block(ImageDraw.Draw(image), block, width / 2, (height - block.height) / 2,
                fill=(255, 255, 255), stroke_fill=(0, 0, 0))
     return image
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _contact_sheet(board: Storyboard, thumbs: list[Image.Image], columns: int = 3,
