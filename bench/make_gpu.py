@@ -17,12 +17,16 @@ idle_pct is the share of samples, over one film, in which no kernel ran; svd_run
 runs the film's scenes took, and video_s_each each scene's video time; timeline says when
 (seconds from the film's start) the storyboard, each keyframe, each clip and the film were
 written, plan_s being the storyboard's (for the first film: imports and the planner's load too);
-assembly_timings is the film's own record of its assembly. Writes make_gpu_QUALITY.json.
+assembly_timings is the film's own record of its assembly; planner is the storyboard's (the
+rule-based one unless a language model is on the machine: plan_s 0.0 for later films). --log
+FILE keeps the product's log, each line stamped with ms since the start (when each scene was
+sent, made, kept and assembled). Writes make_gpu_QUALITY.json.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import subprocess
 import tempfile
 import time
@@ -54,6 +58,8 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=25)
     parser.add_argument("--films", type=int, default=2, help="films made one after another")
+    parser.add_argument("--log", type=Path, default=None,
+                        help="write the product's log here, each line stamped with the ms since start")
     parser.add_argument("--out", type=Path, default=None, help="results folder")
     args = parser.parse_args()
 
@@ -62,6 +68,9 @@ def main() -> None:
         video_model = str(turbo_stand_in(Path(args.video_model)))
     rows = []
     began, began_wall = STARTED, STARTED_WALL
+    if args.log:
+        logging.basicConfig(filename=args.log, level=logging.INFO, force=True,
+                            format="%(relativeCreated)8.0f ms %(threadName)s %(name)s: %(message)s")
     for n in range(1, args.films + 1):
         film = Path(tempfile.mkdtemp()) / "film.mp4"
         sampler = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu",
@@ -89,6 +98,8 @@ def main() -> None:
                    for stage in ("keyframe", "video", "encode")}
         rows.append({"film": n, "start": "fresh process" if n == 1 else "models loaded",
                      "profile": args.profile, "quality": args.quality,
+                     "planner": json.loads((scenes_dir / "storyboard.json").read_text())
+                     .get("planner"),
                      "assembly_after_last_scene_s": assembly["finish_s"],
                      "assembly_timings": assembly, "plan_s": round(timeline["storyboard"], 1),
                      "timeline": timeline,

@@ -11,7 +11,10 @@ seed through the product's `svd_frames`:
 - warm_s: the first (2-step) call after placing the model: compiling, when the cache is cold;
 - clip_s: one full clip, warm (the GPU's part: the re-timing to 24 fps runs beside the next
   scene, in the encoder thread); peak_gib: the most GPU memory allocated during it;
-- diff_vs_eager: mean absolute difference from the reference frames, in 0-255 pixel levels.
+- diff_vs_eager: mean absolute difference from the reference frames, in 0-255 pixel levels;
+  diff_vs_eager_even_chunks: the same against a second eager clip decoded in the profiles' even
+  chunks (models/speed.even_decode_chunks: 7, 6, 6, 6 frames where diffusers decodes 8, 8, 8, 1),
+  which separates what the levers change from what the chunking changes.
 With --second-start, a fresh process then loads the pipeline again with the compile cache the
 first one filled, and reports ready_s: from its start until a full-speed clip can begin.
 --quality turbo loads the same random UNet as a UNet-only model (as AnimateLCM-SVD-xt ships) with
@@ -34,6 +37,7 @@ from common import add_clip_arguments, print_table, turbo_stand_in, write_result
 
 STARTED = time.perf_counter()
 
+from models import speed  # noqa: E402
 from models.diffusion import apply_profile, load_video_pipeline  # noqa: E402
 from models.memory import PROFILES  # noqa: E402
 from models.random_init import build_svd  # noqa: E402
@@ -88,7 +92,7 @@ def clip(pipe: Any, args: argparse.Namespace, chunk: int, steps: int | None = No
 
 
 def measure_profile(pipe: Any, name: str, args: argparse.Namespace,
-                    reference: list | None) -> dict[str, Any]:
+                    reference: list | None, even: list | None = None) -> dict[str, Any]:
     import numpy as np
     import torch
 
@@ -120,9 +124,10 @@ def measure_profile(pipe: Any, name: str, args: argparse.Namespace,
         "steps": args.steps, "dtype": str(pipe.unet.dtype).removeprefix("torch."),
         **{f"peak_{phase}_gib": round(v / 2**30, 2) for phase, v in peaks.items()},
         "finite": bool(np.isfinite(np.asarray(frames[0], dtype=np.float32)).all())}
-    if reference is not None:
-        diff = np.mean([np.abs(a.astype(np.int16) - b).mean() for a, b in zip(frames, reference)])
-        row["diff_vs_eager"] = round(float(diff), 3)
+    for key, frames_before in (("diff_vs_eager", reference), ("diff_vs_eager_even_chunks", even)):
+        if frames_before is not None:
+            row[key] = round(float(np.mean([np.abs(a.astype(np.int16) - b).mean()
+                                            for a, b in zip(frames, frames_before)])), 3)
     return row
 
 
@@ -182,7 +187,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {"load_s": round(load_s, 2), "model_dir": str(folder),
                                "cap_gib": args.cap_gib}
-    reference = None
+    reference = even = None
     if not args.no_reference:  # plain eager: the pipeline as diffusers ships it, all on the GPU
         if cuda:
             pipe.to("cuda")
@@ -194,8 +199,10 @@ def main() -> None:
                      "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda
                      else None, "decode_chunk_size": 8, "levers": ["none"]})
         print(rows[-1], flush=True)
+        speed.even_decode_chunks(pipe)  # the profiles' chunking, nothing else
+        _, even, _ = clip(pipe, args, 8)
     for name in args.profiles.split(","):
-        rows.append(measure_profile(pipe, name, args, reference))
+        rows.append(measure_profile(pipe, name, args, reference, even))
         print(rows[-1], flush=True)
         write_results(f"svd_profiles_{args.quality}", rows, summary, args.out)
     if args.second_start:
@@ -218,7 +225,8 @@ def main() -> None:
         print(rows[-1], flush=True)
     path = write_results(f"svd_profiles_{args.quality}", rows, summary, args.out)
     print_table(rows, ["profile", "quality", "clip_s", "decode_s", "peak_gib", "peak_setup_gib",
-                       "peak_denoise_gib", "peak_decode_gib", "median_step_s", "warm_s", "ready_s", "diff_vs_eager"])
+                       "peak_denoise_gib", "peak_decode_gib", "median_step_s", "warm_s", "ready_s", "diff_vs_eager",
+                       "diff_vs_eager_even_chunks"])
     print(f"wrote {path}")
 
 

@@ -279,6 +279,8 @@ def _place(pipe: Any, profile: Profile) -> list[str]:
         levers.append("folded VAE upsampling")
     if speed.frame_convs_channels_last(pipe.vae.decoder):
         levers.append("channels-last frame convolutions")
+    speed.even_decode_chunks(pipe)
+    levers.append(f"decode in even chunks of at most {profile.decode_chunk_size} frames")
     if profile.compile:
         speed.compile_regions(unet, speed.UNET_REGIONS)
         speed.compile_regions(pipe.vae, speed.VAE_REGIONS)

@@ -81,15 +81,19 @@ def loaded_chat_models() -> list[str]:
 
 
 def release_chat_models() -> None:
-    """Move loaded chat models off the GPU, so the video model has the room."""
+    """Move loaded chat models off the GPU, so the video model has the room. The GPU memory
+    they held is handed back only when one moved: otherwise the memory the video model's last
+    film used stays cached for its next, which need not allocate it again."""
     import torch
 
+    moved = False
     with _lock:
         for chat in _loaded.values():
             if chat.device != "cpu":
                 chat.model.to("cpu")
                 chat.device = "cpu"
-    if torch.cuda.is_available():
+                moved = True
+    if moved and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 

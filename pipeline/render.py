@@ -34,7 +34,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -312,6 +312,7 @@ class _Director:
                     outcomes[number] = task
                     continue
                 self.workers.submit(worker, task)
+                log.info("scene %d sent to %s", number, worker)
                 running[number] = worker
                 if number < 0:
                     self.emit(Notice(f"drawing {task.portrait_of}'s picture from their "
@@ -473,11 +474,10 @@ class _Director:
         paths = scene_paths(self.out_dir, result.number)
         _write_bytes(paths["keyframe"], result.keyframe_png)
         _write_bytes(paths["clip"], result.clip)
-        partial = partial_name(paths["last_frame"])
-        Image.fromarray(result.last_frame).save(partial, format="PNG")
-        os.replace(partial, paths["last_frame"])
+        _write_bytes(paths["last_frame"], result.last_frame_png)
         self.last_frames[result.number] = result.last_frame
         write_json_atomic(paths["info"], result.info)
+        log.info("scene %d kept", result.number)
         self.emit(SceneDone(result.number, paths["clip"], paths["keyframe"], paths["last_frame"],
                             paths["info"], result.seconds, result.backend))
 
@@ -488,10 +488,26 @@ def _write_bytes(path: Path, data: bytes) -> None:
     os.replace(partial, path)
 
 
+_gpu_thread: ThreadPoolExecutor | None = None
+_gpu_thread_lock = threading.Lock()
+
+
+def gpu_thread() -> ThreadPoolExecutor:
+    """The one thread that makes scenes in this process, kept from film to film like the models
+    it drives: a new thread per film made each film's first scene 0.4-0.7 s slower on an H100
+    (bench/make_gpu.py; CUDA libraries keep per-thread state)."""
+    global _gpu_thread
+    with _gpu_thread_lock:
+        if _gpu_thread is None:
+            _gpu_thread = ThreadPoolExecutor(1, thread_name_prefix="storyreel-gpu")
+        return _gpu_thread
+
+
 class LocalWorkers:
     """Scenes rendered in this process, one at a time (this machine's GPU, or its CPU for an
-    animatic). A scene's clip is encoded on a thread of its own while the next scene is made,
-    so the GPU does not wait for the encoder; at most two scenes' frames wait to be encoded."""
+    animatic), on `gpu_thread()`. A scene's clip is encoded on a thread of its own while the
+    next scene is made, so the GPU does not wait for the encoder; at most two scenes' frames
+    wait to be encoded."""
 
     NAME = "this machine"
 
@@ -501,7 +517,7 @@ class LocalWorkers:
         self.making = False
         self.changed = threading.Event()
         self.stopped = threading.Event()  # set by cancel(): the scene being made stops
-        self.gpu: ThreadPoolExecutor | None = None
+        self.making_jobs: list[Future[None]] = []  # this film's scenes sent to the GPU's thread
         self.encoder: ThreadPoolExecutor | None = None
 
     def prepare(self, settings: RenderSettings, needs_images: bool,
@@ -511,7 +527,6 @@ class LocalWorkers:
         self.renderer = SceneRenderer(settings, emit,
                                       lambda: cancel.is_set() or self.stopped.is_set(), out_dir,
                                       self.NAME)
-        self.gpu = ThreadPoolExecutor(1, thread_name_prefix="storyreel-scene")
         self.encoder = ThreadPoolExecutor(1, thread_name_prefix="storyreel-encode")
         return self.renderer.prepare(needs_images)
 
@@ -543,7 +558,7 @@ class LocalWorkers:
                 self.making = False
                 self.changed.set()
 
-        self.gpu.submit(make)
+        self.making_jobs.append(gpu_thread().submit(make))
 
     def finished(self, timeout: float) -> list[tuple[int, RenderedScene | BaseException]]:
         self.changed.wait(timeout)
@@ -558,7 +573,7 @@ class LocalWorkers:
         self.stopped.set()  # the renderer reads it after every step; an encode is finished
 
     def release(self) -> None:
-        for pool in (self.gpu, self.encoder):
-            if pool is not None:
-                pool.shutdown(wait=True)
-        self.renderer, self.gpu, self.encoder, self.results = None, None, None, {}
+        wait(self.making_jobs)
+        if self.encoder is not None:
+            self.encoder.shutdown(wait=True)
+        self.renderer, self.making_jobs, self.encoder, self.results = None, [], None, {}

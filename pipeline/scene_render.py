@@ -112,6 +112,7 @@ class RenderedScene:
     clip: bytes                  # H.264 yuv420p mp4
     keyframe_png: bytes          # the first frame the clip was made from (lettering included)
     last_frame: np.ndarray       # RGB uint8, for a following "continue" scene
+    last_frame_png: bytes        # the same, as the PNG file kept beside the clip
     info: dict[str, Any]         # what scene_NN.json records
     seconds: float               # wall time the scene took where it was made
     backend: str
@@ -125,7 +126,8 @@ class SceneFrames:
 
     task: SceneTask
     frames: list[Any]            # RGB uint8 arrays at the film's fps
-    keyframe_png: bytes
+    keyframe: np.ndarray         # the first frame the clip was made from, RGB uint8 (made into
+                                 # a PNG by the encoder: the GPU's thread does no CPU work)
     info: dict[str, Any]         # the scene's info (scene_NN.json); the encoder adds its part
     made_s: float                # seconds from the scene's start to its last frame
     backend: str                 # "svd" or "animatic"
@@ -134,11 +136,12 @@ class SceneFrames:
 
 def finish_scene(made: SceneFrames, fps: int, scratch: Path,
                  emit: Callable[[Event], None]) -> RenderedScene:
-    """Encode a scene's frames into its clip (the CPU's part of a scene); `scratch` is where
-    the clip is written before it travels (a partial file)."""
+    """Encode a scene's frames into its clip and its pictures into PNG files (the CPU's part
+    of a scene); `scratch` is where the clip is written before it travels (a partial file)."""
     task = made.task
+    keyframe_png = png_bytes(made.keyframe)
     if task.portrait_of:  # a cast member's picture: nothing to encode
-        return RenderedScene(task.number, b"", made.keyframe_png, np.zeros((1, 1, 3), np.uint8),
+        return RenderedScene(task.number, b"", keyframe_png, np.zeros((1, 1, 3), np.uint8), b"",
                              made.info, made.made_s, made.backend, made.worker)
     started = time.perf_counter()
     emit(StepProgress(task.number, "encode", 0, 1))
@@ -148,9 +151,9 @@ def finish_scene(made: SceneFrames, fps: int, scratch: Path,
     encode_s = time.perf_counter() - started
     info = {**made.info, "frames": count,
             "timings": {**made.info["timings"], "encode_s": round(encode_s, 3)}}
-    return RenderedScene(task.number, data, made.keyframe_png,
-                         np.ascontiguousarray(made.frames[-1]), info, made.made_s + encode_s,
-                         made.backend, made.worker)
+    last = np.ascontiguousarray(made.frames[-1])
+    return RenderedScene(task.number, data, keyframe_png, last, png_bytes(last), info,
+                         made.made_s + encode_s, made.backend, made.worker)
 
 
 def _picture_key(reference: Reference) -> str:
@@ -160,10 +163,13 @@ def _picture_key(reference: Reference) -> str:
 
 
 def png_bytes(image: Image.Image | np.ndarray) -> bytes:
+    """A picture as a PNG file's bytes, compressed fast (zlib level 1): a scene's keyframe and
+    last frame are made after its clip is encoded, so for the film's last scene they are on the
+    way to the finished film."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="PNG")
+    image.convert("RGB").save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
@@ -190,6 +196,12 @@ class SceneRenderer:
 
     def prepare(self, needs_images: bool) -> VideoChoice:
         """Choose the backend and the models and load them (RenderError when one cannot load)."""
+        started = time.perf_counter()
+        choice = self._prepare(needs_images)
+        log.info("models ready in %.2f s", time.perf_counter() - started)
+        return choice
+
+    def _prepare(self, needs_images: bool) -> VideoChoice:
         from models.diffusion import is_available, placement
         from models.memory import pick_profile
         from models.registry import how_to_get
@@ -334,8 +346,11 @@ class SceneRenderer:
             frames = list(animatic_frames(keyframe, task.scene, s.width, s.height, s.fps,
                                           task.seconds, lettering))
         self._check_cancel()
-        info = self._scene_info(task, source, keyframe_s, time.perf_counter() - video_started)
-        return SceneFrames(task, frames, png_bytes(shown), info, time.perf_counter() - started,
+        video_s = time.perf_counter() - video_started
+        log.info("scene %d: keyframe %.2f s, video %.2f s", task.number, keyframe_s, video_s)
+        info = self._scene_info(task, source, keyframe_s, video_s)
+        return SceneFrames(task, frames, np.asarray(shown.convert("RGB")), info,
+                           time.perf_counter() - started,
                            self.choice.backend, self.worker)
 
     def finish(self, made: SceneFrames) -> RenderedScene:
@@ -379,7 +394,8 @@ class SceneRenderer:
                          self._adapter_arguments(task))
         info = {"cast": task.portrait_of, "prompt": task.keyframe_prompt,
                 "seed": task.scene.seed, "image_model": self.choice.image_model}
-        return SceneFrames(task, [], png_bytes(image), info, time.perf_counter() - started,
+        return SceneFrames(task, [], np.asarray(image.convert("RGB")), info,
+                           time.perf_counter() - started,
                            self.choice.backend, self.worker)
 
     def _adapter_arguments(self, task: SceneTask) -> dict[str, Any] | None:

@@ -92,6 +92,37 @@ def test_the_decoder_levers_decode_the_same_frames_with_fewer_multiply_adds(svd_
     assert all(torch.equal(v, weights[k]) for k, v in vae.state_dict().items())
 
 
+def test_frames_are_decoded_in_even_chunks_so_none_is_decoded_alone(svd_pipe):
+    """25 frames at a chunk of 8 decode as 7, 6, 6, 6 (diffusers: 8, 8, 8, 1, the last frame
+    with no neighbours, and the decode's peak memory set by the 8): the largest chunk is
+    smaller, and where the chunks are diffusers' own the frames are identical."""
+    import torch
+
+    chunks: list[int] = []
+    decode = svd_pipe.vae.decode
+
+    def counted(z, *args, **kwargs):
+        chunks.append(z.shape[0])
+        return decode(z, *args, **kwargs)
+
+    svd_pipe.vae.decode = counted
+    latents = torch.randn(1, 4, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        plain = svd_pipe.decode_latents(latents, 4, decode_chunk_size=4)
+        assert speed.even_decode_chunks(svd_pipe)
+        assert not speed.even_decode_chunks(svd_pipe)  # placed again: once
+        chunks.clear()
+        even = svd_pipe.decode_latents(latents, 4, decode_chunk_size=4)
+        assert chunks == [4] and torch.equal(plain, even)
+        chunks.clear()
+        svd_pipe.decode_latents(latents, 4, decode_chunk_size=3)
+    assert chunks == [2, 2]  # diffusers: 3 and 1
+    assert speed.even_chunks(25, 8) == [7, 6, 6, 6]
+    assert speed.even_chunks(25, 2) == [2] * 12 + [1]  # 13 chunks either way
+    assert speed.even_chunks(25, 4) == [4, 4, 4, 4, 3, 3, 3]
+    assert speed.even_chunks(14, 14) == [14]
+
+
 def test_a_finished_compile_is_remembered_per_key(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     assert not speed.compile_is_cached("svd-xt|1024x576x25|fast")
