@@ -48,7 +48,7 @@ from pipeline.soundtrack import AUDIO_RATE, NarrationTooLong, PlacedLine, mix, p
 from pipeline.storyboard import Storyboard, StoryboardError
 from pipeline.subtitles import (Band, SubtitleStyle, burn_in, subtitle_band, subtitle_style,
                                 word_indices)
-from pipeline.video_io import FRAME_THREADS, even_size, frame_at, probe
+from pipeline.video_io import even_size, frame_at, probe
 from pipeline.voice import Speech, VoiceError, board_speech
 
 log = logging.getLogger(__name__)
@@ -565,7 +565,6 @@ def _clip_frames(path: Path, width: int, height: int) -> Iterator[np.ndarray]:
     crossfade tail, holds its last picture)."""
     last = None
     with av.open(str(path)) as container:
-        container.streams.video[0].thread_type = FRAME_THREADS
         for frame in container.decode(video=0):
             if frame.width != width or frame.height != height:
                 frame = frame.reformat(width=width, height=height)
@@ -583,7 +582,6 @@ def _encode_video(frames: Iterator[np.ndarray], path: Path, layout: _Layout,
         video = out.add_stream("libx264", rate=Fraction(layout.fps).limit_denominator(1001))
         video.width, video.height, video.pix_fmt = layout.width, layout.height, "yuv420p"
         video.options = {"crf": str(settings.crf), "preset": settings.preset}
-        video.thread_type = FRAME_THREADS
         for frame in frames:
             for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 out.mux(packet)

@@ -494,8 +494,9 @@ _gpu_thread_lock = threading.Lock()
 
 def gpu_thread() -> ThreadPoolExecutor:
     """The one thread that makes scenes in this process, kept from film to film like the models
-    it drives: a new thread per film made each film's first scene 0.4-0.7 s slower on an H100
-    (bench/make_gpu.py; CUDA libraries keep per-thread state)."""
+    it drives. With a new thread per film, each film's first scene took 2.5-2.9 s against 2.1 s
+    for the others on an H100 (turbo; bench/make_gpu.py); with this one, 2.1 s. Why a new thread
+    is slower at first (per-thread state in torch or the CUDA libraries) was not traced."""
     global _gpu_thread
     with _gpu_thread_lock:
         if _gpu_thread is None:

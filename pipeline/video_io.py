@@ -17,11 +17,6 @@ from PIL import Image
 from models.files import partial_name, sweep_partials
 
 
-# x264 and the H.264 decoder on every core, a frame per thread: PyAV's default slice threads
-# left a 6-scene film's clip encodes at 1.1 s each on a 16-core machine (bench/make_gpu.py)
-FRAME_THREADS = "AUTO"
-
-
 def even_size(width: int, height: int) -> tuple[int, int]:
     return width - width % 2, height - height % 2
 
@@ -63,7 +58,6 @@ def _encode(frames: Iterable[np.ndarray], target: Path, fps: float, crf: int,
                 stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
                 stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
                 stream.options = {"crf": str(crf), "preset": preset}
-                stream.thread_type = FRAME_THREADS
             frame = np.ascontiguousarray(frame[:stream.height, :stream.width, :3])
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
