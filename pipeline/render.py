@@ -493,8 +493,8 @@ _gpu_thread_lock = threading.Lock()
 
 
 def gpu_thread() -> ThreadPoolExecutor:
-    """The one thread that makes scenes in this process, kept from film to film like the models
-    it drives. With a new thread per film, each film's first scene took 2.5-2.9 s against 2.1 s
+    """The one thread that makes video-model scenes in this process, kept from film to film like
+    the models it drives (an animatic, made on the CPU, gets a thread of its own per render). With a new thread per film, each film's first scene took 2.5-2.9 s against 2.1 s
     for the others on an H100 (turbo; bench/make_gpu.py); with this one, 2.1 s. Why a new thread
     is slower at first (per-thread state in torch or the CUDA libraries) was not traced."""
     global _gpu_thread
@@ -506,7 +506,7 @@ def gpu_thread() -> ThreadPoolExecutor:
 
 class LocalWorkers:
     """Scenes rendered in this process, one at a time (this machine's GPU, or its CPU for an
-    animatic), on `gpu_thread()`. A scene's clip is encoded on a thread of its own while the
+    animatic), a video model's on `gpu_thread()`. A scene's clip is encoded on a thread of its own while the
     next scene is made, so the GPU does not wait for the encoder; at most two scenes' frames
     wait to be encoded."""
 
@@ -518,7 +518,8 @@ class LocalWorkers:
         self.making = False
         self.changed = threading.Event()
         self.stopped = threading.Event()  # set by cancel(): the scene being made stops
-        self.making_jobs: list[Future[None]] = []  # this film's scenes sent to the GPU's thread
+        self.maker: ThreadPoolExecutor | None = None  # where scenes are made: gpu_thread() or own
+        self.making_jobs: list[Future[None]] = []  # this film's scenes sent to it
         self.encoder: ThreadPoolExecutor | None = None
 
     def prepare(self, settings: RenderSettings, needs_images: bool,
@@ -529,7 +530,10 @@ class LocalWorkers:
                                       lambda: cancel.is_set() or self.stopped.is_set(), out_dir,
                                       self.NAME)
         self.encoder = ThreadPoolExecutor(1, thread_name_prefix="storyreel-encode")
-        return self.renderer.prepare(needs_images)
+        choice = self.renderer.prepare(needs_images)
+        self.maker = (gpu_thread() if choice.backend == "svd"
+                      else ThreadPoolExecutor(1, thread_name_prefix="storyreel-scene"))
+        return choice
 
     def idle(self) -> list[str]:
         waiting = sum(not f.done() for f in self.results.values())
@@ -559,7 +563,7 @@ class LocalWorkers:
                 self.making = False
                 self.changed.set()
 
-        self.making_jobs.append(gpu_thread().submit(make))
+        self.making_jobs.append(self.maker.submit(make))
 
     def finished(self, timeout: float) -> list[tuple[int, RenderedScene | BaseException]]:
         self.changed.wait(timeout)
@@ -575,6 +579,8 @@ class LocalWorkers:
 
     def release(self) -> None:
         wait(self.making_jobs)
-        if self.encoder is not None:
-            self.encoder.shutdown(wait=True)
-        self.renderer, self.making_jobs, self.encoder, self.results = None, [], None, {}
+        for pool in (self.maker, self.encoder):
+            if pool is not None and pool is not _gpu_thread:
+                pool.shutdown(wait=True)
+        self.renderer, self.maker, self.encoder = None, None, None
+        self.making_jobs, self.results = [], {}

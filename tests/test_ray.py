@@ -78,12 +78,17 @@ def test_ray_and_in_process_make_the_same_files(tmp_path, workers, tiny_svd, tin
     settings = svd_settings(tiny_svd, tiny_text_to_image)
     import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as a one-CPU worker runs: float sums depend on the thread count
+    from pipeline.render import gpu_thread
+
+    def set_threads(count: int) -> int:  # where this process makes video scenes (torch's CPU
+        return gpu_thread().submit(torch.set_num_threads, count).result()  # threads are per thread)
+
+    threads = gpu_thread().submit(torch.get_num_threads).result()
+    set_threads(1)  # as a one-CPU worker runs: float sums depend on the thread count
     try:
         here = list(render_storyboard(board, tmp_path / "here", settings))
     finally:
-        torch.set_num_threads(threads)
+        set_threads(threads)
     there = list(render_storyboard(board, tmp_path / "ray", settings, workers=workers))
     assert here[-1].done == there[-1].done == [1, 2]
     used = {e.worker for e in there if isinstance(e, SceneStarted)}
