@@ -88,7 +88,8 @@ def main() -> None:
         info = probe(film)
         assembly = json.loads(film.with_suffix(".json").read_text())["assembly_timings"]
         scenes_dir = film.with_name("film_scenes")
-        timeline = {"storyboard": written(scenes_dir / "storyboard.json", began_wall),
+        storyboard = scenes_dir / "storyboard.json"
+        timeline = {"storyboard": written(storyboard, began_wall),
                     "keyframes": [written(p, began_wall)
                                   for p in sorted(scenes_dir.glob("scene_??_keyframe.png"))],
                     "clips": [written(p, began_wall) for p in sorted(scenes_dir.glob("scene_??.mp4"))],
@@ -98,8 +99,7 @@ def main() -> None:
                    for stage in ("keyframe", "video", "encode")}
         rows.append({"film": n, "start": "fresh process" if n == 1 else "models loaded",
                      "profile": args.profile, "quality": args.quality,
-                     "planner": json.loads((scenes_dir / "storyboard.json").read_text())
-                     .get("planner"),
+                     "planner": json.loads(storyboard.read_text()).get("planner"),
                      "assembly_after_last_scene_s": assembly["finish_s"],
                      "assembly_timings": assembly, "plan_s": round(timeline["storyboard"], 1),
                      "timeline": timeline,

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 class Profile:
     name: str
     offload: str            # "none" (all on the GPU) or "model" (whole models move in turn)
-    decode_chunk_size: int  # most frames the VAE decodes at once (in even chunks: speed.even_decode_chunks)
+    decode_chunk_size: int  # most frames the VAE decodes at once (speed.even_decode_chunks)
     cfg_split: bool         # guided and unguided halves through the UNet in turn (half the activations)
     compile: bool           # torch.compile the UNet's blocks and the VAE decoder (cached on disk)
     min_free_gib: float     # pick it automatically when at least this much VRAM is free

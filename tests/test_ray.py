@@ -80,8 +80,8 @@ def test_ray_and_in_process_make_the_same_files(tmp_path, workers, tiny_svd, tin
 
     from pipeline.render import gpu_thread
 
-    def set_threads(count: int) -> int:  # where this process makes video scenes (torch's CPU
-        return gpu_thread().submit(torch.set_num_threads, count).result()  # threads are per thread)
+    def set_threads(count: int) -> None:  # where this process makes video scenes (torch's CPU
+        gpu_thread().submit(torch.set_num_threads, count).result()  # thread count is per thread)
 
     threads = gpu_thread().submit(torch.get_num_threads).result()
     set_threads(1)  # as a one-CPU worker runs: float sums depend on the thread count
