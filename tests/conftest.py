@@ -25,6 +25,25 @@ def embedded_chat():
     return load_chat_model(EMBEDDED)
 
 
+@pytest.fixture()
+def studio_plans_by_rule(monkeypatch):
+    """The studio's Plan button uses the rule-based planner (the product's own, used when no
+    language model is wanted): for tests about rendering, queues, files and accounts, where a
+    storyboard is only the way in. The language model's own tests (tests/test_planner.py,
+    tests/test_premise.py, and the studio's and browser's plan-edit-render tests) still plan
+    with it; on 2 CPU cores each of its plans costs 5-25 s."""
+    from dataclasses import dataclass
+
+    import ui.studio
+    from pipeline.planner import PlanRequest
+
+    @dataclass
+    class RulePlanRequest(PlanRequest):
+        use_model: bool = False
+
+    monkeypatch.setattr(ui.studio, "PlanRequest", RulePlanRequest)
+
+
 @pytest.fixture(scope="session")
 def tiny_svd(tmp_path_factory) -> Path:
     """A tiny random StableVideoDiffusionPipeline saved in diffusers format."""

@@ -165,7 +165,7 @@ def test_models_add_registers_a_whole_folder_and_names_what_a_broken_one_lacks(t
 
 
 @pytest.fixture
-def studio_client(tmp_path, monkeypatch, embedded_chat):
+def studio_client(tmp_path, monkeypatch, studio_plans_by_rule):
     from gradio_client import Client
 
     from app import create_studio

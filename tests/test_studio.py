@@ -24,8 +24,7 @@ from ui.access import Accounts
 SMALL = RenderSettings(backend="animatic", width=128, height=72, fps=12)
 
 
-@pytest.fixture()
-def studio(tmp_path, monkeypatch, embedded_chat):
+def launched_studio(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
     demo, launch = create_studio(tmp_path / "outputs", SMALL)
     _, url, _ = launch(prevent_thread_lock=True, server_port=None)
@@ -33,6 +32,18 @@ def studio(tmp_path, monkeypatch, embedded_chat):
     yield client, url, tmp_path / "outputs"
     client.close()
     demo.close()
+
+
+@pytest.fixture()
+def studio(tmp_path, monkeypatch, studio_plans_by_rule):
+    """A launched studio whose Plan button plans by rule (conftest.studio_plans_by_rule)."""
+    yield from launched_studio(tmp_path, monkeypatch)
+
+
+@pytest.fixture()
+def studio_with_model(tmp_path, monkeypatch, embedded_chat):
+    """A launched studio whose Plan button runs the embedded language model."""
+    yield from launched_studio(tmp_path, monkeypatch)
 
 
 def has_file(value) -> bool:
@@ -54,8 +65,8 @@ def plan(client: Client, prompt: str, scenes: int = 2, seconds: float = 4):
     return streamed, table, job_id
 
 
-def test_plan_edit_render_gives_previews_then_the_film(studio):
-    client, _url, outputs = studio
+def test_plan_edit_render_gives_previews_then_the_film(studio_with_model):
+    client, _url, outputs = studio_with_model
     streamed, table, job_id = plan(client, "A fox explores a snowy village")
     assert len(streamed) > 3 and '"scenes"' in streamed[-1]  # the planner's text streamed in
     assert len(table["data"]) == 2 and job_id
@@ -160,7 +171,8 @@ def studio_for_alice_and_bob(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
     return demo, url
 
 
-def test_each_person_sees_and_fetches_only_their_own_files(tmp_path, monkeypatch, embedded_chat):
+def test_each_person_sees_and_fetches_only_their_own_files(tmp_path, monkeypatch,
+                                                          studio_plans_by_rule):
     demo, url = studio_for_alice_and_bob(tmp_path, monkeypatch)
     try:
         with pytest.raises(Exception):
@@ -264,7 +276,8 @@ def test_uploads_over_the_size_limit_are_refused(studio, tmp_path):
     assert not list(_outputs.rglob("uploads/*"))
 
 
-def test_cancel_stops_the_render_and_keeps_finished_scenes(tmp_path, monkeypatch, embedded_chat,
+def test_cancel_stops_the_render_and_keeps_finished_scenes(tmp_path, monkeypatch,
+                                                          studio_plans_by_rule,
                                                           tiny_svd, tiny_text_to_image):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
     settings = RenderSettings(backend="svd", video_model=str(tiny_svd),
@@ -301,7 +314,7 @@ def test_cancel_stops_the_render_and_keeps_finished_scenes(tmp_path, monkeypatch
 
 
 def test_ten_people_at_once_all_finish_in_queue_order_and_stay_apart(tmp_path, monkeypatch,
-                                                                     embedded_chat):
+                                                                     studio_plans_by_rule):
     import threading
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))

@@ -291,7 +291,7 @@ def test_download_without_svd_xt_fetches_its_parts_and_says_when_they_are_gated(
 # ---- the studio ------------------------------------------------------------------------------
 
 def test_the_studio_quality_choice_reaches_the_render(store, tiny_svd, turbo_unet, tmp_path,
-                                                      monkeypatch, embedded_chat):
+                                                      monkeypatch, studio_plans_by_rule):
     from gradio_client import Client
 
     from app import create_studio
