@@ -51,6 +51,16 @@ def write_results(name: str, rows: list[dict[str, Any]], summary: dict[str, Any]
     return path
 
 
+def bytecode_on_disk() -> bool:
+    """Whether torch's modules have compiled bytecode on disk, as a pip install leaves them.
+    Without it (an install made under PYTHONDONTWRITEBYTECODE) every process compiles torch,
+    transformers and diffusers from source, which costs a start several seconds."""
+    from importlib.util import find_spec
+
+    torch = find_spec("torch")
+    return bool(torch and torch.origin and any(Path(torch.origin).parent.glob("__pycache__/*.pyc")))
+
+
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))

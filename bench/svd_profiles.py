@@ -17,6 +17,8 @@ seed through the product's `svd_frames`:
   which separates what the levers change from what the chunking changes.
 With --second-start, a fresh process then loads the pipeline again with the compile cache the
 first one filled, and reports ready_s: from its start until a full-speed clip can begin.
+summary.bytecode_on_disk says whether torch's modules had compiled bytecode on disk, as a pip
+install leaves them (without it, each start also compiles torch's Python from source).
 --quality turbo loads the same random UNet as a UNet-only model (as AnimateLCM-SVD-xt ships) with
 the consistency sampler and no guidance, 4 steps. Writes svd_profiles_QUALITY.json (to --out, or
 bench/results).
@@ -33,7 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import add_clip_arguments, print_table, turbo_stand_in, write_results  # noqa: E402 (sets sys.path)
+from common import (add_clip_arguments, bytecode_on_disk, print_table,  # noqa: E402 (sets sys.path)
+                    turbo_stand_in, write_results)  # noqa: E402 (sets sys.path)
 
 STARTED = time.perf_counter()
 
@@ -186,7 +189,7 @@ def main() -> None:
 
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {"load_s": round(load_s, 2), "model_dir": str(folder),
-                               "cap_gib": args.cap_gib}
+                               "cap_gib": args.cap_gib, "bytecode_on_disk": bytecode_on_disk()}
     reference = even = None
     if not args.no_reference:  # plain eager: the pipeline as diffusers ships it, all on the GPU
         if cuda:
