@@ -85,11 +85,25 @@ def add_clip_arguments(parser: Any) -> None:
 def turbo_stand_in(svd_folder: Path) -> Path:
     """A stand-in for the turbo model: the saved pipeline's UNet as one state-dict file beside
     it (as AnimateLCM-SVD-xt publishes its UNet), with the pipeline registered as SVD-XT, its
-    base. Same weights, so only speed and the loading code mean anything."""
+    base. Same weights, so only speed and the loading code mean anything.
+
+    The registration goes into a model store of the benchmark's own beside the pipeline, never
+    into the person's: their store would otherwise name random weights as SVD-XT, and their next
+    films would be noise. This process and its children use that store (STORYREEL_CACHE), seeded
+    with the person's registrations; the compile cache stays the product's own."""
+    import shutil
+
+    from models.files import cache_dir
     from models.random_init import save_unet_only
     from models.registry import SVD_XT
-    from models.store import register
+    from models.store import register, registry_file
 
+    theirs = registry_file()
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
+    os.environ["STORYREEL_CACHE"] = str(svd_folder.parent / f"{svd_folder.name}-store")
+    if theirs.is_file() and not registry_file().is_file():
+        registry_file().parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(theirs, registry_file())
     turbo = svd_folder.parent / f"{svd_folder.name}-turbo"
     if not any(turbo.glob("*.safetensors")):
         save_unet_only(svd_folder, turbo)

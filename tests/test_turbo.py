@@ -241,6 +241,34 @@ def models_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
                           capture_output=True, timeout=300, env={**os.environ, **env})
 
 
+def test_the_benchmarks_stand_in_leaves_the_persons_model_store_alone(store, tiny_svd, tmp_path,
+                                                                     monkeypatch):
+    """bench/make_gpu.py and bench/svd_profiles.py --quality turbo register random weights as
+    SVD-XT. A person who runs them keeps their own SVD-XT registration (else their next films
+    would be noise) and their compile cache; the benchmark's process uses a store of its own."""
+    import shutil
+
+    from models import diffusion
+    from models.registry import SVD_XT
+    from models.store import registered_folder, registry_file
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from common import turbo_stand_in
+
+    theirs = registry_file()
+    register("svd-xt", tiny_svd)  # the person's own SVD-XT
+    before = theirs.read_bytes()
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "unset below, restored after the test")
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    random_svd = shutil.copytree(tiny_svd, tmp_path / "bench" / "random-svd")
+
+    turbo = turbo_stand_in(random_svd)
+    assert theirs.read_bytes() == before
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(theirs.parent / "inductor")
+    assert registered_folder(SVD_XT.repo_id) == random_svd  # for the benchmark's process only
+    assert diffusion.is_turbo(str(turbo)) and diffusion.is_available(str(turbo))
+
+
 def test_models_list_add_and_doctor_know_the_turbo_model(store, tiny_svd, turbo_unet, tmp_path):
     listed = models_cli("list", env=store)
     row = [line for line in listed.stdout.splitlines() if line.startswith("animatelcm-svd-xt")]
