@@ -204,6 +204,33 @@ def test_studio_download_button_streams_progress_and_the_model_turns_present(
         client.predict(None, "hf", api_name="/download_model")
 
 
+def test_voices_downloaded_in_the_studio_join_the_voice_picker_at_once(tmp_path, isolated,
+                                                                       studio_client,
+                                                                       monkeypatch):
+    """Kokoro fetched with the System tab's Download button: its voices are offered in the
+    Create tab's voice picker straight away, not only after the studio is restarted."""
+    from pipeline.render import RenderSettings
+
+    repo = tmp_path / "kokoro"
+    (repo / "voices").mkdir(parents=True)
+    (repo / "config.json").write_text(json.dumps({"vocab": {"a": 1}, "n_token": 178}))
+    (repo / "kokoro-v1_0.pth").write_bytes(os.urandom(300_000))
+    (repo / "voices" / "af_heart.pt").write_bytes(os.urandom(2_000))
+    client = studio_client(RenderSettings(backend="animatic", width=128, height=72, fps=12))
+    hub = FakeHub(repo, "hexgrad/Kokoro-82M")
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    try:
+        job = client.submit("kokoro-82m", "hf", api_name="/download_model")
+        outputs = [list(u) for u in job]
+    finally:
+        hub.close()
+    status, _system, picker = job.outputs()[-1]
+    assert "ready in" in status
+    offered = [c[0] if isinstance(c, (list, tuple)) else c for c in picker["choices"]]
+    assert "kokoro:af_heart" in offered and "auto" in offered
+    assert all(u[2] == {"__type__": "update"} for u in outputs[:-1])  # untouched while fetching
+
+
 def test_render_with_a_missing_video_model_says_which_and_how_to_get_it(studio_client):
     from pipeline.render import RenderSettings
 

@@ -506,7 +506,9 @@ class Studio:
 
     def download_model(self, name: str, source: str, request: gr.Request):
         """Fetch a model with `python -m models download` in its own process, streaming its
-        progress line; the studio itself stays offline and responsive."""
+        progress line; the studio itself stays offline and responsive. Once it is here, the
+        System tab lists it and the voice picker offers its voices (a voice model's) at once;
+        the picker's choices are otherwise read when the studio starts."""
         if self.accounts and not self.admin(request):
             raise gr.Error("only an admin account can download models")
         if not name:
@@ -521,12 +523,12 @@ class Studio:
                 if line.strip():
                     last = line.strip()
                     if "%" in last:
-                        yield f"**{name}** ({source}): {last}", gr.skip()
+                        yield f"**{name}** ({source}): {last}", gr.skip(), gr.skip()
             proc.wait()
             ready = proc.stdout.read().strip()
         if proc.returncode:
             raise gr.Error(last.removeprefix("error: ") or f"download of {name} failed")
-        yield f"**{name}**: {ready}", self.system_view()[0]
+        yield f"**{name}**: {ready}", self.system_view()[0], gr.update(choices=_voices())
 
     @staticmethod
     def system_markdown(report: Any = None) -> str:
@@ -940,6 +942,6 @@ def build(studio: Studio) -> gr.Blocks:
         for trigger in (system_btn.click, system_tab.select):
             trigger(studio.system_view, None, [system, missing_model], api_visibility="private")
         download_btn.click(studio.download_model, [missing_model, source],
-                           [download_status, system], api_name="download_model",
+                           [download_status, system, voice], api_name="download_model",
                            concurrency_id="download", concurrency_limit=1)
     return demo
