@@ -93,13 +93,13 @@ def turbo_stand_in(svd_folder: Path) -> Path:
     with the person's registrations; the compile cache stays the product's own."""
     import shutil
 
-    from models.files import cache_dir
     from models.random_init import save_unet_only
     from models.registry import SVD_XT
+    from models.speed import use_persistent_compile_cache
     from models.store import register, registry_file
 
     theirs = registry_file()
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
+    use_persistent_compile_cache()  # fixed to the person's cache folder before it moves
     os.environ["STORYREEL_CACHE"] = str(svd_folder.parent / f"{svd_folder.name}-store")
     if theirs.is_file() and not registry_file().is_file():
         registry_file().parent.mkdir(parents=True, exist_ok=True)

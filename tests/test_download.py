@@ -36,6 +36,15 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
                           capture_output=True, timeout=300, env={**os.environ, **env})
 
 
+def kokoro_repository(repo: Path) -> Path:
+    """Kokoro-82M's files as its repository lays them out (random bytes for the weights)."""
+    (repo / "voices").mkdir(parents=True)
+    (repo / "config.json").write_text(json.dumps({"vocab": {"a": 1}, "n_token": 178}))
+    (repo / "kokoro-v1_0.pth").write_bytes(os.urandom(300_000))
+    (repo / "voices" / "af_heart.pt").write_bytes(os.urandom(2_000))
+    return repo
+
+
 def big_pipeline(folder: Path) -> Path:
     """A keyframe-model folder whose weights file is 26 MB: larger than huggingface_hub's
     10 MB read size, so a connection cut half-way leaves bytes to resume from."""
@@ -211,11 +220,7 @@ def test_voices_downloaded_in_the_studio_join_the_voice_picker_at_once(tmp_path,
     Create tab's voice picker straight away, not only after the studio is restarted."""
     from pipeline.render import RenderSettings
 
-    repo = tmp_path / "kokoro"
-    (repo / "voices").mkdir(parents=True)
-    (repo / "config.json").write_text(json.dumps({"vocab": {"a": 1}, "n_token": 178}))
-    (repo / "kokoro-v1_0.pth").write_bytes(os.urandom(300_000))
-    (repo / "voices" / "af_heart.pt").write_bytes(os.urandom(2_000))
+    repo = kokoro_repository(tmp_path / "kokoro")
     client = studio_client(RenderSettings(backend="animatic", width=128, height=72, fps=12))
     hub = FakeHub(repo, "hexgrad/Kokoro-82M")
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
@@ -260,11 +265,7 @@ def test_doctor_names_a_damaged_model_and_how_to_mend_it(tiny_svd, tmp_path, iso
 def test_kokoro_downloads_its_checkpoint_and_voices_only(tmp_path, isolated):
     """`models download kokoro-82m` fetches config.json, its .pth and voices/*.pt (not the
     repository's other checkpoints or samples), and the model then counts as present."""
-    repo = tmp_path / "kokoro"
-    (repo / "voices").mkdir(parents=True)
-    (repo / "config.json").write_text(json.dumps({"vocab": {"a": 1}, "n_token": 178}))
-    (repo / "kokoro-v1_0.pth").write_bytes(os.urandom(300_000))
-    (repo / "voices" / "af_heart.pt").write_bytes(os.urandom(2_000))
+    repo = kokoro_repository(tmp_path / "kokoro")
     (repo / "samples").mkdir()
     (repo / "samples" / "HEARME.wav").write_bytes(os.urandom(50_000))
     hub = FakeHub(repo, "hexgrad/Kokoro-82M")
