@@ -13,7 +13,7 @@ seed through the product's `svd_frames`:
   scene, in the encoder thread); peak_gib: the most GPU memory allocated during it;
 - diff_vs_eager: mean absolute difference from the reference frames, in 0-255 pixel levels;
   diff_vs_eager_even_chunks: the same against a second eager clip decoded in the profiles' even
-  chunks (models/speed.even_decode_chunks: 7, 6, 6, 6 frames where diffusers decodes 8, 8, 8, 1),
+  chunks (models/speed.even_decode_chunks: 5 x 5 frames where diffusers decodes 8, 8, 8, 1),
   which separates what the levers change from what the chunking changes.
 With --second-start, a fresh process then loads the pipeline again with the compile cache the
 first one filled, and reports ready_s: from its start until a full-speed clip can begin.

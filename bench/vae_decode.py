@@ -29,7 +29,13 @@ from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E40
 #   and 3x3 convolution as 2x2 convolutions at the low resolution, 2.25x fewer multiply-adds;
 # - transposed-upsample: the same fold as one stride-2 transposed convolution, for comparison;
 # - temporal-cl3d: the product's (speed.frame_convs_channels_last), the frame convolutions
-#   channels-last; temporal-2d: each as a (k, 1) Conv2d over a frames-by-pixels view instead.
+#   channels-last; temporal-2d: each as a (k, 1) Conv2d over a frames-by-pixels view instead;
+# - gn-welford: the product's (speed.group_norms_by_channel_stats), each group norm from
+#   per-channel means and variances (one Welford pass), which Inductor reduces along the
+#   channels-last layout; gn-channel-sums: the same from a pass for the means, then one for the
+#   squared deviations (0.52 s against 0.51 s on an H100);
+# - nchw-graph: Inductor's layout optimisation off, so the compiled decoder keeps NCHW tensors
+#   (its group norms then reduce contiguous memory, its convolutions take NCHW).
 # Candidates measured earlier and left out of the product (none was faster, models/speed.py):
 # - channels-last: the decoder's 2-D convolutions read and write NHWC, as cuDNN's kernels do, so
 #   the layout copies around each convolution go (on an H200 they took 10% of the decode);
@@ -37,7 +43,7 @@ from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E40
 #   channels-last views, which need no layout copy either.
 EARLIER_LEVERS = ("cudnn-benchmark", "channels-last", "temporal-mm")  # "all" is these three
 DECODER_LEVERS = ("fold-upsample", "transposed-upsample", "temporal-cl3d", "temporal-2d",
-                  *EARLIER_LEVERS)
+                  "gn-welford", "gn-channel-sums", "nchw-graph", *EARLIER_LEVERS)
 
 
 def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list[str]:
@@ -53,6 +59,18 @@ def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list
         applied.append("temporal-cl3d")
     if "temporal-2d" in levers and swap_temporal_convs(vae.decoder, "2d"):
         applied.append("temporal-2d")
+    if "gn-welford" in levers and speed.group_norms_by_channel_stats(vae.decoder):
+        applied.append("gn-welford")
+    if "gn-channel-sums" in levers and speed.group_norms_by_channel_stats(vae.decoder):
+        for module in vae.decoder.modules():
+            if isinstance(module, torch.nn.GroupNorm):
+                module.forward = _two_pass_group_norm(module)
+        applied.append("gn-channel-sums")
+    if "nchw-graph" in levers:
+        import torch._inductor.config as inductor
+
+        inductor.layout_optimization = False
+        applied.append("nchw-graph")
     if "cudnn-benchmark" in levers:  # cuDNN times its algorithms once per shape
         torch.backends.cudnn.benchmark = True
         applied.append("cudnn-benchmark")
@@ -64,6 +82,29 @@ def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list
     if "temporal-mm" in levers and swap_temporal_convs(vae.decoder, "mm"):
         applied.append("temporal-mm")
     return applied
+
+
+def _two_pass_group_norm(norm: Any) -> Any:
+    """A group norm's forward from per-channel means, then per-channel mean squared deviations
+    from the group's mean: two reads of the input before the normalising one."""
+    import torch
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        n, c = x.shape[:2]
+        groups, per_group = norm.num_groups, c // norm.num_groups
+        over, shape = tuple(range(2, x.dim())), (n, c) + (1,) * (x.dim() - 2)
+        wide = x.float()
+
+        def group_means(values: torch.Tensor) -> torch.Tensor:  # (n, c) -> (n, c)
+            grouped = values.view(n, groups, per_group).mean(-1, keepdim=True)
+            return grouped.expand(n, groups, per_group).reshape(n, c)
+
+        mean = group_means(wide.mean(over))
+        var = group_means((wide - mean.view(shape)).square().mean(over))
+        scale = torch.rsqrt(var + norm.eps) * norm.weight.float()
+        shift = norm.bias.float() - mean * scale
+        return (wide * scale.view(shape) + shift.view(shape)).to(x.dtype)
+    return forward
 
 
 def transposed_upsampling(model: Any) -> int:
@@ -222,6 +263,7 @@ def main() -> None:
     rows, reference = [], None
     for lever in args.levers.split(","):
         torch._dynamo.reset()
+        torch._inductor.config.layout_optimization = True  # the default; nchw-graph turns it off
         vae = build_vae(args.size, device)
         latents = latents.to(vae.dtype)
         mode, _, extra = lever.partition("+")
@@ -267,14 +309,18 @@ def profile_kernels(vae: Any, latents: Any, chunk: int) -> None:
     families: dict[str, float] = {}
     for event in prof.key_averages():
         name = event.key.lower()
-        family = ("conv (cudnn)" if "conv" in name or "cudnn" in name or "xmma" in name
+        # Triton's kernels first: Inductor names a fused kernel after every op it holds, so
+        # a group norm fused with what follows a convolution has "convolution" in its name
+        family = ("triton" if "triton" in name
+                  else "conv (cudnn)" if "conv" in name or "cudnn" in name or "xmma" in name
                   or "sm90" in name else "attention" if "flash" in name or "fmha" in name
-                  or "attention" in name else "triton" if "triton" in name
+                  or "attention" in name
                   else "gemm" if "gemm" in name or "nvjet" in name else "other")
         families[family] = families.get(family, 0.0) + event.device_time_total / 1e6
     for family, seconds in sorted(families.items(), key=lambda kv: -kv[1]):
         print(f"  {family:14} {seconds:.3f} s")
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=15, max_name_column_width=70))
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25,
+                                    max_name_column_width=90))
 
 
 if __name__ == "__main__":

@@ -273,6 +273,8 @@ def _place(pipe: Any, profile: Profile) -> list[str]:
     levers = [f"{profile.offload} offload", "bf16" if unet.dtype == torch.bfloat16 else "fp16"]
     speed.fuse_qkv(unet)
     levers.append("fused QKV")
+    if speed.single_key_cross_attention(unet):
+        levers.append("one-key cross-attention as its value")
     if profile.cfg_split:
         levers.append("guidance batch split")
     if speed.fold_upsampling(pipe.vae.decoder):
@@ -282,6 +284,8 @@ def _place(pipe: Any, profile: Profile) -> list[str]:
     speed.even_decode_chunks(pipe)
     levers.append(f"decode in even chunks of at most {profile.decode_chunk_size} frames")
     if profile.compile:
+        if speed.group_norms_by_channel_stats(pipe.vae.decoder):
+            levers.append("VAE group norms from channel statistics")
         speed.compile_regions(unet, speed.UNET_REGIONS)
         speed.compile_regions(pipe.vae, speed.VAE_REGIONS)
         levers.append("compiled UNet blocks and VAE decoder")

@@ -21,19 +21,26 @@ guidance; only rounding differs (bench/svd_levers.py reports the error against f
 - even decode chunks: the frames decoded in near-equal chunks (7, 6, 6, 6 for 25 at 8) rather
   than diffusers' 8, 8, 8, 1: the decode's peak is its largest chunk's (the fast profile's clip
   peak went from 11.3 to 10.4 GiB on an H100), and the last frame is no longer decoded alone.
+  Where one more chunk makes them all the same size (5 x 5 for 25 at 8), that: the compiled
+  decoder then has one shape to trace at every start and compile once, not two.
+- VAE group norms from channel statistics (group_norms_by_channel_stats): 0.75 to 0.51 s.
+- one-key cross-attention (single_key_cross_attention): SVD's cross-attentions attend to one
+  image token, whose value is their output; 0.261 to 0.247 s a turbo step on an H100.
 Measured and left out (bench/results/svd_levers*.json): FP8 linear layers (slower once compiled,
 and twice the error), xformers (its wheel has no kernels for this torch), SDPA backends other than
 the default (which already runs cuDNN's attention on the long spatial sequences), channels-last,
 CUDA graphs (the whole UNet compiled with reduce-overhead: 0.480 s a step against 0.4795 s for the
 blocks compiled one by one; the GPU idles 2% of a step, so there is nothing for graphs to hide;
 per block they cannot work at all, as the UNet's skip connections hold a block's output while the
-same compiled block runs again), and max-autotune (its compile took over 5 minutes). For the compiled VAE decoder
-(bench/vae_decode.py; 0.76 s for 25 frames at 1024x576 on an H100 with the two levers above, 85%
-of it in cuDNN's convolutions): the folded upsampling as one stride-2 transposed convolution
-(0.83 s, vae_decode_h100_upsample.json), the frame convolutions as (k, 1) 2-D convolutions over
-a frames-by-pixels view (0.82 s, vae_decode.json), and, on an H200 (vae_decode_profiled.json),
-cuDNN's autotuning, channels-last 2-D convolutions and the frame convolutions as matrix
-products: none faster.
+same compiled block runs again), and max-autotune (its compile took over 5 minutes). For the
+compiled VAE decoder (bench/vae_decode.py; 25 frames at 1024x576 on an H100, 0.51 s with the
+levers above: 0.23 s cuDNN convolutions, 0.22 s Triton kernels, 0.04 s attention): the folded
+upsampling as one stride-2 transposed convolution (0.83 s against 0.76 s before the group norms,
+vae_decode_h100_upsample.json), the frame convolutions as (k, 1) 2-D convolutions over a
+frames-by-pixels view (0.82 s, vae_decode.json), the group norms' statistics in two passes
+(0.52 s) or Inductor's layout optimisation off (1.15 s, vae_decode_group_norm*.json), and, on an
+H200 (vae_decode_profiled.json), cuDNN's autotuning, channels-last 2-D convolutions and the frame
+convolutions as matrix products: none faster.
 """
 from __future__ import annotations
 
@@ -74,6 +81,50 @@ def fuse_qkv(unet: Any) -> int:
             fused += 1
     unet.set_attn_processor(FusedAttnProcessor2_0())
     return fused
+
+
+def single_key_cross_attention(unet: Any) -> int:
+    """Give every cross-attention under `unet` the processor below (after `fuse_qkv`, which
+    sets every processor); returns how many. SVD's UNet attends to one key, the image
+    embedding: a softmax over one score is exactly 1, so each query's output is that key's
+    value. 32 attention kernels a step (0.37 ms each at 1024x576, batch 1, on an H100), their
+    query projections and the layer norms feeding them do nothing else."""
+    from diffusers.models.attention_processor import Attention
+
+    placed = 0
+    for module in unet.modules():
+        if isinstance(module, Attention) and module.is_cross_attention:
+            if not isinstance(module.processor, SingleKeyCrossAttention):
+                module.set_processor(SingleKeyCrossAttention(module.processor))
+            placed += 1
+    return placed
+
+
+class SingleKeyCrossAttention:
+    """Attention processor: with one key, the attention's output is its value projected out
+    (for every query); any other call goes to the processor it wraps."""
+
+    def __init__(self, general: Any):
+        self.general = general
+
+    def __call__(self, attn: Any, hidden_states: Any, encoder_hidden_states: Any = None,
+                 attention_mask: Any = None, temb: Any = None, *args: Any, **kwargs: Any) -> Any:
+        one_key = (encoder_hidden_states is not None and encoder_hidden_states.shape[1] == 1
+                   and encoder_hidden_states.shape[0] == hidden_states.shape[0]
+                   and hidden_states.ndim == 3 and attention_mask is None
+                   and attn.spatial_norm is None and attn.group_norm is None
+                   and not attn.residual_connection)
+        if not one_key:
+            return self.general(attn, hidden_states, encoder_hidden_states, attention_mask,
+                                temb, *args, **kwargs)
+        if attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        if getattr(attn, "fused_projections", False):
+            value = attn.to_kv(encoder_hidden_states).chunk(2, dim=-1)[1]
+        else:
+            value = attn.to_v(encoder_hidden_states)
+        out = attn.to_out[1](attn.to_out[0](value)) / attn.rescale_output_factor
+        return out.expand(hidden_states.shape[0], hidden_states.shape[1], out.shape[-1])
 
 
 def split_cfg_batch(unet: Any, enabled: bool) -> None:
@@ -203,9 +254,9 @@ class _FoldedUpsample:
 
 def even_decode_chunks(pipe: Any) -> bool:
     """Decode a video pipeline's frames in near-equal chunks of at most `decode_chunk_size`
-    (25 frames at 8: 7, 6, 6, 6) instead of diffusers' 8, 8, 8, 1; returns whether it was put
-    on (once). The largest chunk sets the decode's peak memory (7/8 of it here), and no frame is
-    decoded alone, without neighbours for the decoder's convolutions over frames."""
+    (`even_chunks`; 25 frames at 8: 5 x 5) instead of diffusers' 8, 8, 8, 1; returns whether it
+    was put on (once). The largest chunk sets the decode's peak memory (5/8 of it here), and no
+    frame is decoded alone, without neighbours for the decoder's convolutions over frames."""
     if isinstance(pipe, _EvenDecodeChunks):
         return False
     pipe.__class__ = _with_mixin(_EvenDecodeChunks, type(pipe))
@@ -213,8 +264,13 @@ def even_decode_chunks(pipe: Any) -> bool:
 
 
 def even_chunks(total: int, most: int) -> list[int]:
-    """`total` split into the fewest chunks of at most `most`, sizes differing by at most 1."""
+    """`total` split into the fewest chunks of at most `most`, sizes differing by at most 1;
+    or into one chunk more where that makes every chunk the same size (25 at 8: 5 x 5, not 7, 6,
+    6, 6), as each size is a shape the compiled decoder traces at every start (3 to 5 s of
+    Python for SVD-XT's) and compiles once."""
     count = -(-total // max(1, most))
+    if total % count and total % (count + 1) == 0:
+        count += 1
     size, extra = divmod(total, count)
     return [size + 1] * extra + [size] * (count - extra)
 
@@ -245,6 +301,53 @@ def frame_convs_channels_last(model: Any) -> int:
     for conv in convs:
         conv.to(memory_format=torch.channels_last_3d)
     return len(convs)
+
+
+def group_norms_by_channel_stats(model: Any) -> int:
+    """Give every affine GroupNorm under `model` a forward written from per-channel statistics
+    (over frames and pixels), combined per group; returns how many (a second call counts them
+    again but changes none). The same float32 statistics as PyTorch's group norm, laid out so
+    Inductor reduces along the channels-last tensors the convolutions leave. Its own group-norm
+    reduction read those tensors across the channel stride: 3 to 6 ms for one 7-frame
+    full-resolution norm in the VAE decoder on an H100, and the 25-frame decode went from 0.75
+    to 0.51 s with this (bench/vae_decode.py). Only for compiled code: eager, PyTorch's one
+    group-norm kernel is faster than these several."""
+    import torch
+
+    norms = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.GroupNorm) and module.affine:
+            if not isinstance(module, _GroupNormByChannelStats):
+                module.__class__ = _with_mixin(_GroupNormByChannelStats, type(module))
+            norms += 1
+    return norms
+
+
+class _GroupNormByChannelStats:
+    """Mixin: GroupNorm over (batch, channels, ...) from each channel's mean and variance (one
+    Welford pass, float32). A group's channels hold equally many values, so the group's mean is
+    the mean of theirs and its variance the mean of theirs plus the variance of their means."""
+
+    def forward(self, x: Any) -> Any:
+        import torch
+
+        n, c = x.shape[:2]
+        groups = self.num_groups  # type: ignore[attr-defined]
+        per_group = c // groups
+        wide = x.float()
+        var, mean = torch.var_mean(wide, dim=tuple(range(2, x.dim())), correction=0)
+        mean, var = mean.view(n, groups, per_group), var.view(n, groups, per_group)
+        group_mean = mean.mean(-1, keepdim=True)
+        group_var = var.mean(-1, keepdim=True) + (mean - group_mean).square().mean(-1, keepdim=True)
+
+        def per_channel(values: torch.Tensor) -> torch.Tensor:  # (n, groups, 1) -> (n, c)
+            return values.expand(n, groups, per_group).reshape(n, c)
+
+        weight, bias = self.weight.float(), self.bias.float()  # type: ignore[attr-defined]
+        scale = per_channel(torch.rsqrt(group_var + self.eps)) * weight  # type: ignore[attr-defined]
+        shift = bias - per_channel(group_mean) * scale
+        shape = (n, c) + (1,) * (x.dim() - 2)
+        return (wide * scale.view(shape) + shift.view(shape)).to(x.dtype)
 
 
 # Regional compilation: the UNet's repeated blocks are compiled one by one, in place, so blocks

@@ -39,6 +39,39 @@ def test_fused_qkv_and_split_guidance_batch_give_the_same_frames(svd_pipe):
     assert np.abs(plain - frames(svd_pipe)).max() < 1e-4
 
 
+def test_cross_attention_to_the_one_image_token_gives_the_same_frames_without_attending(
+        svd_pipe, monkeypatch):
+    """SVD's cross-attentions attend to one key (the image embedding), so their output is its
+    value: the same frames with no attention kernel run for them; a call with more keys still
+    attends."""
+    import torch
+    import torch.nn.functional as F
+
+    attended: list[int] = []
+    sdpa = F.scaled_dot_product_attention
+
+    def counted(query, key, *args, **kwargs):
+        attended.append(key.shape[-2])
+        return sdpa(query, key, *args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", counted)
+    speed.fuse_qkv(svd_pipe.unet)
+    plain = frames(svd_pipe)
+    assert 1 in attended  # the cross-attentions' one key
+    crossed = speed.single_key_cross_attention(svd_pipe.unet)
+    assert crossed > 0 and speed.single_key_cross_attention(svd_pipe.unet) == crossed
+    attended.clear()
+    assert np.abs(plain - frames(svd_pipe)).max() < 1e-4
+    assert attended and 1 not in attended  # the self-attentions still attend
+
+    attn = next(m for m in svd_pipe.unet.modules() if getattr(m, "is_cross_attention", False))
+    queries = torch.randn(2, 5, attn.query_dim, generator=torch.Generator().manual_seed(0))
+    keys = torch.randn(2, 3, attn.cross_attention_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(attn(queries, keys), attn.processor.general(attn, queries, keys))
+    assert attended[-1] == 3
+
+
 def test_the_split_survives_the_offload_hooks_being_added_again_after_each_call(svd_pipe):
     """diffusers removes and re-adds its model-offload hooks at the end of every pipeline call;
     the low profile's halved batch (its memory saving) must still be there on the next call."""
@@ -92,10 +125,45 @@ def test_the_decoder_levers_decode_the_same_frames_with_fewer_multiply_adds(svd_
     assert all(torch.equal(v, weights[k]) for k, v in vae.state_dict().items())
 
 
+def test_group_norms_from_channel_statistics_decode_the_same_frames(svd_pipe):
+    """The compiled decoder's group norms rewritten from per-channel statistics (what makes
+    Inductor's reductions fast on the GPU): the same frames, the same weights, every norm of
+    the decoder (its spatial ones and those over frames), and exact where the values sit far
+    from zero, where a one-pass sum of squares would cancel."""
+    import torch
+
+    vae = svd_pipe.vae
+    latents = torch.randn(4, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    weights = {k: v.clone() for k, v in vae.state_dict().items()}
+    with torch.no_grad():
+        plain = vae.decode(latents, num_frames=4).sample
+    norms = sum(isinstance(m, torch.nn.GroupNorm) for m in vae.decoder.modules())
+    assert norms > 0 and speed.group_norms_by_channel_stats(vae.decoder) == norms
+    assert speed.group_norms_by_channel_stats(vae.decoder) == norms  # placed again: no change
+    with torch.no_grad():
+        rewritten = vae.decode(latents, num_frames=4).sample
+    assert (plain - rewritten).abs().max() < 1e-4
+    assert all(torch.equal(v, weights[k]) for k, v in vae.state_dict().items())
+
+    generator = torch.Generator().manual_seed(1)
+    norm = torch.nn.GroupNorm(4, 16, eps=1e-6)
+    torch.nn.init.normal_(norm.weight, generator=generator)
+    torch.nn.init.normal_(norm.bias, generator=generator)
+    frames = 1000 + torch.randn(2, 16, 3, 5, 6, generator=generator)  # (batch, ch, frames, h, w)
+    exact = torch.nn.functional.group_norm(frames.double(), 4, norm.weight.double(),
+                                           norm.bias.double(), 1e-6)
+    speed.group_norms_by_channel_stats(norm)
+    channels_last = frames.permute(0, 2, 3, 4, 1).contiguous().permute(0, 4, 1, 2, 3)
+    for layout in (frames, channels_last):
+        with torch.no_grad():
+            assert (norm(layout).double() - exact).abs().max() < 1e-3
+
+
 def test_frames_are_decoded_in_even_chunks_so_none_is_decoded_alone(svd_pipe):
-    """25 frames at a chunk of 8 decode as 7, 6, 6, 6 (diffusers: 8, 8, 8, 1, the last frame
-    with no neighbours, and the decode's peak memory set by the 8): the largest chunk is
-    smaller, and where the chunks are diffusers' own the frames are identical."""
+    """25 frames at a chunk of 8 decode as 5 x 5 (diffusers: 8, 8, 8, 1, the last frame with no
+    neighbours, and the decode's peak memory set by the 8): the largest chunk is smaller, the
+    compiled decoder sees one shape, and where the chunks are diffusers' own the frames are
+    identical."""
     import torch
 
     chunks: list[int] = []
@@ -117,7 +185,8 @@ def test_frames_are_decoded_in_even_chunks_so_none_is_decoded_alone(svd_pipe):
         chunks.clear()
         svd_pipe.decode_latents(latents, 4, decode_chunk_size=3)
     assert chunks == [2, 2]  # diffusers: 3 and 1
-    assert speed.even_chunks(25, 8) == [7, 6, 6, 6]
+    assert speed.even_chunks(25, 8) == [5] * 5  # one shape (7, 6, 6, 6 would be two)
+    assert speed.even_chunks(24, 7) == [6] * 4
     assert speed.even_chunks(25, 2) == [2] * 12 + [1]  # 13 chunks either way
     assert speed.even_chunks(25, 4) == [4, 4, 4, 4, 3, 3, 3]
     assert speed.even_chunks(14, 14) == [14]
