@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (add_clip_arguments, bytecode_on_disk, print_table,  # noqa: E402 (sets sys.path)
-                    turbo_stand_in, write_results)  # noqa: E402 (sets sys.path)
+                    turbo_stand_in, write_results)
 
 STARTED = time.perf_counter()
 

@@ -61,7 +61,7 @@ def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list
         applied.append("temporal-2d")
     if "gn-welford" in levers and speed.group_norms_by_channel_stats(vae.decoder):
         applied.append("gn-welford")
-    if "gn-channel-sums" in levers and speed.group_norms_by_channel_stats(vae.decoder):
+    if "gn-channel-sums" in levers:
         for module in vae.decoder.modules():
             if isinstance(module, torch.nn.GroupNorm):
                 module.forward = _two_pass_group_norm(module)
