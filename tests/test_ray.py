@@ -71,7 +71,24 @@ def test_two_workers_start_each_on_its_own_gpu(workers):
     assert workers.times.ray_s >= 0 and workers.times.workers_s > 0
 
 
-def test_ray_and_in_process_make_the_same_files(tmp_path, workers, tiny_svd, tiny_text_to_image):
+def test_ray_and_in_process_make_the_same_files(tmp_path, workers, tiny_svd, tiny_text_to_image,
+                                               monkeypatch):
+    """The same frames, pictures and scene records. Frames are compared as they go into the
+    encoder (both paths encode on this machine): x264 does not give the same bytes every time
+    for frames this small, not even twice in one process (64x64 noise-like frames: 2-7 runs in
+    60 differed, encoding one after another; never at 256x144 or 1024x576), so the clips'
+    pixels are not a fair measure of what the workers made."""
+    from pipeline import scene_render
+
+    encoded: dict[tuple[str, str], list[np.ndarray]] = {}
+    real_encode = scene_render.encode_mp4
+
+    def encode(frames, fps, scratch, name):
+        frames = [np.array(f) for f in frames]
+        encoded[(scratch.name, name)] = frames
+        return real_encode(frames, fps, scratch, name)
+
+    monkeypatch.setattr(scene_render, "encode_mp4", encode)
     red = tmp_path / "red.png"
     Image.new("RGB", (64, 64), (200, 40, 40)).save(red)
     board = make_board({"seed": 11}, {"keyframe": str(red), "seed": 5})
@@ -95,15 +112,10 @@ def test_ray_and_in_process_make_the_same_files(tmp_path, workers, tiny_svd, tin
     assert len(used) == 2  # both GPUs rendered
     for number in range(1, 3):
         name = f"scene_{number:02d}"
-        a, b = read_frames(tmp_path / "here" / f"{name}.mp4"), read_frames(
-            tmp_path / "ray" / f"{name}.mp4")
-        # The same clip, frame by frame, within one pixel level on average. About one run in
-        # four the generated-keyframe scene's predicted frames come out of the encoder a little
-        # differently (up to 17 levels at a few pixels, 0.5-0.8 on average) while its first
-        # frame, its keyframe and its last frame before encoding (the PNGs below) are
-        # identical; the cause is not found yet (it is there on a7bae3e too).
-        assert len(a) == len(b) and np.array_equal(a[0], b[0]), name
-        assert all(np.abs(x.astype(np.int16) - y).mean() <= 1.0 for x, y in zip(a, b)), name
+        a, b = encoded[("here", f"{name}.mp4")], encoded[("ray", f"{name}.mp4")]
+        assert len(a) == len(b) == 4 and all(np.array_equal(x, y) for x, y in zip(a, b)), name
+        assert len(read_frames(tmp_path / "here" / f"{name}.mp4")) == len(
+            read_frames(tmp_path / "ray" / f"{name}.mp4")) == 4
         for suffix in ("_keyframe.png", "_last.png"):
             assert np.array_equal(np.asarray(Image.open(tmp_path / "here" / f"{name}{suffix}")),
                                   np.asarray(Image.open(tmp_path / "ray" / f"{name}{suffix}")))
