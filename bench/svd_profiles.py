@@ -20,7 +20,8 @@ first one filled, and reports ready_s: from its start until a full-speed clip ca
 summary.bytecode_on_disk says whether torch's modules had compiled bytecode on disk, as a pip
 install leaves them (without it, each start also compiles torch's Python from source).
 --quality turbo loads the same random UNet as a UNet-only model (as AnimateLCM-SVD-xt ships) with
-the consistency sampler and no guidance, 4 steps. Writes svd_profiles_QUALITY.json (to --out, or
+the consistency sampler and no guidance, 4 steps. --try puts candidate levers (not yet in the
+product) on top of each profile's; the rows' levers name them. Writes svd_profiles_QUALITY.json (to --out, or
 bench/results).
 """
 from __future__ import annotations
@@ -94,6 +95,66 @@ def clip(pipe: Any, args: argparse.Namespace, chunk: int, steps: int | None = No
     return ended - started, frames, steady[len(steady) // 2] if steady else None
 
 
+CANDIDATES = ("keyframe-on-gpu", "attention-mm")  # levers measured here before the product has them
+
+
+def try_candidates(pipe: Any, names: str) -> list[str]:
+    """Put the named candidate levers (--try) on a placed pipeline, before its first call:
+    - keyframe-on-gpu: the keyframe blurred, resized and normalised for the image encoder on the
+      execution device (`encode_image_on_device`), where diffusers does it on the CPU;
+    - attention-mm: the VAE decoder's one 512-wide attention head as matrix products and a
+      softmax (vae_decode.wide_head_attention_as_products)."""
+    applied = []
+    for name in filter(None, names.split(",")):
+        if name == "keyframe-on-gpu":
+            encode_image_on_device(pipe)
+        elif name == "attention-mm":
+            from vae_decode import wide_head_attention_as_products
+
+            wide_head_attention_as_products(pipe.vae.decoder)
+        else:
+            raise SystemExit(f"--try: no candidate named {name!r} (there are: "
+                             f"{', '.join(CANDIDATES)})")
+        applied.append(f"try: {name}")
+    return applied
+
+
+def encode_image_on_device(pipe: Any) -> None:
+    """StableVideoDiffusionPipeline._encode_image for a PIL keyframe with its pixels sent to
+    the execution device first, then diffusers' own steps there: scale to [-1, 1], antialiased
+    resize to 224x224, back to [0, 1], CLIP's normalisation (the feature extractor's mean and
+    deviation), the image encoder. diffusers blurs on the CPU (about 25 ms a clip on the H100
+    hosts, the GPU waiting)."""
+    import types
+
+    import numpy as np
+    import torch
+    from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
+        _resize_with_antialiasing)
+    from PIL import Image
+
+    original = type(pipe)._encode_image
+
+    def encode(self: Any, image: Any, device: Any, num_videos_per_prompt: int,
+               do_classifier_free_guidance: bool) -> Any:
+        if not isinstance(image, Image.Image) or num_videos_per_prompt != 1:
+            return original(self, image, device, num_videos_per_prompt,
+                            do_classifier_free_guidance)
+        extractor = self.feature_extractor
+        pixels = torch.from_numpy(np.array(image.convert("RGB"))).to(device)
+        picture = pixels.permute(2, 0, 1).unsqueeze(0).float() / 255.0
+        picture = (_resize_with_antialiasing(picture * 2.0 - 1.0, (224, 224)) + 1.0) / 2.0
+        mean = torch.tensor(extractor.image_mean, device=device).view(1, -1, 1, 1)
+        std = torch.tensor(extractor.image_std, device=device).view(1, -1, 1, 1)
+        picture = ((picture - mean) / std).to(dtype=next(self.image_encoder.parameters()).dtype)
+        embeddings = self.image_encoder(picture).image_embeds.unsqueeze(1)
+        if do_classifier_free_guidance:
+            embeddings = torch.cat([torch.zeros_like(embeddings), embeddings])
+        return embeddings
+
+    pipe._encode_image = types.MethodType(encode, pipe)
+
+
 def measure_profile(pipe: Any, name: str, args: argparse.Namespace,
                     reference: list | None, even: list | None = None) -> dict[str, Any]:
     import numpy as np
@@ -101,7 +162,7 @@ def measure_profile(pipe: Any, name: str, args: argparse.Namespace,
 
     cuda = torch.cuda.is_available()
     profile = PROFILES[name]
-    levers = apply_profile(pipe, profile)
+    levers = apply_profile(pipe, profile) + try_candidates(pipe, args.candidates)
     began = time.perf_counter()
     try:
         # compile (or load it from the cache), allocator, offload hooks
@@ -144,6 +205,8 @@ def main() -> None:
     parser.add_argument("--profiles", default="fast,balanced,low")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=BASE:FIELD=V,...",
                         help="an extra profile to try, e.g. low1=low:decode_chunk_size=1")
+    parser.add_argument("--try", dest="candidates", default="", metavar="LEVER,...",
+                        help=f"candidate levers on top of each profile's: {', '.join(CANDIDATES)}")
     parser.add_argument("--model-dir", type=Path, default=None, help="reuse a saved pipeline")
     parser.add_argument("--warm-steps", type=int, default=2, help="steps of the warm-up clip")
     parser.add_argument("--cap-gib", type=float, default=None,
@@ -214,7 +277,8 @@ def main() -> None:
                    "--quality", args.quality,
                    "--profiles", args.profiles.split(",")[0], "--size", args.size,
                    "--width", str(args.width), "--height", str(args.height),
-                   "--frames", str(args.frames), "--steps", str(args.steps)]
+                   "--frames", str(args.frames), "--steps", str(args.steps),
+                   "--try", args.candidates]
         began = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, timeout=600)
         ready = [line for line in done.stdout.splitlines() if line.startswith("READY ")]

@@ -34,6 +34,9 @@ from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E40
 #   per-channel means and variances (one Welford pass), which Inductor reduces along the
 #   channels-last layout; gn-channel-sums: the same from a pass for the means, then one for the
 #   squared deviations (0.52 s against 0.51 s on an H100);
+# - attention-mm: a candidate (wide_head_attention_as_products, below), the mid-block's one
+#   512-wide attention head as two matrix products and a softmax instead of the memory-efficient
+#   attention kernel, the only fused one that takes such a head;
 # - nchw-graph: Inductor's layout optimisation off, so the compiled decoder keeps NCHW tensors
 #   (its group norms then reduce contiguous memory, its convolutions take NCHW).
 # Candidates measured earlier and left out of the product (none was faster, models/speed.py):
@@ -43,7 +46,7 @@ from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E40
 #   channels-last views, which need no layout copy either.
 EARLIER_LEVERS = ("cudnn-benchmark", "channels-last", "temporal-mm")  # "all" is these three
 DECODER_LEVERS = ("fold-upsample", "transposed-upsample", "temporal-cl3d", "temporal-2d",
-                  "gn-welford", "gn-channel-sums", "nchw-graph", *EARLIER_LEVERS)
+                  "gn-welford", "gn-channel-sums", "attention-mm", "nchw-graph", *EARLIER_LEVERS)
 
 
 def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list[str]:
@@ -61,6 +64,8 @@ def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list
         applied.append("temporal-2d")
     if "gn-welford" in levers and speed.group_norms_by_channel_stats(vae.decoder):
         applied.append("gn-welford")
+    if "attention-mm" in levers and wide_head_attention_as_products(vae.decoder):
+        applied.append("attention-mm")
     if "gn-channel-sums" in levers:
         for module in vae.decoder.modules():
             if isinstance(module, torch.nn.GroupNorm):
@@ -105,6 +110,65 @@ def _two_pass_group_norm(norm: Any) -> Any:
         shift = norm.bias.float() - mean * scale
         return (wide * scale.view(shape) + shift.view(shape)).to(x.dtype)
     return forward
+
+
+def wide_head_attention_as_products(model: Any) -> int:
+    """Give every self-attention under `model` whose heads are wider than 256 (the VAE decoder's
+    one 512-wide head over 9216 latent pixels) the processor below; returns how many. No fused
+    attention kernel takes such a head but the memory-efficient one, about 8 ms for 5 frames
+    on an H100 (40 ms of a 0.50 s decode). Written as two matrix products and a softmax, for
+    the compiler: a candidate, not yet measured."""
+    from diffusers.models.attention_processor import Attention
+
+    placed = 0
+    for module in model.modules():
+        if isinstance(module, Attention) and not module.is_cross_attention and (
+                module.inner_dim // module.heads > 256):
+            if not isinstance(module.processor, WideHeadAttention):
+                module.set_processor(WideHeadAttention(module.processor))
+            placed += 1
+    return placed
+
+
+class WideHeadAttention:
+    """Attention processor for an image's self-attention, (frames, channels, h, w) in: the
+    scores as one batched matrix product per head, a float32 softmax, the values' product,
+    then diffusers' own projections, residual and rescale (AttnProcessor2_0's steps). Any
+    other call goes to the processor it wraps."""
+
+    def __init__(self, general: Any):
+        self.general = general
+
+    def __call__(self, attn: Any, hidden_states: Any, encoder_hidden_states: Any = None,
+                 attention_mask: Any = None, temb: Any = None, *args: Any, **kwargs: Any) -> Any:
+        plain = (encoder_hidden_states is None and attention_mask is None and not args
+                 and not kwargs and hidden_states.ndim == 4 and attn.spatial_norm is None
+                 and attn.norm_q is None and attn.norm_k is None
+                 and not getattr(attn, "fused_projections", False))
+        if not plain:
+            return self.general(attn, hidden_states, encoder_hidden_states, attention_mask,
+                                temb, *args, **kwargs)
+        import torch
+
+        residual = hidden_states
+        n, c, h, w = hidden_states.shape
+        tokens = hidden_states.view(n, c, h * w).transpose(1, 2)
+        if attn.group_norm is not None:
+            tokens = attn.group_norm(tokens.transpose(1, 2)).transpose(1, 2)
+        heads, width = attn.heads, attn.inner_dim // attn.heads
+
+        def split(x: torch.Tensor) -> torch.Tensor:  # (n, hw, heads * width) -> (n * heads, ...)
+            return x.view(n, -1, heads, width).transpose(1, 2).reshape(n * heads, -1, width)
+
+        query = split(attn.to_q(tokens) * attn.scale)
+        key, value = split(attn.to_k(tokens)), split(attn.to_v(tokens))
+        weights = torch.bmm(query, key.transpose(1, 2)).float().softmax(-1).to(value.dtype)
+        out = torch.bmm(weights, value).view(n, heads, -1, width).transpose(1, 2)
+        out = attn.to_out[1](attn.to_out[0](out.reshape(n, -1, heads * width)))
+        out = out.transpose(1, 2).reshape(n, c, h, w)
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
 
 
 def transposed_upsampling(model: Any) -> int:

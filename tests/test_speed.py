@@ -72,6 +72,63 @@ def test_cross_attention_to_the_one_image_token_gives_the_same_frames_without_at
     assert attended[-1] == 3
 
 
+@pytest.fixture
+def bench(monkeypatch):
+    """The benchmarks' folder importable: candidate levers live there until measured."""
+    import sys
+
+    from tests.conftest import ROOT
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    yield
+    for name in ("common", "vae_decode", "svd_profiles"):
+        sys.modules.pop(name, None)
+
+
+def test_the_candidate_wide_head_attention_gives_the_same_output_from_matrix_products(bench):
+    """SVD-XT's decoder attends with one 512-wide head (no fused kernel but the memory-efficient
+    one takes it): as two matrix products and a softmax (bench/vae_decode.py's attention-mm),
+    the same output; heads of 256 or less keep their processor."""
+    import torch
+    from diffusers.models.attention_processor import Attention
+    from vae_decode import WideHeadAttention, wide_head_attention_as_products
+
+    torch.manual_seed(0)
+    wide = Attention(query_dim=512, heads=1, dim_head=512, eps=1e-6, upcast_softmax=True,
+                     norm_num_groups=32, bias=True, residual_connection=True).eval()
+    narrow = Attention(query_dim=64, heads=2, dim_head=32, norm_num_groups=8, bias=True,
+                       residual_connection=True).eval()
+    model = torch.nn.ModuleList([wide, narrow])
+    pixels = torch.randn(3, 512, 6, 5)
+    with torch.no_grad():
+        before = wide(pixels)
+        assert wide_head_attention_as_products(model) == 1
+        assert isinstance(wide.processor, WideHeadAttention)
+        assert not isinstance(narrow.processor, WideHeadAttention)
+        after = wide(pixels)
+    assert after.shape == pixels.shape
+    assert (before - pixels).abs().mean() > 0.01  # the attention adds to its residual
+    assert (after - before).abs().max() < 1e-5
+
+
+def test_the_candidate_keyframe_prepared_on_the_device_gives_the_same_embedding(svd_pipe, bench):
+    """diffusers blurs and resizes the keyframe for CLIP on the CPU; prepared where the encoder
+    runs (bench/svd_profiles.py's keyframe-on-gpu), the embedding is the same (here both on the
+    CPU: the same steps in the same order), and so are the frames."""
+    import torch
+    from svd_profiles import encode_image_on_device
+
+    image = Image.fromarray(np.random.default_rng(3).integers(0, 255, (96, 128, 3), np.uint8))
+    with torch.no_grad():
+        before = svd_pipe._encode_image(image, torch.device("cpu"), 1, True)
+        plain = frames(svd_pipe)
+        encode_image_on_device(svd_pipe)
+        after = svd_pipe._encode_image(image, torch.device("cpu"), 1, True)
+    assert after.shape == before.shape and before.abs().mean() > 0.01
+    assert (after - before).abs().max() < 1e-5
+    assert np.abs(frames(svd_pipe) - plain).max() < 1e-4
+
+
 def test_the_split_survives_the_offload_hooks_being_added_again_after_each_call(svd_pipe):
     """diffusers removes and re-adds its model-offload hooks at the end of every pipeline call;
     the low profile's halved batch (its memory saving) must still be there on the next call."""
