@@ -30,7 +30,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +45,9 @@ from pipeline.render import (RenderError, check_renderable, drawn_picture, pictu
 from pipeline.scene_render import png_bytes
 from pipeline.soundtrack import AUDIO_RATE, NarrationTooLong, PlacedLine, mix, place_narration
 from pipeline.storyboard import Storyboard, StoryboardError
-from pipeline.subtitles import (Band, SubtitleStyle, burn_in, subtitle_band, subtitle_style,
+from pipeline.subtitles import (Band, SubtitleStyle, burn_in_yuv, subtitle_band, subtitle_style,
                                 word_indices)
-from pipeline.video_io import even_size, frame_at, probe
+from pipeline.video_io import encode_h264, even_size, frame_at, probe, yuv_rows_to_rgb
 from pipeline.voice import Speech, VoiceError, board_speech
 
 log = logging.getLogger(__name__)
@@ -312,21 +311,22 @@ class FilmAssembler:
                                 f"one --fps")
         k = number - 1
         next_fade = layout.fades[k + 1] if k + 1 < len(layout.fades) else 0
-        frames = _clip_frames(clip["clip"], layout.width, layout.height)
+        frames = _clip_pictures(clip["clip"], layout.width, layout.height)
         first = layout.spans[k][0]  # this scene's first frame on the film's timeline
         tail = self.tail
         middle = clip["frames"] // 2  # the contact sheet's and poster's frame of this scene
 
-        def timeline() -> Iterator[np.ndarray]:
-            for i in range(layout.slots[k]):
+        def timeline() -> Iterator[np.ndarray]:  # yuv420p all the way: a blend of two pictures
+            for i in range(layout.slots[k]):      # is the same in YUV as in RGB (an affine map)
                 frame = next(frames)
                 if i == middle:
-                    self.thumbs[number] = Image.fromarray(frame)
+                    self.thumbs[number] = Image.fromarray(
+                        yuv_rows_to_rgb(frame, 0, layout.height))
                 if i < layout.fades[k]:
                     weight = (i + 1) / (layout.fades[k] + 1)
                     frame = (tail[i].astype(np.float32) * (1 - weight)
                              + frame * weight).astype(np.uint8)
-                yield burn_in(frame, layout.band_at(first + i))
+                yield burn_in_yuv(frame, layout.band_at(first + i))
 
         self.segments_dir.mkdir(parents=True, exist_ok=True)
         path = self.segments_dir / f"segment_{number:02d}.mp4"
@@ -561,35 +561,27 @@ def _bands(cues: list[_Cue], width: int, height: int,
     return bands
 
 
-def _clip_frames(path: Path, width: int, height: int) -> Iterator[np.ndarray]:
-    """The clip's frames, then its last frame forever (a clip shorter than its slot, or with no
+def _clip_pictures(path: Path, width: int, height: int) -> Iterator[np.ndarray]:
+    """The clip's frames as yuv420p pictures (pipeline/video_io.py's layout, as decoded: no
+    conversion to RGB), then its last frame forever (a clip shorter than its slot, or with no
     crossfade tail, holds its last picture)."""
     last = None
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
-            if frame.width != width or frame.height != height:
-                frame = frame.reformat(width=width, height=height)
-            last = frame.to_ndarray(format="rgb24")
+            if (frame.width, frame.height, frame.format.name) != (width, height, "yuv420p"):
+                frame = frame.reformat(width=width, height=height, format="yuv420p")
+            last = frame.to_ndarray()
             yield last
     while last is not None:
         yield last
 
 
-def _encode_video(frames: Iterator[np.ndarray], path: Path, layout: _Layout,
+def _encode_video(pictures: Iterator[np.ndarray], path: Path, layout: _Layout,
                   settings: AssemblySettings) -> int:
-    """Encode frames into a video-only mp4 (one segment); returns how many."""
-    count = 0
+    """Encode yuv420p pictures into a video-only mp4 (one segment); returns how many."""
     with av.open(str(path), mode="w", format="mp4") as out:
-        video = out.add_stream("libx264", rate=Fraction(layout.fps).limit_denominator(1001))
-        video.width, video.height, video.pix_fmt = layout.width, layout.height, "yuv420p"
-        video.options = {"crf": str(settings.crf), "preset": settings.preset}
-        for frame in frames:
-            for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-            count += 1
-        for packet in video.encode():
-            out.mux(packet)
-    return count
+        return encode_h264(out, pictures, layout.fps, settings.crf, settings.preset,
+                           (layout.width, layout.height), layout="yuv420p")
 
 
 def _encode_sound(layout: _Layout, settings: AssemblySettings,

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageColor, ImageDraw
 
 from pipeline.lettering import TextBlock, draw_block, fit_text, safe_box
+from pipeline.video_io import put_rgb_rows, yuv_rows_to_rgb
 
 POSITIONS = ("bottom", "middle", "top")
 
@@ -152,6 +153,23 @@ def burn_in(frame: np.ndarray, band: Band | None) -> np.ndarray:
     region = frame[top:top + rgb.shape[0]].astype(np.float32)
     frame[top:top + rgb.shape[0]] = (region * (1 - alpha) + rgb * alpha).astype(np.uint8)
     return frame
+
+
+def burn_in_yuv(picture: np.ndarray, band: Band | None) -> np.ndarray:
+    """`burn_in` for a yuv420p picture (pipeline/video_io.py's layout): the band's rows, from an
+    even row to an even row, to RGB, blended as `burn_in` blends, and back (a copy; the
+    picture as it is when there is no band). The rest of the picture is not converted."""
+    if band is None:
+        return picture
+    top, rgb, alpha = band
+    height = picture.shape[0] * 2 // 3
+    start, end = top - top % 2, min(height, top + rgb.shape[0] + (top + rgb.shape[0]) % 2)
+    region = yuv_rows_to_rgb(picture, start, end)
+    rows = slice(top - start, top - start + rgb.shape[0])
+    region[rows] = (region[rows].astype(np.float32) * (1 - alpha) + rgb * alpha).astype(np.uint8)
+    picture = picture.copy()
+    put_rgb_rows(picture, start, region)
+    return picture
 
 
 def word_indices(text: str, spoken: list[str]) -> list[int | None]:

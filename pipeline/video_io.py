@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -48,25 +49,68 @@ def encode_mp4(frames: Iterable[np.ndarray], fps: float, scratch: Path, name: st
 
 def _encode(frames: Iterable[np.ndarray], target: Path, fps: float, crf: int,
             preset: str) -> int:
-    count = 0
     with av.open(str(target), mode="w", format="mp4",
                  options={"movflags": "+faststart"}) as container:
-        stream = None
-        for frame in frames:
-            if stream is None:
-                height, width = even_size(frame.shape[1], frame.shape[0])[::-1]
-                stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-                stream.options = {"crf": str(crf), "preset": preset}
-            frame = np.ascontiguousarray(frame[:stream.height, :stream.width, :3])
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-            count += 1
+        count = encode_h264(container, frames, fps, crf, preset)
+    if count == 0:
+        raise ValueError(f"no frames to encode for {target.name}")
+    return count
+
+
+def encode_h264(container: Any, frames: Iterable[np.ndarray], fps: float, crf: int,
+                preset: str, size: tuple[int, int] | None = None, layout: str = "rgb24") -> int:
+    """Encode frames as one H.264 yuv420p stream of `container`; returns how many. `layout`:
+    "rgb24", (H, W, 3) uint8 frames, cut to even dimensions (or to `size`, width and height);
+    "yuv420p", pictures as `yuv_planes` lays them out, of `size`, passed to the encoder as
+    they are (no colour conversion)."""
+    stream = None
+    count = 0
+    for frame in frames:
         if stream is None:
-            raise ValueError(f"no frames to encode for {target.name}")
+            width, height = size or even_size(frame.shape[1], frame.shape[0])
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.options = {"crf": str(crf), "preset": preset}
+        if layout == "rgb24":
+            frame = np.ascontiguousarray(frame[:stream.height, :stream.width, :3])
+        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format=layout)):
+            container.mux(packet)
+        count += 1
+    if stream is not None:
         for packet in stream.encode():
             container.mux(packet)
     return count
+
+
+# ---- yuv420p pictures ----------------------------------------------------------------------
+# A picture as PyAV's `to_ndarray()` gives a yuv420p frame: one (height * 3 / 2, width) uint8
+# array holding the Y plane's rows, then the U plane's bytes, then the V plane's. The film's
+# segments stay in this form from the decoder to the encoder; only the rows that change (a
+# subtitle band) go to RGB and back.
+
+def yuv_planes(picture: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of a yuv420p picture's Y (h, w), U and V (h / 2, w / 2) planes."""
+    height, width = picture.shape[0] * 2 // 3, picture.shape[1]
+    chroma = picture[height:].reshape(2, height // 2, width // 2)
+    return picture[:height], chroma[0], chroma[1]
+
+
+def yuv_rows_to_rgb(picture: np.ndarray, top: int, bottom: int) -> np.ndarray:
+    """Rows top to bottom (both even) of a yuv420p picture, as RGB (bottom - top, w, 3)."""
+    y, u, v = yuv_planes(picture)
+    rows = np.concatenate([y[top:bottom].reshape(-1), u[top // 2:bottom // 2].reshape(-1),
+                           v[top // 2:bottom // 2].reshape(-1)])
+    part = av.VideoFrame.from_ndarray(rows.reshape(-1, picture.shape[1]), format="yuv420p")
+    return part.to_ndarray(format="rgb24")
+
+
+def put_rgb_rows(picture: np.ndarray, top: int, rgb: np.ndarray) -> None:
+    """Write RGB rows (an even count) into a yuv420p picture from row `top` (even) down."""
+    bottom = top + rgb.shape[0]
+    part = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    py, pu, pv = yuv_planes(part.reformat(format="yuv420p").to_ndarray())
+    y, u, v = yuv_planes(picture)
+    y[top:bottom], u[top // 2:bottom // 2], v[top // 2:bottom // 2] = py, pu, pv
 
 
 def read_frames(path: Path) -> list[np.ndarray]:
