@@ -61,13 +61,14 @@ def encode_h264(container: Any, frames: Iterable[np.ndarray], fps: float, crf: i
                 preset: str, size: tuple[int, int] | None = None, layout: str = "rgb24") -> int:
     """Encode frames as one H.264 yuv420p stream of `container`; returns how many. `layout`:
     "rgb24", (H, W, 3) uint8 frames, cut to even dimensions (or to `size`, width and height);
-    "yuv420p", pictures as `yuv_planes` lays them out, of `size`, passed to the encoder as
-    they are (no colour conversion)."""
+    "yuv420p", pictures as `yuv_planes` lays them out, passed to the encoder as they are (no
+    colour conversion)."""
     stream = None
     count = 0
     for frame in frames:
         if stream is None:
-            width, height = size or even_size(frame.shape[1], frame.shape[0])
+            rows = frame.shape[0] * 2 // 3 if layout == "yuv420p" else frame.shape[0]
+            width, height = size or even_size(frame.shape[1], rows)
             stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.options = {"crf": str(crf), "preset": preset}
