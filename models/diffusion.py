@@ -144,8 +144,8 @@ def _from_pretrained(cls: Any, model_id: str) -> Callable[[Any], Any]:
     def build(dtype: Any) -> Any:
         path = Path(resolve(model_id)).expanduser()
         if path.is_dir():
-            return cls.from_pretrained(str(path), torch_dtype=dtype)
-        return cls.from_pretrained(model_id, torch_dtype=dtype, local_files_only=True)
+            return cls.from_pretrained(str(path), dtype=dtype)
+        return cls.from_pretrained(model_id, dtype=dtype, local_files_only=True)
     return build
 
 
@@ -163,11 +163,11 @@ def _distilled_pipeline(model_id: str, dtype: Any) -> Any:
         raise OSError(f"{base_model(model_id).name} (its image encoder and VAE) is not on "
                       f"this machine")
     if weights.is_dir():
-        unet = UNetSpatioTemporalConditionModel.from_pretrained(weights, torch_dtype=dtype)
+        unet = UNetSpatioTemporalConditionModel.from_pretrained(weights, dtype=dtype)
     else:
         unet = _unet_from_state_dict(base / "unet", weights, dtype)
     return StableVideoDiffusionPipeline.from_pretrained(
-        base, unet=unet, scheduler=ConsistencySampler(), torch_dtype=dtype)
+        base, unet=unet, scheduler=ConsistencySampler(), dtype=dtype)
 
 
 def _unet_from_state_dict(config_folder: Path, weights: Path, dtype: Any) -> Any:
