@@ -157,16 +157,14 @@ def burn_in(frame: np.ndarray, band: Band | None) -> np.ndarray:
 
 def burn_in_yuv(picture: np.ndarray, band: Band | None) -> np.ndarray:
     """`burn_in` for a yuv420p picture (pipeline/video_io.py's layout): the band's rows, from an
-    even row to an even row, to RGB, blended as `burn_in` blends, and back (a copy; the
-    picture as it is when there is no band). The rest of the picture is not converted."""
+    even row to an even row, to RGB, lettered by `burn_in`, and back (a copy; the picture as
+    it is when there is no band). The rest of the picture is not converted."""
     if band is None:
         return picture
     top, rgb, alpha = band
     height = picture.shape[0] * 2 // 3
     start, end = top - top % 2, min(height, top + rgb.shape[0] + (top + rgb.shape[0]) % 2)
-    region = yuv_rows_to_rgb(picture, start, end)
-    rows = slice(top - start, top - start + rgb.shape[0])
-    region[rows] = (region[rows].astype(np.float32) * (1 - alpha) + rgb * alpha).astype(np.uint8)
+    region = burn_in(yuv_rows_to_rgb(picture, start, end), (top - start, rgb, alpha))
     picture = picture.copy()
     put_rgb_rows(picture, start, region)
     return picture
