@@ -16,7 +16,8 @@ seed through the product's `svd_frames`:
   chunks (models/speed.even_decode_chunks: 5 x 5 frames where diffusers decodes 8, 8, 8, 1),
   which separates what the levers change from what the chunking changes.
 With --second-start, a fresh process then loads the pipeline again with the compile cache the
-first one filled, and reports ready_s: from its start until a full-speed clip can begin.
+first one filled, and reports ready_s: from its start until a full-speed clip can begin, and
+compile_phases_s (torch.compile's own timings of its phases).
 summary.bytecode_on_disk says whether torch's modules had compiled bytecode on disk, as a pip
 install leaves them (without it, each start also compiles torch's Python from source).
 --quality turbo loads the same random UNet as a UNet-only model (as AnimateLCM-SVD-xt ships) with
@@ -47,6 +48,16 @@ from models.memory import PROFILES  # noqa: E402
 from models.random_init import build_svd  # noqa: E402
 from pipeline.animate import VideoParams, svd_frames  # noqa: E402
 from pipeline.storyboard import Scene  # noqa: E402
+
+
+def compile_phases() -> dict[str, float]:
+    """Seconds in each of torch.compile's timed phases so far in this process (tracing, loading
+    graphs from the cache, ...), the largest first: where a second start's warm-up goes."""
+    from torch._dynamo.utils import compile_times
+
+    headers, values = compile_times(repr="csv", aggregate=True)
+    phases = {name: round(float(value), 2) for name, value in zip(headers, values) if value}
+    return dict(sorted(phases.items(), key=lambda kv: -kv[1])[:12])
 
 
 def clip(pipe: Any, args: argparse.Namespace, chunk: int, steps: int | None = None,
@@ -95,20 +106,16 @@ def clip(pipe: Any, args: argparse.Namespace, chunk: int, steps: int | None = No
     return ended - started, frames, steady[len(steady) // 2] if steady else None
 
 
-CANDIDATES = ("keyframe-on-gpu", "attention-mm")  # levers measured here before the product has them
+CANDIDATES = ("attention-mm",)  # levers measured here before the product has them
 
 
 def try_candidates(pipe: Any, names: str) -> list[str]:
     """Put the named candidate levers (--try) on a placed pipeline, before its first call:
-    - keyframe-on-gpu: the keyframe blurred, resized and normalised for the image encoder on the
-      execution device (`encode_image_on_device`), where diffusers does it on the CPU;
     - attention-mm: the VAE decoder's one 512-wide attention head as matrix products and a
-      softmax (vae_decode.wide_head_attention_as_products)."""
+      softmax (vae_decode.wide_head_attention_as_products; measured, not faster)."""
     applied = []
     for name in filter(None, names.split(",")):
-        if name == "keyframe-on-gpu":
-            encode_image_on_device(pipe)
-        elif name == "attention-mm":
+        if name == "attention-mm":
             from vae_decode import wide_head_attention_as_products
 
             wide_head_attention_as_products(pipe.vae.decoder)
@@ -117,42 +124,6 @@ def try_candidates(pipe: Any, names: str) -> list[str]:
                              f"{', '.join(CANDIDATES)})")
         applied.append(f"try: {name}")
     return applied
-
-
-def encode_image_on_device(pipe: Any) -> None:
-    """StableVideoDiffusionPipeline._encode_image for a PIL keyframe with its pixels sent to
-    the execution device first, then diffusers' own steps there: scale to [-1, 1], antialiased
-    resize to 224x224, back to [0, 1], CLIP's normalisation (the feature extractor's mean and
-    deviation), the image encoder. diffusers blurs on the CPU (about 25 ms a clip on the H100
-    hosts, the GPU waiting)."""
-    import types
-
-    import numpy as np
-    import torch
-    from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
-        _resize_with_antialiasing)
-    from PIL import Image
-
-    original = type(pipe)._encode_image
-
-    def encode(self: Any, image: Any, device: Any, num_videos_per_prompt: int,
-               do_classifier_free_guidance: bool) -> Any:
-        if not isinstance(image, Image.Image) or num_videos_per_prompt != 1:
-            return original(self, image, device, num_videos_per_prompt,
-                            do_classifier_free_guidance)
-        extractor = self.feature_extractor
-        pixels = torch.from_numpy(np.array(image.convert("RGB"))).to(device)
-        picture = pixels.permute(2, 0, 1).unsqueeze(0).float() / 255.0
-        picture = (_resize_with_antialiasing(picture * 2.0 - 1.0, (224, 224)) + 1.0) / 2.0
-        mean = torch.tensor(extractor.image_mean, device=device).view(1, -1, 1, 1)
-        std = torch.tensor(extractor.image_std, device=device).view(1, -1, 1, 1)
-        picture = ((picture - mean) / std).to(dtype=next(self.image_encoder.parameters()).dtype)
-        embeddings = self.image_encoder(picture).image_embeds.unsqueeze(1)
-        if do_classifier_free_guidance:
-            embeddings = torch.cat([torch.zeros_like(embeddings), embeddings])
-        return embeddings
-
-    pipe._encode_image = types.MethodType(encode, pipe)
 
 
 def measure_profile(pipe: Any, name: str, args: argparse.Namespace,
@@ -246,7 +217,8 @@ def main() -> None:
     if args.ready_only:  # the child of --second-start: how soon is a fresh process at full speed?
         row = measure_profile(pipe, args.profiles.split(",")[0], args, None)
         row.update(load_s=round(load_s, 1), ready_s=round(time.perf_counter() - STARTED
-                                                           - row["clip_s"], 1))
+                                                           - row["clip_s"], 1),
+                   compile_phases_s=compile_phases())
         print("READY " + json.dumps(row), flush=True)
         return
 

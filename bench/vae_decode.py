@@ -3,8 +3,9 @@
     python3 bench/vae_decode.py --out DIR                  # GPU: the real SVD-XT VAE, random weights
     python3 bench/vae_decode.py --width 64 --height 64 --frames 4 --size tiny  # CPU smoke test
 
-Each lever decodes the same latents in the product's chunks (the fast profile's 8 frames, as
-diffusers' `decode_latents` does) after a warm-up call (compiling, for the compiled levers):
+Each lever decodes the same latents in the product's chunks (the fast profile's at most 8
+frames, in even chunks: 5 x 5; runs before 2026-11-27 decoded 8, 8, 8, 1 as diffusers does)
+after a warm-up call (compiling, for the compiled levers):
 - eager: the VAE as diffusers ships it, bf16;
 - compiled: the whole TemporalDecoder compiled (models/speed.py);
 - the levers below on top of either.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 from common import print_table, write_results  # noqa: E402 (sets sys.path)
@@ -35,8 +37,11 @@ from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E40
 #   channels-last layout; gn-channel-sums: the same from a pass for the means, then one for the
 #   squared deviations (0.52 s against 0.51 s on an H100);
 # - attention-mm: a candidate (wide_head_attention_as_products, below), the mid-block's one
-#   512-wide attention head as two matrix products and a softmax instead of the memory-efficient
-#   attention kernel, the only fused one that takes such a head;
+#   512-wide attention head as two matrix products and a float32 softmax in an operator the
+#   compiler leaves alone, instead of the memory-efficient attention kernel, the only fused one
+#   that takes such a head;
+# - coord-descent: Inductor's coordinate_descent_tuning, each fused Triton kernel's block sizes
+#   tuned by timing at compile (a longer compile, kept in the cache);
 # - nchw-graph: Inductor's layout optimisation off, so the compiled decoder keeps NCHW tensors
 #   (its group norms then reduce contiguous memory, its convolutions take NCHW).
 # Candidates measured earlier and left out of the product (none was faster, models/speed.py):
@@ -46,7 +51,8 @@ from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E40
 #   channels-last views, which need no layout copy either.
 EARLIER_LEVERS = ("cudnn-benchmark", "channels-last", "temporal-mm")  # "all" is these three
 DECODER_LEVERS = ("fold-upsample", "transposed-upsample", "temporal-cl3d", "temporal-2d",
-                  "gn-welford", "gn-channel-sums", "attention-mm", "nchw-graph", *EARLIER_LEVERS)
+                  "gn-welford", "gn-channel-sums", "attention-mm", "nchw-graph", "coord-descent",
+                  *EARLIER_LEVERS)
 
 
 def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list[str]:
@@ -71,6 +77,11 @@ def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list
             if isinstance(module, torch.nn.GroupNorm):
                 module.forward = _two_pass_group_norm(module)
         applied.append("gn-channel-sums")
+    if "coord-descent" in levers:  # Inductor tunes each fused kernel's block sizes by timing
+        import torch._inductor.config as inductor
+
+        inductor.coordinate_descent_tuning = True
+        applied.append("coord-descent")
     if "nchw-graph" in levers:
         import torch._inductor.config as inductor
 
@@ -115,12 +126,14 @@ def _two_pass_group_norm(norm: Any) -> Any:
 def wide_head_attention_as_products(model: Any) -> int:
     """Give every self-attention under `model` whose heads are wider than 256 (the VAE decoder's
     one 512-wide head over 9216 latent pixels) the processor below; returns how many. No fused
-    attention kernel takes such a head but the memory-efficient one, about 8 ms for 5 frames
-    on an H100 (40 ms of a 0.50 s decode). Written as two matrix products and a softmax, for
-    the compiler: a candidate, not yet measured."""
+    attention kernel takes such a head but the memory-efficient one, 7.5 ms for 5 frames on an
+    H100 (37 ms of a 0.49 s decode, vae_decode.json of 2026-11-27). The products run inside one
+    custom operator (`wide_attention_op`), opaque to the compiler: written as plain products and a
+    softmax, Inductor's pattern matcher turned them back into that same kernel (measured)."""
     from diffusers.models.attention_processor import Attention
 
     placed = 0
+    wide_attention_op()
     for module in model.modules():
         if isinstance(module, Attention) and not module.is_cross_attention and (
                 module.inner_dim // module.heads > 256):
@@ -130,11 +143,41 @@ def wide_head_attention_as_products(model: Any) -> int:
     return placed
 
 
+_wide_attention: Any = None  # the operator, registered once (before any compile traces it)
+
+
+def wide_attention_op() -> Any:
+    """softmax(scale * query @ key^T) @ value for (batch, tokens, width) tensors, one batch item
+    at a time, as the operator `storyreel_bench::wide_attention`: the scores as a float32
+    product (TF32 on the GPU, from exact bf16 inputs), a float32 softmax, the weights back in the
+    values' dtype for the second product. One frame's scores at 1024x576 are 9216 x 9216: 340 MB
+    in float32, freed before the next frame's."""
+    global _wide_attention
+    if _wide_attention is None:
+        import torch
+
+        @torch.library.custom_op("storyreel_bench::wide_attention", mutates_args=(), schema=(
+            "(Tensor query, Tensor key, Tensor value, float scale) -> Tensor"))
+        def op(query: Any, key: Any, value: Any, scale: float) -> Any:
+            out = torch.empty(query.shape[:-1] + value.shape[-1:], dtype=value.dtype,
+                              device=value.device)
+            for i in range(query.shape[0]):
+                scores = torch.mm(query[i].float(), key[i].float().t()).mul_(scale)
+                out[i] = torch.mm(scores.softmax(-1).to(value.dtype), value[i])
+            return out
+
+        @op.register_fake
+        def _(query: Any, key: Any, value: Any, scale: float) -> Any:
+            return query.new_empty(query.shape[:-1] + value.shape[-1:], dtype=value.dtype)
+
+        _wide_attention = op
+    return _wide_attention
+
+
 class WideHeadAttention:
     """Attention processor for an image's self-attention, (frames, channels, h, w) in: the
-    scores as one batched matrix product per head, a float32 softmax, the values' product,
-    then diffusers' own projections, residual and rescale (AttnProcessor2_0's steps). Any
-    other call goes to the processor it wraps."""
+    attention itself by `wide_attention_op`, then diffusers' own projections, residual and rescale
+    (AttnProcessor2_0's steps). Any other call goes to the processor it wraps."""
 
     def __init__(self, general: Any):
         self.general = general
@@ -148,8 +191,6 @@ class WideHeadAttention:
         if not plain:
             return self.general(attn, hidden_states, encoder_hidden_states, attention_mask,
                                 temb, *args, **kwargs)
-        import torch
-
         residual = hidden_states
         n, c, h, w = hidden_states.shape
         tokens = hidden_states.view(n, c, h * w).transpose(1, 2)
@@ -157,13 +198,12 @@ class WideHeadAttention:
             tokens = attn.group_norm(tokens.transpose(1, 2)).transpose(1, 2)
         heads, width = attn.heads, attn.inner_dim // attn.heads
 
-        def split(x: torch.Tensor) -> torch.Tensor:  # (n, hw, heads * width) -> (n * heads, ...)
+        def split(x: Any) -> Any:  # (n, hw, heads * width) -> (n * heads, hw, width)
             return x.view(n, -1, heads, width).transpose(1, 2).reshape(n * heads, -1, width)
 
-        query = split(attn.to_q(tokens) * attn.scale)
-        key, value = split(attn.to_k(tokens)), split(attn.to_v(tokens))
-        weights = torch.bmm(query, key.transpose(1, 2)).float().softmax(-1).to(value.dtype)
-        out = torch.bmm(weights, value).view(n, heads, -1, width).transpose(1, 2)
+        out = _wide_attention(split(attn.to_q(tokens)), split(attn.to_k(tokens)),
+                              split(attn.to_v(tokens)), attn.scale)
+        out = out.view(n, heads, -1, width).transpose(1, 2)
         out = attn.to_out[1](attn.to_out[0](out.reshape(n, -1, heads * width)))
         out = out.transpose(1, 2).reshape(n, c, h, w)
         if attn.residual_connection:
@@ -271,13 +311,17 @@ def build_vae(size: str, device: str) -> Any:
 
 
 def decode(vae: Any, latents: Any, chunk: int) -> Any:
-    """diffusers' StableVideoDiffusionPipeline.decode_latents, frames to 0-255 floats."""
+    """The product's decode_latents (models/speed.even_decode_chunks: 25 frames at 8 in 5 x 5,
+    where diffusers decodes 8, 8, 8, 1), frames to 0-255 floats."""
     import torch
 
     with torch.inference_mode():
-        parts = [vae.decode(latents[i:i + chunk] / vae.config.scaling_factor,
-                            num_frames=latents[i:i + chunk].shape[0]).sample
-                 for i in range(0, latents.shape[0], chunk)]
+        bounds, start = [], 0
+        for size in speed.even_chunks(latents.shape[0], chunk):
+            bounds.append((start, start + size))
+            start += size
+        parts = [vae.decode(latents[a:b] / vae.config.scaling_factor, num_frames=b - a).sample
+                 for a, b in bounds]
         frames = torch.cat(parts).float()
         return ((frames / 2 + 0.5).clamp(0, 1) * 255).round()
 
@@ -328,6 +372,7 @@ def main() -> None:
     for lever in args.levers.split(","):
         torch._dynamo.reset()
         torch._inductor.config.layout_optimization = True  # the default; nchw-graph turns it off
+        torch._inductor.config.coordinate_descent_tuning = False  # the default; coord-descent on
         vae = build_vae(args.size, device)
         latents = latents.to(vae.dtype)
         mode, _, extra = lever.partition("+")
@@ -346,11 +391,13 @@ def main() -> None:
         row = {"lever": lever, "applied": "+".join(applied), "decode_s": round(seconds, 3),
                "first_call_s": round(first_s, 1), "peak_gib": round(peak, 2),
                "frames": args.frames, "width": args.width, "height": args.height,
-               "chunk": args.chunk}
+               "chunk": args.chunk,
+               "chunks": speed.even_chunks(args.frames, args.chunk)}
         if reference is not None:
             row["diff_levels"] = round(float((frames - reference).abs().mean()), 4)
         rows.append(row)
         print_table([row], list(row))
+        write_results("vae_decode", rows, {}, None if args.out is None else Path(args.out))
         del vae
         if device == "cuda":
             torch.cuda.empty_cache()
@@ -361,7 +408,7 @@ def main() -> None:
     summary = {"baseline_s": base["decode_s"] if base else None, "best": best["lever"],
                "best_s": best["decode_s"]}
     print("wrote", write_results("vae_decode", rows, summary,
-                                 None if args.out is None else __import__("pathlib").Path(args.out)))
+                                 None if args.out is None else Path(args.out)))
 
 
 def profile_kernels(vae: Any, latents: Any, chunk: int) -> None:

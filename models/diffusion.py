@@ -269,7 +269,11 @@ def _place(pipe: Any, profile: Profile) -> list[str]:
         from models.adapter import encoder_off_gpu
 
         encoder_off_gpu(pipe)  # an image adapter's encoder visits the GPU only when it is used
-        return [f"{profile.offload} offload"]
+        levers = [f"{profile.offload} offload"]
+        if profile.compile and unet is not None:
+            speed.compile_regions(unet, speed.KEYFRAME_UNET_REGIONS)
+            levers.append("compiled UNet blocks")
+        return levers
     levers = [f"{profile.offload} offload", "bf16" if unet.dtype == torch.bfloat16 else "fp16"]
     speed.fuse_qkv(unet)
     levers.append("fused QKV")
@@ -283,6 +287,8 @@ def _place(pipe: Any, profile: Profile) -> list[str]:
         levers.append("channels-last frame convolutions")
     speed.even_decode_chunks(pipe)
     levers.append(f"decode in even chunks of at most {profile.decode_chunk_size} frames")
+    speed.encode_keyframe_on_device(pipe)
+    levers.append("keyframe prepared on the GPU")
     if profile.compile:
         if speed.group_norms_by_channel_stats(pipe.vae.decoder):
             levers.append("VAE group norms from channel statistics")

@@ -26,6 +26,12 @@ guidance; only rounding differs (bench/svd_levers.py reports the error against f
 - VAE group norms from channel statistics (group_norms_by_channel_stats): 0.75 to 0.51 s.
 - one-key cross-attention (single_key_cross_attention): SVD's cross-attentions attend to one
   image token, whose value is their output; 0.261 to 0.247 s a turbo step on an H100.
+- the keyframe prepared for SVD's image encoder on the GPU (encode_keyframe_on_device), where
+  diffusers blurs and resizes it on the CPU, the GPU waiting.
+- the keyframe model (text-to-image) compiled too, its UNet's blocks: an SDXL-Turbo-sized
+  keyframe at 1024x576 in 2 steps, 0.30 -> 0.24 s on H100s (bench/keyframe_gpu.py); its VAE
+  compiled as well was slower (0.38 s), so it stays eager. A fresh process traces the blocks
+  again (about 6 s before its first keyframe).
 Measured and left out (bench/results/svd_levers*.json): FP8 linear layers (slower once compiled,
 and twice the error), xformers (its wheel has no kernels for this torch), SDPA backends other than
 the default (which already runs cuDNN's attention on the long spatial sequences), channels-last,
@@ -40,7 +46,11 @@ vae_decode_h100_upsample.json), the frame convolutions as (k, 1) 2-D convolution
 frames-by-pixels view (0.82 s, vae_decode.json), the group norms' statistics in two passes
 (0.52 s) or Inductor's layout optimisation off (1.15 s, vae_decode_group_norm*.json), and, on an
 H200 (vae_decode_profiled.json), cuDNN's autotuning, channels-last 2-D convolutions and the frame
-convolutions as matrix products: none faster.
+convolutions as matrix products: none faster. Measured on 2026-11-27 (vae_decode_2026-11-27*.json):
+the decoder's one 512-wide attention head as float32 matrix products and softmax in an operator
+of its own (33-69 ms against the memory-efficient kernel's 37 ms), and Inductor's coordinate
+descent tuning of its Triton kernels (0.49 -> 0.46 s, but a 4-minute cold compile where it was
+under one: not worth a new user's first film).
 """
 from __future__ import annotations
 
@@ -290,6 +300,47 @@ class _EvenDecodeChunks:
         return frames.float()
 
 
+def encode_keyframe_on_device(pipe: Any) -> bool:
+    """Prepare the keyframe for SVD's image encoder where the encoder runs, not on the CPU;
+    returns whether it was put on (once). diffusers blurs and resizes the picture to 224x224 on
+    the CPU with the GPU waiting (about 25 ms a clip on the H100 hosts)."""
+    if isinstance(pipe, _KeyframeOnDevice):
+        return False
+    pipe.__class__ = _with_mixin(_KeyframeOnDevice, type(pipe))
+    return True
+
+
+class _KeyframeOnDevice:
+    """Mixin: StableVideoDiffusionPipeline._encode_image for a PIL keyframe with its pixels sent
+    to the execution device first, then diffusers' own steps in diffusers' order: scale to
+    [-1, 1], antialiased resize to 224x224, back to [0, 1], CLIP's normalisation (the feature
+    extractor's mean and deviation), the image encoder. Anything else goes to diffusers."""
+
+    def _encode_image(self, image: Any, device: Any, num_videos_per_prompt: int,
+                      do_classifier_free_guidance: bool) -> Any:
+        import numpy as np
+        import torch
+        from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
+            _resize_with_antialiasing)
+        from PIL import Image
+
+        if not isinstance(image, Image.Image) or num_videos_per_prompt != 1:
+            return super()._encode_image(image, device, num_videos_per_prompt,  # type: ignore[misc]
+                                         do_classifier_free_guidance)
+        extractor = self.feature_extractor  # type: ignore[attr-defined]
+        encoder = self.image_encoder  # type: ignore[attr-defined]
+        pixels = torch.from_numpy(np.array(image.convert("RGB"))).to(device)
+        picture = pixels.permute(2, 0, 1).unsqueeze(0).float() / 255.0
+        picture = (_resize_with_antialiasing(picture * 2.0 - 1.0, (224, 224)) + 1.0) / 2.0
+        mean = torch.tensor(extractor.image_mean, device=device).view(1, -1, 1, 1)
+        std = torch.tensor(extractor.image_std, device=device).view(1, -1, 1, 1)
+        picture = ((picture - mean) / std).to(dtype=next(encoder.parameters()).dtype)
+        embeddings = encoder(picture).image_embeds.unsqueeze(1)
+        if do_classifier_free_guidance:
+            embeddings = torch.cat([torch.zeros_like(embeddings), embeddings])
+        return embeddings
+
+
 def frame_convs_channels_last(model: Any) -> int:
     """Give every Conv3d under `model` the channels-last-3d layout; returns how many. The VAE
     decoder's convolutions over frames then read and write the channels-last tensors Inductor
@@ -353,6 +404,7 @@ class _GroupNormByChannelStats:
 # Regional compilation: the UNet's repeated blocks are compiled one by one, in place, so blocks
 # with the same shapes share one compiled graph and the pipeline keeps its module objects.
 UNET_REGIONS = ("SpatioTemporalResBlock", "TransformerSpatioTemporalModel")
+KEYFRAME_UNET_REGIONS = ("Transformer2DModel", "ResnetBlock2D")  # SDXL's: 0.30 -> 0.24 s
 VAE_REGIONS = ("TemporalDecoder",)  # the whole temporal decoder: 2.35 s -> 0.89 s for 25 frames
 
 

@@ -188,6 +188,7 @@ class SceneRenderer:
         self.video_pipe: Any = None
         self.image_pipe: Any = None
         self.compiling: str | None = None  # the compile key whose first run is under way
+        self.compiling_keyframes: str | None = None  # the same for the keyframe model
         self.notices: list[str] = []
         self.embeddings: dict[str, Any] = {}  # reference picture -> its adapter embedding
         self.adapter_missing = False          # the adapter was needed and is not here (told)
@@ -298,6 +299,7 @@ class SceneRenderer:
         from models.diffusion import (apply_profile, default_image_model, is_available,
                                       load_image_pipeline)
         from models.llm import ModelUnavailable
+        from models.speed import compile_is_cached
 
         model = self.settings.image_model or default_image_model()
         if self.settings.image_model is None and not is_available(model):
@@ -305,10 +307,16 @@ class SceneRenderer:
             return None
         try:
             self.image_pipe = load_image_pipeline(model)
-            apply_profile(self.image_pipe, self.profile)  # on the GPU, as the profile allows
+            levers = apply_profile(self.image_pipe, self.profile)  # on the GPU, as it allows
         except ModelUnavailable as err:
             self.notices.append(f"{err}; {self._no_image_model_message(model)}")
             return None
+        key = f"{model}|{self.settings.width}x{self.settings.height}|{self.profile.name}|keyframe"
+        if "compiled UNet blocks" in levers and not compile_is_cached(key):
+            self.compiling_keyframes = key
+            self.notices.append(f"first {self.profile.name}-profile keyframe of this size on this "
+                                f"machine: compiling the keyframe model, so the first keyframe "
+                                f"takes about a minute longer (once)")
         return model
 
     def _no_image_model_message(self, model: str) -> str:
@@ -368,6 +376,11 @@ class SceneRenderer:
             image = generate(self.image_pipe, task.keyframe_prompt, task.scene.seed, s.width,
                              s.height, s.keyframe_steps, s.keyframe_guidance,
                              self._progress(task.number, "keyframe"), adapter)
+            if self.compiling_keyframes:  # compiled now: later starts find it cached
+                from models.speed import mark_compiled
+
+                mark_compiled(self.compiling_keyframes)
+                self.compiling_keyframes = None
             steered = [r.name for r in task.characters + [task.look] if r and r.strength > 0]
             source = f"generated: {self.choice.image_model}"
             if adapter is not None and steered:

@@ -87,8 +87,9 @@ def bench(monkeypatch):
 
 def test_the_candidate_wide_head_attention_gives_the_same_output_from_matrix_products(bench):
     """SVD-XT's decoder attends with one 512-wide head (no fused kernel but the memory-efficient
-    one takes it): as two matrix products and a softmax (bench/vae_decode.py's attention-mm),
-    the same output; heads of 256 or less keep their processor."""
+    one takes it): as two matrix products and a softmax in an operator of its own (bench/
+    vae_decode.py's attention-mm), the same output, compiled too; heads of 256 or less keep
+    their processor."""
     import torch
     from diffusers.models.attention_processor import Attention
     from vae_decode import WideHeadAttention, wide_head_attention_as_products
@@ -106,23 +107,25 @@ def test_the_candidate_wide_head_attention_gives_the_same_output_from_matrix_pro
         assert isinstance(wide.processor, WideHeadAttention)
         assert not isinstance(narrow.processor, WideHeadAttention)
         after = wide(pixels)
+        compiled = torch.compile(wide)(pixels)  # the compiler keeps the operator as it is
     assert after.shape == pixels.shape
+    assert (compiled - before).abs().max() < 1e-5
     assert (before - pixels).abs().mean() > 0.01  # the attention adds to its residual
     assert (after - before).abs().max() < 1e-5
 
 
-def test_the_candidate_keyframe_prepared_on_the_device_gives_the_same_embedding(svd_pipe, bench):
+def test_the_keyframe_prepared_on_the_device_gives_the_same_embedding(svd_pipe):
     """diffusers blurs and resizes the keyframe for CLIP on the CPU; prepared where the encoder
-    runs (bench/svd_profiles.py's keyframe-on-gpu), the embedding is the same (here both on the
-    CPU: the same steps in the same order), and so are the frames."""
+    runs (speed.encode_keyframe_on_device, the fast profiles' lever), the embedding is the same
+    (here both on the CPU: the same steps in the same order), and so are the frames."""
     import torch
-    from svd_profiles import encode_image_on_device
 
     image = Image.fromarray(np.random.default_rng(3).integers(0, 255, (96, 128, 3), np.uint8))
     with torch.no_grad():
         before = svd_pipe._encode_image(image, torch.device("cpu"), 1, True)
         plain = frames(svd_pipe)
-        encode_image_on_device(svd_pipe)
+        assert speed.encode_keyframe_on_device(svd_pipe)
+        assert not speed.encode_keyframe_on_device(svd_pipe)  # once
         after = svd_pipe._encode_image(image, torch.device("cpu"), 1, True)
     assert after.shape == before.shape and before.abs().mean() > 0.01
     assert (after - before).abs().max() < 1e-5
