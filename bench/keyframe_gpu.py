@@ -31,7 +31,6 @@ from pipeline.keyframes import generate  # noqa: E402
 from pipeline.render import RenderSettings  # noqa: E402
 
 PROMPT = "a forest river with small animals at dawn, watercolor, soft light"
-UNET_REGIONS = ("Transformer2DModel", "ResnetBlock2D")  # the SDXL UNet's repeated blocks
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
@@ -85,8 +84,10 @@ def main() -> None:
     seconds, latents = timed(lambda: pipe(**call, generator=torch.Generator("cpu").manual_seed(7),
                                           output_type="latent").images, args.repeats)
     rows.append({"what": "to_latents", "seconds": round(seconds, 4)})
-    seconds, _ = timed(lambda: pipe.encode_prompt(PROMPT, device=pipe._execution_device, num_images_per_prompt=1,
-                                          do_classifier_free_guidance=False), args.repeats)
+    seconds, _ = timed(lambda: pipe.encode_prompt(PROMPT, device=pipe._execution_device,
+                                                  num_images_per_prompt=1,
+                                                  do_classifier_free_guidance=False),
+                       args.repeats)
     rows.append({"what": "text_encode", "seconds": round(seconds, 4)})
     vae = pipe.vae
 
@@ -108,7 +109,7 @@ def main() -> None:
         if name == "compiled-vae":
             speed.compile_regions(vae, ("Decoder",))
         elif name == "compiled-unet":
-            speed.compile_regions(pipe.unet, UNET_REGIONS)
+            speed.compile_regions(pipe.unet, speed.KEYFRAME_UNET_REGIONS)
         else:
             raise SystemExit(f"--try: no candidate named {name!r}")
         applied.append(name)

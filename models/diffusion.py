@@ -242,6 +242,7 @@ def apply_profile(pipe: Any, profile: Profile) -> list[str]:
 
 
 _placements: dict[int, tuple[Any, Profile, list[str]]] = {}  # id -> (pipeline, profile, levers)
+COMPILED_KEYFRAME_MODEL = "compiled UNet blocks"  # the lever naming a compiled keyframe model
 
 
 def place_again(pipe: Any, profile: Profile) -> list[str]:
@@ -272,7 +273,7 @@ def _place(pipe: Any, profile: Profile) -> list[str]:
         levers = [f"{profile.offload} offload"]
         if profile.compile and unet is not None:
             speed.compile_regions(unet, speed.KEYFRAME_UNET_REGIONS)
-            levers.append("compiled UNet blocks")
+            levers.append(COMPILED_KEYFRAME_MODEL)
         return levers
     levers = [f"{profile.offload} offload", "bf16" if unet.dtype == torch.bfloat16 else "fp16"]
     speed.fuse_qkv(unet)

@@ -187,8 +187,8 @@ class SceneRenderer:
         self.profile: Any = None
         self.video_pipe: Any = None
         self.image_pipe: Any = None
-        self.compiling: str | None = None  # the compile key whose first run is under way
-        self.compiling_keyframes: str | None = None  # the same for the keyframe model
+        # "video" / "keyframe" -> the compile key whose first run is under way (models/speed.py)
+        self.first_compiles: dict[str, str] = {}
         self.notices: list[str] = []
         self.embeddings: dict[str, Any] = {}  # reference picture -> its adapter embedding
         self.adapter_missing = False          # the adapter was needed and is not here (told)
@@ -281,25 +281,41 @@ class SceneRenderer:
     def _place_video_model(self, profile: Profile) -> str | None:
         """Put the video model on the GPU as `profile` says; a note when its compile is new."""
         from models.diffusion import apply_profile
-        from models.speed import compile_is_cached
 
         levers = apply_profile(self.video_pipe, profile)
         if levers:
             log.info("video model placed: %s", ", ".join(levers))
         s, choice = self.settings, self.choice
         key = f"{choice.video_model}|{s.width}x{s.height}x{s.frames}|{profile.name}|{choice.quality}"
-        self.compiling = key if profile.compile and levers and not compile_is_cached(key) else None
-        if self.compiling:
+        if self._compiles_first("video", key, profile.compile and bool(levers)):
             return (f"first {profile.name}-profile render of this video size on this machine: "
                     f"compiling the video model, so the first scene takes about 4 minutes longer "
                     f"(once; later starts reuse the compiled code)")
         return None
 
-    def _load_image_model(self) -> str | None:
-        from models.diffusion import (apply_profile, default_image_model, is_available,
-                                      load_image_pipeline)
-        from models.llm import ModelUnavailable
+    def _compiles_first(self, model: str, key: str, compiled: bool) -> bool:
+        """Whether `model` ("video" or "keyframe"), placed with a compile (`compiled`), compiles
+        `key` for the first time on this machine; its first run then marks it (`_compiled`)."""
         from models.speed import compile_is_cached
+
+        if compiled and not compile_is_cached(key):
+            self.first_compiles[model] = key
+            return True
+        self.first_compiles.pop(model, None)
+        return False
+
+    def _compiled(self, model: str) -> None:
+        """`model`'s first run is done: later starts find its compile cached."""
+        key = self.first_compiles.pop(model, None)
+        if key is not None:
+            from models.speed import mark_compiled
+
+            mark_compiled(key)
+
+    def _load_image_model(self) -> str | None:
+        from models.diffusion import (COMPILED_KEYFRAME_MODEL, apply_profile, default_image_model,
+                                      is_available, load_image_pipeline)
+        from models.llm import ModelUnavailable
 
         model = self.settings.image_model or default_image_model()
         if self.settings.image_model is None and not is_available(model):
@@ -312,8 +328,7 @@ class SceneRenderer:
             self.notices.append(f"{err}; {self._no_image_model_message(model)}")
             return None
         key = f"{model}|{self.settings.width}x{self.settings.height}|{self.profile.name}|keyframe"
-        if "compiled UNet blocks" in levers and not compile_is_cached(key):
-            self.compiling_keyframes = key
+        if self._compiles_first("keyframe", key, COMPILED_KEYFRAME_MODEL in levers):
             self.notices.append(f"first {self.profile.name}-profile keyframe of this size on this "
                                 f"machine: compiling the keyframe model, so the first keyframe "
                                 f"takes about a minute longer (once)")
@@ -376,11 +391,7 @@ class SceneRenderer:
             image = generate(self.image_pipe, task.keyframe_prompt, task.scene.seed, s.width,
                              s.height, s.keyframe_steps, s.keyframe_guidance,
                              self._progress(task.number, "keyframe"), adapter)
-            if self.compiling_keyframes:  # compiled now: later starts find it cached
-                from models.speed import mark_compiled
-
-                mark_compiled(self.compiling_keyframes)
-                self.compiling_keyframes = None
+            self._compiled("keyframe")
             steered = [r.name for r in task.characters + [task.look] if r and r.strength > 0]
             source = f"generated: {self.choice.image_model}"
             if adapter is not None and steered:
@@ -444,16 +455,13 @@ class SceneRenderer:
         import torch
 
         from models.memory import step_down
-        from models.speed import mark_compiled
 
         while True:
             params = self._video_params()
             try:
                 frames = svd_frames(self.video_pipe, keyframe, task.scene, params,
                                     self._progress(task.number, "video"), count)
-                if self.compiling:  # the first run compiled: later starts find it cached
-                    mark_compiled(self.compiling)
-                    self.compiling = None
+                self._compiled("video")
                 return frames
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()

@@ -110,7 +110,7 @@ def test_the_first_compiled_keyframe_is_announced_once(tmp_path, monkeypatch, ti
     def as_on_a_gpu(pipe, profile):  # what _place reports for a text-to-image model there
         levers = real(pipe, profile)
         video = type(pipe.unet).__name__ == "UNetSpatioTemporalConditionModel"
-        return levers if video else ["none offload", "compiled UNet blocks"]
+        return levers if video else ["none offload", models.diffusion.COMPILED_KEYFRAME_MODEL]
     monkeypatch.setattr(models.diffusion, "apply_profile", as_on_a_gpu)
     board = make_board({"duration": 1.0})
     said = []
