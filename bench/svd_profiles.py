@@ -9,8 +9,9 @@ eager clip (no levers, everything on the GPU) is the reference; then each profil
 (models/memory.py, with its levers from models/speed.py) renders the same clip from the same
 seed through the product's `svd_frames`:
 - warm_s: the first (2-step) call after placing the model: compiling, when the cache is cold;
-- clip_s: one full clip, warm (the GPU's part: the re-timing to 24 fps runs beside the next
-  scene, in the encoder thread); peak_gib: the most GPU memory allocated during it;
+- clip_s: the median of --repeats full clips, warm (clip_runs_s: each one), the GPU's part
+  (the re-timing to 24 fps runs beside the next scene, in the encoder thread); peak_gib: the
+  most GPU memory allocated during it;
 - diff_vs_eager: mean absolute difference from the reference frames, in 0-255 pixel levels;
   diff_vs_eager_even_chunks: the same against a second eager clip decoded in the profiles' even
   chunks (models/speed.even_decode_chunks: 5 x 5 frames where diffusers decodes 8, 8, 8, 1),
@@ -106,19 +107,24 @@ def clip(pipe: Any, args: argparse.Namespace, chunk: int, steps: int | None = No
     return ended - started, frames, steady[len(steady) // 2] if steady else None
 
 
-CANDIDATES = ("attention-mm",)  # levers measured here before the product has them
+CANDIDATES = ("attention-mm", "unet-frame-convs-channels-last")  # not (yet) in the product
 
 
 def try_candidates(pipe: Any, names: str) -> list[str]:
     """Put the named candidate levers (--try) on a placed pipeline, before its first call:
     - attention-mm: the VAE decoder's one 512-wide attention head as matrix products and a
-      softmax (vae_decode.wide_head_attention_as_products; measured, not faster)."""
+      softmax (vae_decode.wide_head_attention_as_products; measured, not faster);
+    - unet-frame-convs-channels-last: the UNet's convolutions over frames (Conv3d) in the
+      channels-last-3d layout, as the product's VAE decoder has them (a turbo clip's profile
+      showed 40 ms of cuDNN layout copies in the UNet)."""
     applied = []
     for name in filter(None, names.split(",")):
         if name == "attention-mm":
             from vae_decode import wide_head_attention_as_products
 
             wide_head_attention_as_products(pipe.vae.decoder)
+        elif name == "unet-frame-convs-channels-last":
+            speed.frame_convs_channels_last(pipe.unet)
         else:
             raise SystemExit(f"--try: no candidate named {name!r} (there are: "
                              f"{', '.join(CANDIDATES)})")
@@ -139,10 +145,13 @@ def measure_profile(pipe: Any, name: str, args: argparse.Namespace,
         # compile (or load it from the cache), allocator, offload hooks
         clip(pipe, args, profile.decode_chunk_size, steps=args.warm_steps)
         warm_s = time.perf_counter() - began
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        peaks: dict[str, float] = {}
-        clip_s, frames, step_s = clip(pipe, args, profile.decode_chunk_size, peaks=peaks)
+        runs = []
+        for _ in range(max(1, args.repeats)):
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            peaks: dict[str, float] = {}
+            runs.append((*clip(pipe, args, profile.decode_chunk_size, peaks=peaks), peaks))
+        clip_s, frames, step_s, peaks = sorted(runs, key=lambda run: run[0])[len(runs) // 2]
     except torch.cuda.OutOfMemoryError as err:
         torch.cuda.empty_cache()
         return {"profile": name, "error": f"out of GPU memory (cap {args.cap_gib} GiB): "
@@ -151,6 +160,7 @@ def measure_profile(pipe: Any, name: str, args: argparse.Namespace,
     peak = max(peaks.values()) / 2**30 if peaks else None
     row: dict[str, Any] = {
         "profile": name, "quality": args.quality, "size": args.size, "clip_s": round(clip_s, 2),
+        "clip_runs_s": [round(run[0], 3) for run in runs],
         "decode_s": round(decode_s, 3) if decode_s else None,
         "peak_gib": round(peak, 2) if peak else None, "median_step_s": round(step_s, 3)
         if step_s else None, "warm_s": round(warm_s, 1), "levers": levers,
@@ -179,6 +189,8 @@ def main() -> None:
     parser.add_argument("--try", dest="candidates", default="", metavar="LEVER,...",
                         help=f"candidate levers on top of each profile's: {', '.join(CANDIDATES)}")
     parser.add_argument("--model-dir", type=Path, default=None, help="reuse a saved pipeline")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="warm clips per profile; the row is the median one's")
     parser.add_argument("--warm-steps", type=int, default=2, help="steps of the warm-up clip")
     parser.add_argument("--cap-gib", type=float, default=None,
                         help="let this process allocate at most this much GPU memory (a smaller card)")
@@ -250,7 +262,7 @@ def main() -> None:
                    "--profiles", args.profiles.split(",")[0], "--size", args.size,
                    "--width", str(args.width), "--height", str(args.height),
                    "--frames", str(args.frames), "--steps", str(args.steps),
-                   "--try", args.candidates]
+                   "--repeats", "1", "--try", args.candidates]
         began = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, timeout=600)
         ready = [line for line in done.stdout.splitlines() if line.startswith("READY ")]

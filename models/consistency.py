@@ -13,10 +13,13 @@ sigma_max. Sampling N steps visits every (40 // N)-th of them from the noisiest,
    and c_out = -sigma * sigma_data / sqrt(sigma^2 + sigma_data^2) (SVD's v-prediction scalings);
 3. and noises it again to the next level, x = x0 + sigma_next * z (sigma_next = 0 after the last).
 Every z comes from the generator set with `set_noise_generator` (the reference sampler draws
-from torch's global generator, so a seed there does not give the same clip twice).
+from torch's global generator, so a seed there does not give the same clip twice), or, while one
+is set with `set_noise_source`, from a source that drew them ahead from that same generator
+(models/noise.py).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +28,10 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
+
+
+# (shape, dtype, device) -> the next draw, or None when the source has stood down
+NoiseSource = Callable[[tuple[int, ...], torch.dtype, Any], torch.Tensor | None]
 
 
 @dataclass
@@ -61,6 +68,7 @@ class ConsistencySampler(SchedulerMixin, ConfigMixin):
                  s_noise: float = 1.0):     # scale of the fresh noise between steps
         self.init_noise_sigma = (sigma_max ** 2 + 1) ** 0.5  # the pipeline scales its noise by it
         self.generator: torch.Generator | None = None
+        self.noise_source: NoiseSource | None = None
         self.num_inference_steps: int | None = None
         self._step_index: int | None = None
         self.set_timesteps(num_train_timesteps)
@@ -68,6 +76,11 @@ class ConsistencySampler(SchedulerMixin, ConfigMixin):
     def set_noise_generator(self, generator: torch.Generator | None) -> None:
         """The generator every re-noising draw comes from (the job's, seeded per run)."""
         self.generator = generator
+
+    def set_noise_source(self, source: NoiseSource | None) -> None:
+        """Where the re-noising draws come from instead (`source(shape, dtype, device)`), until
+        set back to None: the same draws made ahead of time (models.noise.NoiseAhead.take)."""
+        self.noise_source = source
 
     @property
     def step_index(self) -> int | None:
@@ -104,15 +117,22 @@ class ConsistencySampler(SchedulerMixin, ConfigMixin):
         c_skip, c_out = scalings(sigma, self.config.sigma_data)
         denoised = c_skip * sample + c_out * model_output
         if sigma_next > 0:
-            noise = randn_tensor(model_output.shape, generator=generator or self.generator,
-                                 device=model_output.device, dtype=model_output.dtype)
-            prev = denoised + sigma_next * self.config.s_noise * noise
+            prev = denoised + sigma_next * self.config.s_noise * self._fresh_noise(model_output,
+                                                                                  generator)
         else:
             prev = denoised
         self._step_index += 1
         if not return_dict:
             return (prev,)
         return ConsistencyStepOutput(prev_sample=prev, pred_original_sample=denoised)
+
+    def _fresh_noise(self, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        if generator is None and self.noise_source is not None:
+            noise = self.noise_source(tuple(like.shape), like.dtype, like.device)
+            if noise is not None:  # None: the source stood down; the generator draws them
+                return noise
+        return randn_tensor(like.shape, generator=generator or self.generator, device=like.device,
+                            dtype=like.dtype)
 
     def __len__(self) -> int:
         return self.config.num_train_timesteps

@@ -254,6 +254,8 @@ def place_again(pipe: Any, profile: Profile) -> list[str]:
 def _place(pipe: Any, profile: Profile) -> list[str]:
     import torch
 
+    from models.noise import draw_noise_ahead
+
     unet = getattr(pipe, "unet", None)
     video = type(unet).__name__ == "UNetSpatioTemporalConditionModel"
     pipe.remove_all_hooks()
@@ -290,6 +292,8 @@ def _place(pipe: Any, profile: Profile) -> list[str]:
     levers.append(f"decode in even chunks of at most {profile.decode_chunk_size} frames")
     speed.encode_keyframe_on_device(pipe)
     levers.append("keyframe prepared on the GPU")
+    draw_noise_ahead(pipe)
+    levers.append("noise drawn ahead on a CPU thread")
     if profile.compile:
         if speed.group_norms_by_channel_stats(pipe.vae.decoder):
             levers.append("VAE group norms from channel statistics")

@@ -28,6 +28,9 @@ guidance; only rounding differs (bench/svd_levers.py reports the error against f
   image token, whose value is their output; 0.261 to 0.247 s a turbo step on an H100.
 - the keyframe prepared for SVD's image encoder on the GPU (encode_keyframe_on_device), where
   diffusers blurs and resizes it on the CPU, the GPU waiting.
+- the noise drawn ahead (models/noise.py): the clip's random draws made from a copy of the
+  job's generator on a CPU thread while the GPU works, not by diffusers when it needs them with
+  the GPU waiting (about 0.1 s of a turbo clip on an H100 host); the same values.
 - the keyframe model (text-to-image) compiled too, its UNet's blocks: an SDXL-Turbo-sized
   keyframe at 1024x576 in 2 steps, 0.30 -> 0.24 s on H100s (bench/keyframe_gpu.py); its VAE
   compiled as well was slower (0.38 s), so it stays eager. A fresh process traces the blocks
@@ -149,7 +152,7 @@ def split_cfg_batch(unet: Any, enabled: bool) -> None:
     base = type(unet)
     if issubclass(base, _SplitGuidanceBatch):
         base = base.__mro__[2]  # (the split class, the mixin, the UNet's own class, ...)
-    unet.__class__ = _with_mixin(_SplitGuidanceBatch, base) if enabled else base
+    unet.__class__ = with_mixin(_SplitGuidanceBatch, base) if enabled else base
 
 
 class _SplitGuidanceBatch:
@@ -178,7 +181,7 @@ class _SplitGuidanceBatch:
 _mixed_classes: dict[tuple[type, type], type] = {}
 
 
-def _with_mixin(mixin: type, base: type) -> type:
+def with_mixin(mixin: type, base: type) -> type:
     """`base` with `mixin`'s methods in front, made once and named like `base` (configs and
     state dicts keep the name): how a lever swaps a module's forward below any hook."""
     if (mixin, base) not in _mixed_classes:
@@ -209,7 +212,7 @@ def fold_upsampling(model: Any) -> int:
     for module in model.modules():
         if isinstance(module, Upsample2D) and foldable(module):
             if not isinstance(module, _FoldedUpsample):
-                module.__class__ = _with_mixin(_FoldedUpsample, type(module))
+                module.__class__ = with_mixin(_FoldedUpsample, type(module))
             folded += 1
     return folded
 
@@ -269,7 +272,7 @@ def even_decode_chunks(pipe: Any) -> bool:
     frame is decoded alone, without neighbours for the decoder's convolutions over frames."""
     if isinstance(pipe, _EvenDecodeChunks):
         return False
-    pipe.__class__ = _with_mixin(_EvenDecodeChunks, type(pipe))
+    pipe.__class__ = with_mixin(_EvenDecodeChunks, type(pipe))
     return True
 
 
@@ -306,7 +309,7 @@ def encode_keyframe_on_device(pipe: Any) -> bool:
     the CPU with the GPU waiting (about 25 ms a clip on the H100 hosts)."""
     if isinstance(pipe, _KeyframeOnDevice):
         return False
-    pipe.__class__ = _with_mixin(_KeyframeOnDevice, type(pipe))
+    pipe.__class__ = with_mixin(_KeyframeOnDevice, type(pipe))
     return True
 
 
@@ -369,7 +372,7 @@ def group_norms_by_channel_stats(model: Any) -> int:
     for module in model.modules():
         if isinstance(module, torch.nn.GroupNorm) and module.affine:
             if not isinstance(module, _GroupNormByChannelStats):
-                module.__class__ = _with_mixin(_GroupNormByChannelStats, type(module))
+                module.__class__ = with_mixin(_GroupNormByChannelStats, type(module))
             norms += 1
     return norms
 

@@ -43,6 +43,7 @@ import numpy as np
 from PIL import Image
 
 from models.files import partial_name, sweep_partials, write_json_atomic
+from pipeline.animate import release_frame_buffers
 from pipeline.events import (CastDrawn, Event, Notice, RenderFinished, SceneDone, SceneFailed,
                              SceneStarted)
 from pipeline.fonts import FontMissing, check_fonts
@@ -585,3 +586,4 @@ class LocalWorkers:
                 pool.shutdown(wait=True)
         self.renderer, self.maker, self.encoder = None, None, None
         self.making_jobs, self.results = [], {}
+        release_frame_buffers()

@@ -258,3 +258,56 @@ def test_a_finished_compile_is_remembered_per_key(tmp_path, monkeypatch):
     speed.mark_compiled("svd-xt|1024x576x25|fast")
     assert speed.compile_is_cached("svd-xt|1024x576x25|fast")
     assert not speed.compile_is_cached("svd-xt|768x432x25|fast")  # another size compiles anew
+
+
+def test_noise_drawn_ahead_gives_the_same_frames_and_a_clear_error_when_off_plan(svd_pipe):
+    """The lever's draws (models/noise.py) come from a copy of the call's generator on a thread:
+    the same noise augmentation and starting latents as diffusers' own draws, so the same
+    frames. A first draw other than planned stands the plan down (the caller draws its own);
+    a later one is an error naming both, never other noise than the seed's."""
+    import torch
+
+    from models import noise
+
+    plain = frames(svd_pipe)
+    assert noise.draw_noise_ahead(svd_pipe)
+    assert not noise.draw_noise_ahead(svd_pipe)  # once
+    assert np.abs(frames(svd_pipe) - plain).max() == 0
+
+    plan = [((5,), torch.float32), ((2, 3), torch.float32)]
+    seeded = torch.Generator().manual_seed(3)
+    first, second = (torch.randn(shape, generator=seeded) for shape, _ in plan)
+    ahead = noise.NoiseAhead(torch.Generator().manual_seed(3), plan, pin=False)
+    assert torch.equal(ahead.take((5,), torch.float32), first)
+    with pytest.raises(RuntimeError, match=r"\(2, 4\) torch.float32 asked for after 1 draws "
+                                           r"where \(\(2, 3\), torch.float32\)"):
+        ahead.take((2, 4), torch.float32)
+    ahead = noise.NoiseAhead(torch.Generator().manual_seed(3), plan, pin=False)
+    assert ahead.take((5,), torch.float32) is not None
+    assert torch.equal(ahead.take((2, 3), torch.float32, "cpu"), second) and ahead.left == 0
+    with pytest.raises(RuntimeError, match="after 2 draws where None was planned"):
+        ahead.take((2, 3), torch.float32)
+    ahead = noise.NoiseAhead(torch.Generator().manual_seed(3), plan, pin=False)
+    assert ahead.take((6,), torch.float32) is None and ahead.stood_down
+    assert ahead.take((2, 3), torch.float32) is None  # stood down for good
+
+
+def test_a_call_off_the_noise_plan_draws_its_own_noise_and_says_so(svd_pipe, monkeypatch, caplog):
+    """Should diffusers' first draw not be the planned one, the clip draws its own noise from the
+    seed (the same frames) and the log says the lever stood down."""
+    import torch
+
+    from models import noise
+
+    plain = frames(svd_pipe)
+    noise.draw_noise_ahead(svd_pipe)
+    planned = noise.NoiseAhead.__init__
+
+    def wrong_first_draw(self, generator, draws, pin):
+        planned(self, generator, [((1, 3, 8, 8), torch.float32)] + draws[1:], pin)
+
+    monkeypatch.setattr(noise.NoiseAhead, "__init__", wrong_first_draw)
+    with caplog.at_level("WARNING", logger="models.noise"):
+        assert np.abs(frames(svd_pipe) - plain).max() == 0
+    assert "draws its own noise" in caplog.text
+    assert not noise._planned  # nothing left planned after the call

@@ -125,6 +125,28 @@ def test_the_turbo_model_runs_its_steps_through_svd_frames(store, tiny_svd, turb
     assert len(frames) == 4 and frames[0].shape == (64, 64, 3)
 
 
+def test_the_turbo_clip_is_the_same_with_its_noise_drawn_ahead(store, tiny_svd, turbo_unet,
+                                                               monkeypatch):
+    """The fast profiles draw the consistency sampler's noise ahead on a thread (models/noise.py):
+    the noise augmentation, the starting latents and the fresh noise after each step but the
+    last come from there, and the clip is the seed's, bit for bit."""
+    from models import noise
+    from pipeline.animate import svd_plan
+
+    pipe = turbo_pipe(store, tiny_svd, turbo_unet)
+    plain, _ = clip(pipe, 4)
+    taken: list[tuple] = []
+    take = noise.NoiseAhead.take
+    monkeypatch.setattr(noise.NoiseAhead, "take",
+                        lambda self, shape, *rest: taken.append(shape) or take(self, shape, *rest))
+    assert noise.draw_noise_ahead(pipe)
+    ahead, calls = clip(pipe, 4)
+    runs, _ = svd_plan(0.6, 4)
+    assert len(taken) == runs * 5 and calls == list(range(1, runs * 4 + 1))
+    assert all(np.array_equal(a, b) for a, b in zip(plain, ahead))
+    assert pipe.scheduler.noise_source is None  # back on its generator between calls
+
+
 def test_a_seed_gives_the_same_turbo_clip_every_time(store, tiny_svd, turbo_unet):
     pipe = turbo_pipe(store, tiny_svd, turbo_unet)
     first, _ = clip(pipe, 4, seed=5)
