@@ -23,7 +23,6 @@ import logging
 from typing import Any
 
 import torch
-
 from diffusers.utils.torch_utils import randn_tensor
 
 from models.speed import with_mixin

@@ -52,6 +52,25 @@ def tiny_svd(tmp_path_factory) -> Path:
     return build_svd(tmp_path_factory.mktemp("tiny-svd"))
 
 
+@pytest.fixture()
+def answered_draws(monkeypatch) -> list[tuple]:
+    """The shapes of the draws the noise-ahead lever answers from its plan (models/noise.py),
+    in the order the pipeline takes them (a stood-down plan answers none)."""
+    from models import noise
+
+    answered: list[tuple] = []
+    take = noise.NoiseAhead.take
+
+    def counted(self, shape, *rest):
+        drawn = take(self, shape, *rest)
+        if drawn is not None:
+            answered.append(shape)
+        return drawn
+
+    monkeypatch.setattr(noise.NoiseAhead, "take", counted)
+    return answered
+
+
 @pytest.fixture(scope="session")
 def tiny_text_to_image(tmp_path_factory) -> Path:
     """A tiny random Stable Diffusion pipeline saved in diffusers format."""

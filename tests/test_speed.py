@@ -260,7 +260,8 @@ def test_a_finished_compile_is_remembered_per_key(tmp_path, monkeypatch):
     assert not speed.compile_is_cached("svd-xt|768x432x25|fast")  # another size compiles anew
 
 
-def test_noise_drawn_ahead_gives_the_same_frames_and_a_clear_error_when_off_plan(svd_pipe):
+def test_noise_drawn_ahead_gives_the_same_frames_and_a_clear_error_when_off_plan(
+        svd_pipe, answered_draws):
     """The lever's draws (models/noise.py) come from a copy of the call's generator on a thread:
     the same noise augmentation and starting latents as diffusers' own draws, so the same
     frames. A first draw other than planned stands the plan down (the caller draws its own);
@@ -273,6 +274,8 @@ def test_noise_drawn_ahead_gives_the_same_frames_and_a_clear_error_when_off_plan
     assert noise.draw_noise_ahead(svd_pipe)
     assert not noise.draw_noise_ahead(svd_pipe)  # once
     assert np.abs(frames(svd_pipe) - plain).max() == 0
+    # the noise augmentation, then the latents (the tiny VAE shrinks frames 4x)
+    assert answered_draws == [(1, 3, 64, 64), (1, 4, 4, 16, 16)]
 
     plan = [((5,), torch.float32), ((2, 3), torch.float32)]
     seeded = torch.Generator().manual_seed(3)

@@ -126,7 +126,7 @@ def test_the_turbo_model_runs_its_steps_through_svd_frames(store, tiny_svd, turb
 
 
 def test_the_turbo_clip_is_the_same_with_its_noise_drawn_ahead(store, tiny_svd, turbo_unet,
-                                                               monkeypatch):
+                                                               answered_draws):
     """The fast profiles draw the consistency sampler's noise ahead on a thread (models/noise.py):
     the noise augmentation, the starting latents and the fresh noise after each step but the
     last come from there, and the clip is the seed's, bit for bit."""
@@ -135,14 +135,10 @@ def test_the_turbo_clip_is_the_same_with_its_noise_drawn_ahead(store, tiny_svd, 
 
     pipe = turbo_pipe(store, tiny_svd, turbo_unet)
     plain, _ = clip(pipe, 4)
-    taken: list[tuple] = []
-    take = noise.NoiseAhead.take
-    monkeypatch.setattr(noise.NoiseAhead, "take",
-                        lambda self, shape, *rest: taken.append(shape) or take(self, shape, *rest))
     assert noise.draw_noise_ahead(pipe)
     ahead, calls = clip(pipe, 4)
     runs, _ = svd_plan(0.6, 4)
-    assert len(taken) == runs * 5 and calls == list(range(1, runs * 4 + 1))
+    assert len(answered_draws) == runs * 5 and calls == list(range(1, runs * 4 + 1))
     assert all(np.array_equal(a, b) for a, b in zip(plain, ahead))
     assert pipe.scheduler.noise_source is None  # back on its generator between calls
 

@@ -1,0 +1,109 @@
+"""Where a warm turbo clip's time goes on the GPU: idle gaps and kernel families.
+
+    python3 bench/clip_timeline.py --model-dir DIR --out OUT    # GPU: full-size SVD-XT
+    python3 bench/clip_timeline.py --size tiny --width 64 --height 64 --frames 4   # CPU smoke test
+
+The pipeline is placed with the fast profile (the product's levers) and warmed up; three clips
+are timed (seconds, median step, decode; setup = clip - 4 steps - decode), then one more runs
+under torch.profiler. From its CUDA events: the GPU's span, busy and idle time, the longest
+idle gaps (when, how long, and the kernel or copy that ended each: a gap ending in a host copy
+is the GPU waiting for the CPU), and the kernels' time by family. On the CPU only the timings
+are taken. Writes clip_timeline.json (to --out, or bench/results).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from common import add_clip_arguments, turbo_stand_in, write_results  # noqa: E402 (sets sys.path)
+
+from models.diffusion import apply_profile, load_video_pipeline  # noqa: E402
+from models.memory import PROFILES  # noqa: E402
+from models.random_init import build_svd  # noqa: E402
+from svd_profiles import clip  # noqa: E402
+
+FAMILIES = (("triton", ("triton",)),
+            ("convolution", ("xmma", "conv", "nchwtonhwc", "nhwctonchw")),
+            ("attention", ("sdpa", "flash", "fmha")),
+            ("matmul", ("nvjet", "gemm")))
+
+
+def family(kernel: str) -> str:
+    name = kernel.lower()
+    return next((kind for kind, marks in FAMILIES if any(m in name for m in marks)), "other")
+
+
+def timeline(pipe: Any, args: argparse.Namespace, gaps: int) -> dict[str, Any]:
+    """One clip under the profiler: GPU span, busy, idle, the longest gaps, kernel families."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
+        began = time.perf_counter()
+        clip(pipe, args, PROFILES["fast"].decode_chunk_size)
+        wall = time.perf_counter() - began
+    kernels = sorted((e for e in prof.events() if e.device_type.name == "CUDA"
+                      and e.time_range.elapsed_us() > 0), key=lambda e: e.time_range.start)
+    start = end = kernels[0].time_range.start
+    busy, idle = 0.0, []
+    for event in kernels:
+        if event.time_range.start > end:
+            idle.append((end - start, event.time_range.start - end, event.name[:70]))
+        busy += max(0, event.time_range.end - max(event.time_range.start, end))
+        end = max(end, event.time_range.end)
+    families: dict[str, float] = {}
+    for average in prof.key_averages():
+        if average.device_type.name == "CUDA" and average.device_time_total > 0:
+            kind = family(average.key)
+            families[kind] = families.get(kind, 0.0) + average.device_time_total / 1e3
+    longest = sorted(sorted(idle, key=lambda gap: -gap[1])[:gaps])
+    return {"wall_ms": round(wall * 1e3, 1), "gpu_span_ms": round((end - start) / 1e3, 1),
+            "gpu_busy_ms": round(busy / 1e3, 1), "gpu_idle_ms": round((end - start - busy) / 1e3, 1),
+            "longest_gaps": [{"at_ms": round(at / 1e3, 1), "gap_ms": round(gap / 1e3, 2),
+                              "before": name} for at, gap, name in longest],
+            "kernel_ms_by_family": {k: round(v, 1) for k, v in
+                                    sorted(families.items(), key=lambda kv: -kv[1])}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_clip_arguments(parser)
+    parser.add_argument("--model-dir", type=Path, default=None, help="reuse a saved pipeline")
+    parser.add_argument("--gaps", type=int, default=25, help="how many of the longest gaps")
+    parser.add_argument("--out", type=Path, default=None, help="results folder")
+    args = parser.parse_args()
+    args.steps, args.quality = 4, "turbo"
+
+    import tempfile
+
+    import torch
+
+    cuda = torch.cuda.is_available()
+    folder = args.model_dir or Path(tempfile.mkdtemp()) / f"random-{args.size}"
+    if not (folder / "model_index.json").is_file():
+        build_svd(folder, args.size, dtype="float16" if cuda else "float32")
+    pipe = load_video_pipeline(str(turbo_stand_in(folder)))
+    levers = apply_profile(pipe, PROFILES["fast"])
+    chunk = PROFILES["fast"].decode_chunk_size
+    began = time.perf_counter()
+    clip(pipe, args, chunk, steps=2)  # compiles, or loads the compile from the cache
+    warm_s = time.perf_counter() - began
+    runs = []
+    for _ in range(3):
+        peaks: dict[str, float] = {}
+        seconds, _, step = clip(pipe, args, chunk, peaks=peaks)
+        runs.append({"clip_s": round(seconds, 3), "median_step_s": round(step, 3),
+                     "decode_s": round(peaks["decode_s"], 3),
+                     "setup_s": round(seconds - 4 * step - peaks["decode_s"], 3)})
+        print(runs[-1], flush=True)
+    row: dict[str, Any] = {"profile": "fast", "quality": "turbo", "levers": levers,
+                           "warm_s": round(warm_s, 1), "clips": runs}
+    if cuda:
+        row.update(timeline(pipe, args, args.gaps))
+        print({k: v for k, v in row.items() if k not in ("levers", "clips")}, flush=True)
+    print(f"wrote {write_results('clip_timeline', [row], {'model_dir': str(folder)}, args.out)}")
+
+
+if __name__ == "__main__":
+    main()
