@@ -13,26 +13,18 @@ are taken. Writes clip_timeline.json (to --out, or bench/results).
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import add_clip_arguments, turbo_stand_in, write_results  # noqa: E402 (sets sys.path)
+from common import (add_clip_arguments, kernel_kind, turbo_stand_in,  # noqa: E402 (sets sys.path)
+                    write_results)
 
 from models.diffusion import apply_profile, load_video_pipeline  # noqa: E402
 from models.memory import PROFILES  # noqa: E402
 from models.random_init import build_svd  # noqa: E402
 from svd_profiles import clip  # noqa: E402
-
-FAMILIES = (("triton", ("triton",)),
-            ("convolution", ("xmma", "conv", "nchwtonhwc", "nhwctonchw")),
-            ("attention", ("sdpa", "flash", "fmha")),
-            ("matmul", ("nvjet", "gemm")))
-
-
-def family(kernel: str) -> str:
-    name = kernel.lower()
-    return next((kind for kind, marks in FAMILIES if any(m in name for m in marks)), "other")
 
 
 def timeline(pipe: Any, args: argparse.Namespace, gaps: int) -> dict[str, Any]:
@@ -55,7 +47,7 @@ def timeline(pipe: Any, args: argparse.Namespace, gaps: int) -> dict[str, Any]:
     families: dict[str, float] = {}
     for average in prof.key_averages():
         if average.device_type.name == "CUDA" and average.device_time_total > 0:
-            kind = family(average.key)
+            kind = kernel_kind(average.key)
             families[kind] = families.get(kind, 0.0) + average.device_time_total / 1e3
     longest = sorted(sorted(idle, key=lambda gap: -gap[1])[:gaps])
     return {"wall_ms": round(wall * 1e3, 1), "gpu_span_ms": round((end - start) / 1e3, 1),
@@ -74,8 +66,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="results folder")
     args = parser.parse_args()
     args.steps, args.quality = 4, "turbo"
-
-    import tempfile
 
     import torch
 

@@ -61,6 +61,22 @@ def bytecode_on_disk() -> bool:
     return bool(torch and torch.origin and any(Path(torch.origin).parent.glob("__pycache__/*.pyc")))
 
 
+# A CUDA kernel's kind, from its name; the first match wins. Triton's kernels first: Inductor
+# names a fused kernel after every op it holds ("triton_per_fused_..._convolution_...").
+KERNEL_KINDS = (("fused (Triton)", ("triton_",)),
+                ("attention", ("flash", "fmha", "attention", "sdpa", "cudnn_generated_fort")),
+                ("convolution", ("conv", "fprop", "implicit", "dgrad", "winograd", "nchwtonhwc",
+                                 "nhwctonchw")),
+                ("matmul", ("gemm", "nvjet", "cutlass", "sm90_xmma", "matmul", "ampere", "mm_")),
+                ("normalization", ("norm",)))
+
+
+def kernel_kind(name: str) -> str:
+    """Which of KERNEL_KINDS a CUDA kernel named `name` is ("other" for none)."""
+    lower = name.lower()
+    return next((kind for kind, words in KERNEL_KINDS if any(w in lower for w in words)), "other")
+
+
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))

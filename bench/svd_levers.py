@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import add_clip_arguments, print_table, write_results  # noqa: E402 (sets sys.path)
+from common import (add_clip_arguments, kernel_kind, print_table,  # noqa: E402 (sets sys.path)
+                    write_results)
 
 EAGER = ("fp16", "bf16", "bf16+cudnn", "bf16+cudnn_first", "bf16+flash", "bf16+efficient",
          "bf16+xformers", "bf16+channels_last", "bf16+fused_qkv", "bf16+fp8", "bf16+cfg_split",
@@ -225,13 +226,6 @@ def reference_output(args: argparse.Namespace, device: str) -> Any:
     return out
 
 
-KINDS = (("fused (Triton)", ("triton_",)),
-         ("attention", ("flash", "fmha", "attention", "sdpa", "cudnn_generated_fort")),
-         ("convolution", ("conv", "fprop", "implicit", "dgrad", "winograd")),
-         ("matmul", ("gemm", "nvjet", "cutlass", "sm90_xmma", "matmul", "ampere", "mm_")),
-         ("normalization", ("norm",)))
-
-
 def profile_step(step: Any) -> dict[str, Any]:
     """Where one step's GPU time goes, by kernel kind, and how much of the step the GPU was idle
     (wall time minus the summed kernel time: launch overhead the CPU could not hide)."""
@@ -252,8 +246,7 @@ def profile_step(step: Any) -> dict[str, Any]:
                 ("Memcpy", "Memset")):
             continue
         t = event.device_time / 1e6
-        name = event.name.lower()
-        kind = next((k for k, words in KINDS if any(w in name for w in words)), "other")
+        kind = kernel_kind(event.name)
         totals[kind] = totals.get(kind, 0.0) + t
         kernels[event.name[:100]] = kernels.get(event.name[:100], 0.0) + t
     busy = sum(totals.values())

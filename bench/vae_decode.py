@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import print_table, write_results  # noqa: E402 (sets sys.path)
+from common import kernel_kind, print_table, write_results  # noqa: E402 (sets sys.path)
 
 from models import speed  # noqa: E402
 from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E402
@@ -316,12 +316,8 @@ def decode(vae: Any, latents: Any, chunk: int) -> Any:
     import torch
 
     with torch.inference_mode():
-        bounds, start = [], 0
-        for size in speed.even_chunks(latents.shape[0], chunk):
-            bounds.append((start, start + size))
-            start += size
-        parts = [vae.decode(latents[a:b] / vae.config.scaling_factor, num_frames=b - a).sample
-                 for a, b in bounds]
+        parts = [vae.decode(part / vae.config.scaling_factor, num_frames=part.shape[0]).sample
+                 for part in latents.split(speed.even_chunks(latents.shape[0], chunk))]
         frames = torch.cat(parts).float()
         return ((frames / 2 + 0.5).clamp(0, 1) * 255).round()
 
@@ -419,14 +415,7 @@ def profile_kernels(vae: Any, latents: Any, chunk: int) -> None:
         decode(vae, latents, chunk)
     families: dict[str, float] = {}
     for event in prof.key_averages():
-        name = event.key.lower()
-        # Triton's kernels first: Inductor names a fused kernel after every op it holds, so
-        # a group norm fused with what follows a convolution has "convolution" in its name
-        family = ("triton" if "triton" in name
-                  else "conv (cudnn)" if "conv" in name or "cudnn" in name or "xmma" in name
-                  or "sm90" in name else "attention" if "flash" in name or "fmha" in name
-                  or "attention" in name
-                  else "gemm" if "gemm" in name or "nvjet" in name else "other")
+        family = kernel_kind(event.key)
         families[family] = families.get(family, 0.0) + event.device_time_total / 1e6
     for family, seconds in sorted(families.items(), key=lambda kv: -kv[1]):
         print(f"  {family:14} {seconds:.3f} s")

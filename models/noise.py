@@ -113,21 +113,23 @@ class _NoiseDrawnAhead:
     several videos, a generator on the GPU) runs as diffusers runs it."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        ahead = self._plan_noise(args, kwargs)
+        sampler = self.scheduler  # type: ignore[attr-defined]
+        renoises = hasattr(sampler, "set_noise_source")
+        ahead = self._plan_noise(args, kwargs, renoises)
         if ahead is None:
             return super().__call__(*args, **kwargs)  # type: ignore[misc]
-        sampler = self.scheduler  # type: ignore[attr-defined]
         _planned[id(kwargs["generator"])] = ahead
-        if hasattr(sampler, "set_noise_source"):
+        if renoises:
             sampler.set_noise_source(ahead.take)
         try:
             return super().__call__(*args, **kwargs)  # type: ignore[misc]
         finally:
             _planned.pop(id(kwargs["generator"]), None)
-            if hasattr(sampler, "set_noise_source"):
+            if renoises:
                 sampler.set_noise_source(None)
 
-    def _plan_noise(self, args: tuple, kwargs: dict[str, Any]) -> NoiseAhead | None:
+    def _plan_noise(self, args: tuple, kwargs: dict[str, Any],
+                    renoises: bool) -> NoiseAhead | None:
         generator = kwargs.get("generator")
         needed = ("image", "height", "width", "num_frames", "num_inference_steps")
         if args or any(kwargs.get(name) is None for name in needed):
@@ -143,7 +145,7 @@ class _NoiseDrawnAhead:
         latents = (1, kwargs["num_frames"], channels, height // scale, width // scale)
         dtype = self.image_encoder.dtype  # type: ignore[attr-defined]
         draws: list[Draw] = [((1, 3, height, width), torch.float32), (latents, dtype)]
-        if hasattr(self.scheduler, "set_noise_source"):  # type: ignore[attr-defined]
+        if renoises:  # one draw after every step but the last
             draws += [(latents, dtype)] * (kwargs["num_inference_steps"] - 1)
         device = torch.device(self._execution_device)  # type: ignore[attr-defined]
         return NoiseAhead(generator, draws, pin=device.type == "cuda")
