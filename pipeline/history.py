@@ -130,10 +130,13 @@ class History:
             self.record_scene(job_id, event.scene, {"status": "failed", "message": event.message})
 
     def jobs(self, user: str | None = None) -> list[dict[str, Any]]:
-        """Newest first; one user's jobs, or everyone's when user is None (admins)."""
+        """Newest first; one user's jobs, or everyone's when user is None (admins).
+
+        `created` is stored to the second, so jobs made within one second are ordered by when
+        they were stored (the document id)."""
         with self._locked():
             found = self._jobs.all() if user is None else self._jobs.search(Query().user == user)
-        return sorted(found, key=lambda j: j["created"], reverse=True)
+        return sorted(found, key=lambda j: (j["created"], j.doc_id), reverse=True)
 
     def delete(self, job_id: str) -> None:
         """Remove the job and its files."""

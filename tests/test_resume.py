@@ -128,3 +128,15 @@ def test_history_survives_threads_processes_and_a_kill(tmp_path):
         assert job_id in stored, f"acknowledged write {job_id} was lost"
     assert all(stored[j]["status"] == "done" for j in steady_ids + doomed_ids[:-1])
     assert all(stored[j]["scenes"] == {"1": {"status": "done"}} for j in acknowledged)
+
+
+def test_films_made_within_one_second_are_listed_newest_first(tmp_path, monkeypatch):
+    """History stores `created` to the second; two quick command-line films still open in the
+    order they were made (the newest is the first card)."""
+    from pipeline import history as history_module
+
+    monkeypatch.setattr(history_module, "now", lambda: "2026-11-27T04:40:30+00:00")
+    history = History(tmp_path / "outputs")
+    made = [history.create("local", f"film {n}")["id"] for n in range(3)]
+    assert [job["id"] for job in history.jobs()] == made[::-1]
+    assert [job["id"] for job in History(tmp_path / "outputs").jobs("local")] == made[::-1]
