@@ -187,8 +187,10 @@ class SceneRenderer:
         self.profile: Any = None
         self.video_pipe: Any = None
         self.image_pipe: Any = None
-        # "video" / "keyframe" -> the compile key whose first run is under way (models/speed.py)
-        self.first_compiles: dict[str, str] = {}
+        # compile keys (models/speed.py) announced as new whose first run is under way
+        self.first_compiles: set[str] = set()
+        self.video_compile: str | None = None     # the video model's key as it is placed now
+        self.keyframe_compile: str | None = None  # the keyframe model's, less its size
         self.notices: list[str] = []
         self.embeddings: dict[str, Any] = {}  # reference picture -> its adapter embedding
         self.adapter_missing = False          # the adapter was needed and is not here (told)
@@ -287,30 +289,56 @@ class SceneRenderer:
             log.info("video model placed: %s", ", ".join(levers))
         s, choice = self.settings, self.choice
         key = f"{choice.video_model}|{s.width}x{s.height}x{s.frames}|{profile.name}|{choice.quality}"
-        if self._compiles_first("video", key, profile.compile and bool(levers)):
+        self.video_compile = key if profile.compile and levers else None
+        if self._compiles_first(self.video_compile):
             return (f"first {profile.name}-profile render of this video size on this machine: "
                     f"compiling the video model, so the first scene takes about 4 minutes longer "
                     f"(once; later starts reuse the compiled code)")
         return None
 
-    def _compiles_first(self, model: str, key: str, compiled: bool) -> bool:
-        """Whether `model` ("video" or "keyframe"), placed with a compile (`compiled`), compiles
-        `key` for the first time on this machine; its first run then marks it (`_compiled`)."""
+    def _compiles_first(self, key: str | None) -> bool:
+        """Whether a compiled model (None: not compiled) compiles `key` (model, size, profile)
+        for the first time on this machine and nobody was told yet; the first run that uses it
+        then marks it (`_compiled`), so later starts say nothing."""
         from models.speed import compile_is_cached
 
-        if compiled and not compile_is_cached(key):
-            self.first_compiles[model] = key
-            return True
-        self.first_compiles.pop(model, None)
-        return False
+        if key is None or key in self.first_compiles or compile_is_cached(key):
+            return False
+        self.first_compiles.add(key)
+        return True
 
-    def _compiled(self, model: str) -> None:
-        """`model`'s first run is done: later starts find its compile cached."""
-        key = self.first_compiles.pop(model, None)
-        if key is not None:
+    def _compiled(self, key: str | None) -> None:
+        """A run with `key` is done: later starts find its compile cached."""
+        if key in self.first_compiles:
             from models.speed import mark_compiled
 
+            self.first_compiles.discard(key)
             mark_compiled(key)
+
+    def _keyframe_compile_key(self, width: int, height: int) -> str | None:
+        """The keyframe model's compile key for a picture of this size, None when the model is
+        not compiled. Each size compiles apart (a cast picture is square), and the model again
+        with the picture adapter attached (its attention processors are other code)."""
+        from models.adapter import is_attached
+
+        if self.keyframe_compile is None:
+            return None
+        adapter = "+adapter" if is_attached(self.image_pipe) else ""
+        return f"{self.keyframe_compile}|{width}x{height}|keyframe{adapter}"
+
+    def _announce_keyframe_compile(self, width: int, height: int, what: str,
+                                   number: int | None) -> str | None:
+        """Before a keyframe model call: say so when it compiles first (about a minute, once).
+        Returns the call's compile key, for `_compiled` after it."""
+        from models.adapter import is_attached
+
+        key = self._keyframe_compile_key(width, height)
+        if self._compiles_first(key):
+            steered = " with the picture adapter" if is_attached(self.image_pipe) else ""
+            self.emit(Notice(f"first {self.profile.name}-profile {what} at {width}x{height} on "
+                             f"this machine: compiling the keyframe model{steered} for it, so it "
+                             f"takes about a minute longer (once; later films reuse it)", number))
+        return key
 
     def _load_image_model(self) -> str | None:
         from models.diffusion import (COMPILED_KEYFRAME_MODEL, apply_profile, default_image_model,
@@ -327,11 +355,8 @@ class SceneRenderer:
         except ModelUnavailable as err:
             self.notices.append(f"{err}; {self._no_image_model_message(model)}")
             return None
-        key = f"{model}|{self.settings.width}x{self.settings.height}|{self.profile.name}|keyframe"
-        if self._compiles_first("keyframe", key, COMPILED_KEYFRAME_MODEL in levers):
-            self.notices.append(f"first {self.profile.name}-profile keyframe of this size on this "
-                                f"machine: compiling the keyframe model, so the first keyframe "
-                                f"takes about a minute longer (once)")
+        compiled = COMPILED_KEYFRAME_MODEL in levers  # announced before each new shape's call
+        self.keyframe_compile = f"{model}|{self.profile.name}" if compiled else None
         return model
 
     def _no_image_model_message(self, model: str) -> str:
@@ -388,10 +413,12 @@ class SceneRenderer:
             return Image.fromarray(task.keyframe), task.keyframe_source, None  # fitted by the head
         if self.image_pipe is not None:
             adapter = self._adapter_arguments(task)
+            compile_key = self._announce_keyframe_compile(s.width, s.height, "keyframe",
+                                                          task.number)
             image = generate(self.image_pipe, task.keyframe_prompt, task.scene.seed, s.width,
                              s.height, s.keyframe_steps, s.keyframe_guidance,
                              self._progress(task.number, "keyframe"), adapter)
-            self._compiled("keyframe")
+            self._compiled(compile_key)
             steered = [r.name for r in task.characters + [task.look] if r and r.strength > 0]
             source = f"generated: {self.choice.image_model}"
             if adapter is not None and steered:
@@ -412,10 +439,12 @@ class SceneRenderer:
         if self.image_pipe is None:
             raise SceneError(f"{task.portrait_of}: no keyframe model to draw their picture")
         side = min(768, s.width, s.height) // 8 * 8
+        adapter = self._adapter_arguments(task)
+        compile_key = self._announce_keyframe_compile(side, side, "cast picture", None)
         image = generate(self.image_pipe, task.keyframe_prompt, task.scene.seed, side, side,
                          s.keyframe_steps, s.keyframe_guidance,
-                         lambda _step, _steps: self._check_cancel(),
-                         self._adapter_arguments(task))
+                         lambda _step, _steps: self._check_cancel(), adapter)
+        self._compiled(compile_key)
         info = {"cast": task.portrait_of, "prompt": task.keyframe_prompt,
                 "seed": task.scene.seed, "image_model": self.choice.image_model}
         return SceneFrames(task, [], np.asarray(image.convert("RGB")), info,
@@ -461,7 +490,7 @@ class SceneRenderer:
             try:
                 frames = svd_frames(self.video_pipe, keyframe, task.scene, params,
                                     self._progress(task.number, "video"), count)
-                self._compiled("video")
+                self._compiled(self.video_compile)
                 return frames
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()

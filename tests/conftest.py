@@ -71,6 +71,23 @@ def answered_draws(monkeypatch) -> list[tuple]:
     return answered
 
 
+@pytest.fixture()
+def keyframe_model_compiled(tmp_path, monkeypatch) -> None:
+    """The keyframe model placed as on a GPU, where the fast profile compiles it (here nothing
+    is compiled: only what the render says and remembers about it), with a compile cache of
+    this test's own."""
+    import models.diffusion
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    real = models.diffusion.apply_profile
+
+    def as_on_a_gpu(pipe, profile):  # what _place reports for a text-to-image model there
+        levers = real(pipe, profile)
+        video = type(pipe.unet).__name__ == "UNetSpatioTemporalConditionModel"
+        return levers if video else ["none offload", models.diffusion.COMPILED_KEYFRAME_MODEL]
+    monkeypatch.setattr(models.diffusion, "apply_profile", as_on_a_gpu)
+
+
 @pytest.fixture(scope="session")
 def tiny_text_to_image(tmp_path_factory) -> Path:
     """A tiny random Stable Diffusion pipeline saved in diffusers format."""

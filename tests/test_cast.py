@@ -78,8 +78,9 @@ def cast_board(*scenes: dict, cast: list[dict], **fields) -> Storyboard:
 
 
 def render(board: Storyboard, out: Path, tiny_text_to_image: Path, **changes) -> list:
-    settings = RenderSettings(backend="animatic", image_model=str(tiny_text_to_image), width=64,
-                              height=64, fps=4, keyframe_steps=2, **changes)
+    settings = RenderSettings(**{"backend": "animatic", "image_model": str(tiny_text_to_image),
+                                 "width": 64, "height": 64, "fps": 4, "keyframe_steps": 2,
+                                 **changes})
     return list(render_storyboard(board, out, settings, base_dir=out.parent))
 
 
@@ -197,6 +198,28 @@ def test_a_missing_adapter_is_named_and_keyframes_use_the_text(tmp_path, tiny_te
                and "python -m models download ip-adapter-sdxl" in n
                and "look text only" in n for n in notes), notes
     assert events[-1].done == [1]
+
+
+def test_a_cast_films_new_compiles_are_each_announced_once(tmp_path, tiny_text_to_image,
+                                                           with_adapter, keyframe_model_compiled):
+    """A compiled keyframe model compiles anew for a cast picture's square size and again with
+    the picture adapter attached: each is announced before the wait, once per machine."""
+    board = cast_board({"cast": "Mimi", "seed": 1}, {"seed": 2},
+                       cast=[{"name": "Mimi", "look": LOOK, "seed": 5}])
+    from models.adapter import detach
+    from models.diffusion import load_image_pipeline
+
+    said = []
+    for attempt in ("first", "second"):  # the second as a new process makes it
+        detach(load_image_pipeline(str(tiny_text_to_image)))
+        events = render(board, tmp_path / attempt, tiny_text_to_image, width=96, height=64)
+        assert events[-1].done == [1, 2], events
+        said.append([e.message for e in events if isinstance(e, Notice)
+                     and "compiling the keyframe model" in e.message])
+    assert len(said[0]) == 2, said[0]
+    assert "cast picture at 64x64" in said[0][0] and "adapter" not in said[0][0]
+    assert "keyframe at 96x64" in said[0][1] and "with the picture adapter" in said[0][1]
+    assert said[1] == []
 
 
 # ---- pictures drawn once, kept, and checked ---------------------------------------------------

@@ -98,30 +98,22 @@ def test_svd_backend_loads_a_saved_pipeline_and_honours_the_duration(tmp_path, t
     assert video_steps == [1, 2, 3, 4]  # two runs of two steps: the scene was continued
 
 
-def test_the_first_compiled_keyframe_is_announced_once(tmp_path, monkeypatch, tiny_svd,
-                                                       tiny_text_to_image):
+def test_the_first_compiled_keyframe_is_announced_once(tmp_path, tiny_svd, tiny_text_to_image,
+                                                       keyframe_model_compiled):
     """Where the profile compiles the keyframe model (on a GPU), the first render of a size says
-    the first keyframe takes longer; once it is made, later renders find the compile cached."""
-    import models.diffusion
-
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
-    real = models.diffusion.apply_profile
-
-    def as_on_a_gpu(pipe, profile):  # what _place reports for a text-to-image model there
-        levers = real(pipe, profile)
-        video = type(pipe.unet).__name__ == "UNetSpatioTemporalConditionModel"
-        return levers if video else ["none offload", models.diffusion.COMPILED_KEYFRAME_MODEL]
-    monkeypatch.setattr(models.diffusion, "apply_profile", as_on_a_gpu)
-    board = make_board({"duration": 1.0})
+    its first keyframe takes longer; once it is made, later renders find the compile cached."""
+    board = make_board({"duration": 1.0}, {"duration": 1.0})
     said = []
     for attempt in ("first", "second"):
         events = run(board, tmp_path / attempt, backend="svd", video_model=str(tiny_svd),
                      image_model=str(tiny_text_to_image), width=64, height=64, steps=2,
                      frames=3, fps=6)
-        assert events[-1].done == [1]
-        said.append([e.message for e in events if isinstance(e, Notice)
+        assert events[-1].done == [1, 2]
+        said.append([e for e in events if isinstance(e, Notice)
                      and "compiling the keyframe model" in e.message])
-    assert len(said[0]) == 1 and "first keyframe takes about a minute longer" in said[0][0]
+    assert len(said[0]) == 1 and said[0][0].scene == 1
+    assert "keyframe at 64x64" in said[0][0].message
+    assert "takes about a minute longer" in said[0][0].message
     assert said[1] == []
 
 
