@@ -109,6 +109,12 @@ class SceneActor:
         """The scene's frames, for the head to encode (a worker on the head's machine)."""
         return self._prepared().make_frames(task)
 
+    def film_done(self) -> None:
+        """The film is over: unlock the page-locked memory its clips' frames were copied into."""
+        from pipeline.animate import release_frame_buffers
+
+        release_frame_buffers()
+
     def _prepared(self) -> SceneRenderer:
         if self.renderer is None:
             raise RenderError(f"{self.name}: not prepared for this film")
@@ -300,6 +306,7 @@ class RayWorkers:
         self.running, self.film = {}, None
         for worker in self.workers:
             worker.running = None
+            worker.actor.film_done.remote()  # after the film's calls, before the next film's
         self.emit = lambda event: None
         self.lock.release()
 
