@@ -330,11 +330,9 @@ class SceneRenderer:
                                    number: int | None) -> str | None:
         """Before a keyframe model call: say so when it compiles first (about a minute, once).
         Returns the call's compile key, for `_compiled` after it."""
-        from models.adapter import is_attached
-
         key = self._keyframe_compile_key(width, height)
         if self._compiles_first(key):
-            steered = " with the picture adapter" if is_attached(self.image_pipe) else ""
+            steered = " with the picture adapter" if key.endswith("+adapter") else ""
             self.emit(Notice(f"first {self.profile.name}-profile {what} at {width}x{height} on "
                              f"this machine: compiling the keyframe model{steered} for it, so it "
                              f"takes about a minute longer (once; later films reuse it)", number))
