@@ -313,6 +313,16 @@ def test_cancel_stops_the_render_and_keeps_finished_scenes(tmp_path, monkeypatch
         demo.close()
 
 
+def in_queue(job, timeout_s: float = 60) -> None:
+    """Wait until the server has put a submitted job in its queue (or started it)."""
+    from gradio_client.utils import Status
+
+    deadline = time.time() + timeout_s
+    while job.status().code in (Status.STARTING, Status.JOINING_QUEUE):
+        assert time.time() < deadline, "the job never joined the queue"
+        time.sleep(0.02)
+
+
 def test_ten_people_at_once_all_finish_in_queue_order_and_stay_apart(tmp_path, monkeypatch,
                                                                      studio_plans_by_rule):
     import threading
@@ -343,16 +353,17 @@ def test_ten_people_at_once_all_finish_in_queue_order_and_stay_apart(tmp_path, m
         finished: dict[str, float] = {}
         results: dict[str, tuple] = {}
 
-        def render_one(name: str) -> None:
-            table, job_id = planned[name]
-            results[name] = list(clients[name].submit(job_id, table, api_name="/render"))[-1]
+        def render_one(name: str, job) -> None:
+            results[name] = list(job)[-1]
             finished[name] = time.perf_counter()
 
         threads = []
-        for name in names:  # join the queue one after another
-            threads.append(threading.Thread(target=render_one, args=(name,)))
+        for name in names:  # join the queue one after another: each once the last is in it
+            table, job_id = planned[name]
+            job = clients[name].submit(job_id, table, api_name="/render")
+            threads.append(threading.Thread(target=render_one, args=(name, job)))
             threads[-1].start()
-            time.sleep(0.3)
+            in_queue(job)
         for thread in threads:
             thread.join()
         assert all(has_file(results[n][2]) for n in names)  # every job made its film
