@@ -254,8 +254,6 @@ def place_again(pipe: Any, profile: Profile) -> list[str]:
 def _place(pipe: Any, profile: Profile) -> list[str]:
     import torch
 
-    from models.noise import draw_noise_ahead
-
     unet = getattr(pipe, "unet", None)
     video = type(unet).__name__ == "UNetSpatioTemporalConditionModel"
     pipe.remove_all_hooks()
@@ -274,10 +272,20 @@ def _place(pipe: Any, profile: Profile) -> list[str]:
         encoder_off_gpu(pipe)  # an image adapter's encoder visits the GPU only when it is used
         levers = [f"{profile.offload} offload"]
         if profile.compile and unet is not None:
+            speed.attention_calls_direct(unet)
             speed.compile_regions(unet, speed.KEYFRAME_UNET_REGIONS)
             levers.append(COMPILED_KEYFRAME_MODEL)
         return levers
     levers = [f"{profile.offload} offload", "bf16" if unet.dtype == torch.bfloat16 else "fp16"]
+    return levers + video_levers(pipe, profile)
+
+
+def video_levers(pipe: Any, profile: Profile) -> list[str]:
+    """Put the profile's speed levers (models/speed.py, models/noise.py) on an SVD pipeline
+    wherever it is (the GPU, or a CPU for bench/compile_trace_cpu.py); returns their names."""
+    from models.noise import draw_noise_ahead
+
+    unet, levers = pipe.unet, []
     speed.fuse_qkv(unet)
     levers.append("fused QKV")
     if speed.single_key_cross_attention(unet):
@@ -297,6 +305,9 @@ def _place(pipe: Any, profile: Profile) -> list[str]:
     if profile.compile:
         if speed.group_norms_by_channel_stats(pipe.vae.decoder):
             levers.append("VAE group norms from channel statistics")
+        speed.attention_calls_direct(unet)
+        speed.attention_calls_direct(pipe.vae)
+        levers.append("attention calls without signature checks")
         speed.compile_regions(unet, speed.UNET_REGIONS)
         speed.compile_regions(pipe.vae, speed.VAE_REGIONS)
         levers.append("compiled UNet blocks and VAE decoder")

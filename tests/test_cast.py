@@ -169,6 +169,34 @@ def test_reference_pictures_steer_the_keyframe_and_strength_0_is_the_plain_keyfr
     assert np.array_equal(with_picture(red, 0.0, "off"), keyframe(tmp_path / "plain"))
 
 
+def test_a_keyframe_steered_by_pictures_is_the_same_with_attention_called_directly(
+        tmp_path, tiny_text_to_image, with_adapter):
+    """The compiled profiles call the keyframe model's attentions without diffusers' signature
+    check (models.speed.attention_calls_direct): with the adapter's image tokens too, the same
+    keyframe."""
+    from diffusers.models.attention_processor import Attention
+
+    from models import speed
+    from models.diffusion import load_image_pipeline
+
+    red = picture(tmp_path / "red.png", (200, 40, 40))
+    board = cast_board({"seed": 7, "visual_prompt": "a cat", "cast": "Mimi"},
+                       cast=[{"name": "Mimi", "look": "a cat", "reference": str(red)}])
+    render(board, tmp_path / "checked", tiny_text_to_image)
+    unet = load_image_pipeline(str(tiny_text_to_image)).unet
+    try:
+        assert speed.attention_calls_direct(unet) > 0
+        events = render(board, tmp_path / "direct", tiny_text_to_image)
+    finally:
+        for module in unet.modules():
+            if isinstance(module, Attention):
+                vars(module).pop("forward", None)
+    assert events[-1].done == [1]
+    info = json.loads((tmp_path / "direct" / "scene_01.json").read_text())
+    assert "steered by the pictures of: Mimi" in info["keyframe"]
+    assert np.array_equal(keyframe(tmp_path / "direct"), keyframe(tmp_path / "checked"))
+
+
 def test_the_films_look_steers_every_keyframe_on_the_style_layers(tmp_path, tiny_text_to_image,
                                                                   with_adapter):
     from diffusers import AutoPipelineForText2Image

@@ -39,6 +39,28 @@ def test_fused_qkv_and_split_guidance_batch_give_the_same_frames(svd_pipe):
     assert np.abs(plain - frames(svd_pipe)).max() < 1e-4
 
 
+def test_attention_called_without_its_signature_check_gives_the_same_frames(svd_pipe, caplog):
+    """The compiled profiles call each attention's processor directly (less Python for Dynamo
+    to trace at every start): the same frames; a call with an argument the processor does not
+    take still goes through diffusers' check, which names it."""
+    import torch
+    from diffusers.models.attention_processor import Attention
+
+    plain = frames(svd_pipe)
+    changed = speed.attention_calls_direct(svd_pipe.unet) + speed.attention_calls_direct(
+        svd_pipe.vae)
+    attentions = [m for m in [*svd_pipe.unet.modules(), *svd_pipe.vae.modules()]
+                  if isinstance(m, Attention)]
+    assert changed == len(attentions) > 0
+    assert speed.attention_calls_direct(svd_pipe.unet) == 0  # once
+    assert np.array_equal(plain, frames(svd_pipe))
+    first = attentions[0]
+    tokens = torch.randn(2, 3, first.query_dim)
+    with caplog.at_level("WARNING"), torch.no_grad():
+        assert torch.equal(first(tokens, not_an_argument=1), first(tokens))
+    assert "not_an_argument" in caplog.text
+
+
 def test_cross_attention_to_the_one_image_token_gives_the_same_frames_without_attending(
         svd_pipe, monkeypatch):
     """SVD's cross-attentions attend to one key (the image embedding), so their output is its
