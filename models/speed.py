@@ -146,11 +146,11 @@ class SingleKeyCrossAttention:
 
 def attention_calls_direct(model: Any) -> int:
     """Give every diffusers Attention under `model` a forward that calls its processor directly
-    when no extra keyword arguments come; returns how many it changed. diffusers' forward inspects the
-    processor's signature on every call to drop arguments it does not take, and Dynamo traces
-    that Python again at every start: tracing SVD-XT's compiled regions took 8.81 -> 8.14 s on
-    a 2-core CPU (bench/compile_trace_cpu.py). A call with extra arguments still goes through
-    diffusers' forward."""
+    when no extra keyword arguments come; returns how many it changed. diffusers' forward
+    inspects the processor's signature on every call to drop arguments it does not take, and
+    Dynamo traces that Python again at every start: tracing SVD-XT's compiled regions took
+    8.81 -> 8.14 s on a 2-core CPU (bench/compile_trace_cpu.py). A call with extra arguments
+    still goes through diffusers' forward."""
     from diffusers.models.attention_processor import Attention
 
     changed = 0
