@@ -52,7 +52,7 @@ def trace_one(model_dir: Path, variant: str) -> list[dict[str, Any]]:
     from models.memory import PROFILES
 
     pipe = StableVideoDiffusionPipeline.from_pretrained(str(model_dir), dtype=torch.float32)
-    compile_module = torch.nn.Module.compile
+    compile_module = torch.nn.Module.compile  # Dynamo only: its eager backend for Inductor
     torch.nn.Module.compile = lambda self, **kw: compile_module(self, **kw, backend="eager")
     if variant == "decoder-blocks":
         speed.VAE_REGIONS = DECODER_BLOCKS
