@@ -61,6 +61,17 @@ def bytecode_on_disk() -> bool:
     return bool(torch and torch.origin and any(Path(torch.origin).parent.glob("__pycache__/*.pyc")))
 
 
+def compile_phases() -> dict[str, float]:
+    """Seconds in each of torch.compile's timed phases so far in this process (Dynamo's
+    "_compile.compile_inner" and its "bytecode_tracing", loading graphs from the cache, ...),
+    the largest first: where a start's warm-up goes."""
+    from torch._dynamo.utils import compile_times
+
+    headers, values = compile_times(repr="csv", aggregate=True)
+    phases = {name: float(value) for name, value in zip(headers, values) if value}
+    return dict(sorted(phases.items(), key=lambda kv: -kv[1]))
+
+
 # A CUDA kernel's kind, from its name; the first match wins. Triton's kernels first: Inductor
 # names a fused kernel after every op it holds ("triton_per_fused_..._convolution_...").
 KERNEL_KINDS = (("fused (Triton)", ("triton_",)),

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import print_table, write_results  # noqa: E402 (sets sys.path)
+from common import compile_phases, print_table, write_results  # noqa: E402 (sets sys.path)
 
 CANDIDATES = ("decoder-blocks",)
 DECODER_BLOCKS = ("SpatioTemporalResBlock", "Attention", "Upsample2D")
@@ -102,10 +102,9 @@ def _medians(rows: list[dict[str, Any]], variants: list[str]) -> dict[str, dict[
 
 
 def _dynamo_totals() -> dict[str, float]:
-    from torch._dynamo.utils import compile_times, counters
+    from torch._dynamo.utils import counters
 
-    names, values = compile_times(repr="csv", aggregate=True)
-    phases = dict(zip(names, (float(v) for v in values)))
+    phases = compile_phases()
     return {"dynamo_s": phases.get("_compile.compile_inner", 0.0),
             "tracing_s": phases.get("bytecode_tracing", 0.0),
             "graphs": counters["stats"]["unique_graphs"],

@@ -38,8 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import (add_clip_arguments, bytecode_on_disk, print_table,  # noqa: E402 (sets sys.path)
-                    turbo_stand_in, write_results)
+from common import (add_clip_arguments, bytecode_on_disk,  # noqa: E402 (sets sys.path)
+                    compile_phases, print_table, turbo_stand_in, write_results)
 
 STARTED = time.perf_counter()
 
@@ -49,16 +49,6 @@ from models.memory import PROFILES  # noqa: E402
 from models.random_init import build_svd  # noqa: E402
 from pipeline.animate import VideoParams, svd_frames  # noqa: E402
 from pipeline.storyboard import Scene  # noqa: E402
-
-
-def compile_phases() -> dict[str, float]:
-    """Seconds in each of torch.compile's timed phases so far in this process (tracing, loading
-    graphs from the cache, ...), the largest first: where a second start's warm-up goes."""
-    from torch._dynamo.utils import compile_times
-
-    headers, values = compile_times(repr="csv", aggregate=True)
-    phases = {name: round(float(value), 2) for name, value in zip(headers, values) if value}
-    return dict(sorted(phases.items(), key=lambda kv: -kv[1])[:12])
 
 
 def clip(pipe: Any, args: argparse.Namespace, chunk: int, steps: int | None = None,
@@ -263,7 +253,8 @@ def main() -> None:
         row = measure_profile(pipe, args.profiles.split(",")[0], args, None)
         row.update(load_s=round(load_s, 1), ready_s=round(time.perf_counter() - STARTED
                                                            - row["clip_s"], 1),
-                   compile_phases_s=compile_phases())
+                   compile_phases_s={name: round(seconds, 2) for name, seconds
+                                     in list(compile_phases().items())[:12]})
         print("READY " + json.dumps(row), flush=True)
         return
 

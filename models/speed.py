@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,34 +144,32 @@ class SingleKeyCrossAttention:
 
 
 def attention_calls_direct(model: Any) -> int:
-    """Give every diffusers Attention under `model` a forward that calls its processor directly
-    when no extra keyword arguments come; returns how many it changed. diffusers' forward
-    inspects the processor's signature on every call to drop arguments it does not take, and
-    Dynamo traces that Python again at every start: tracing SVD-XT's compiled regions took
-    8.81 -> 8.14 s on a 2-core CPU (bench/compile_trace_cpu.py). A call with extra arguments
-    still goes through diffusers' forward."""
+    """Give every diffusers Attention under `model` the forward below; returns how many it
+    changed. diffusers' forward inspects the processor's signature on every call to drop
+    arguments it does not take, and Dynamo traces that Python again at every start: tracing
+    SVD-XT's compiled regions took 8.81 -> 8.14 s on a 2-core CPU (bench/compile_trace_cpu.py)."""
     from diffusers.models.attention_processor import Attention
 
     changed = 0
     for module in model.modules():
-        if isinstance(module, Attention) and "forward" not in vars(module):
-            module.forward = _direct_attention_call(module)
+        if isinstance(module, Attention) and not isinstance(module, _DirectAttentionCall):
+            module.__class__ = with_mixin(_DirectAttentionCall, type(module))
             changed += 1
     return changed
 
 
-def _direct_attention_call(attention: Any) -> Callable[..., Any]:
-    general = type(attention).forward
+class _DirectAttentionCall:
+    """Mixin: an Attention that calls its processor directly when no extra keyword arguments
+    come; a call with any (an image adapter's masks) goes through diffusers' forward."""
 
-    def forward(hidden_states: Any, encoder_hidden_states: Any = None,
+    def forward(self, hidden_states: Any, encoder_hidden_states: Any = None,
                 attention_mask: Any = None, **kwargs: Any) -> Any:
         if kwargs:
-            return general(attention, hidden_states, encoder_hidden_states, attention_mask,
-                           **kwargs)
-        return attention.processor(attention, hidden_states,
-                                   encoder_hidden_states=encoder_hidden_states,
-                                   attention_mask=attention_mask)
-    return forward
+            return super().forward(hidden_states, encoder_hidden_states,  # type: ignore[misc]
+                                   attention_mask, **kwargs)
+        return self.processor(self, hidden_states,  # type: ignore[attr-defined]
+                              encoder_hidden_states=encoder_hidden_states,
+                              attention_mask=attention_mask)
 
 
 def split_cfg_batch(unet: Any, enabled: bool) -> None:

@@ -326,17 +326,24 @@ class SceneRenderer:
         adapter = "+adapter" if is_attached(self.image_pipe) else ""
         return f"{self.keyframe_compile}|{width}x{height}|keyframe{adapter}"
 
-    def _announce_keyframe_compile(self, width: int, height: int, what: str,
-                                   number: int | None) -> str | None:
-        """Before a keyframe model call: say so when it compiles first (about a minute, once).
-        Returns the call's compile key, for `_compiled` after it."""
+    def _generate(self, task: SceneTask, width: int, height: int,
+                  adapter: dict[str, Any] | None,
+                  on_step: Callable[[int, int], None]) -> Image.Image:
+        """The keyframe model's picture for `task` (a scene's keyframe or a cast picture); first
+        a notice when this call compiles the model anew (about a minute, once per machine)."""
+        s = self.settings
         key = self._keyframe_compile_key(width, height)
         if self._compiles_first(key):
+            what, number = ("cast picture", None) if task.portrait_of else ("keyframe",
+                                                                           task.number)
             steered = " with the picture adapter" if key.endswith("+adapter") else ""
             self.emit(Notice(f"first {self.profile.name}-profile {what} at {width}x{height} on "
                              f"this machine: compiling the keyframe model{steered} for it, so it "
                              f"takes about a minute longer (once; later films reuse it)", number))
-        return key
+        image = generate(self.image_pipe, task.keyframe_prompt, task.scene.seed, width, height,
+                         s.keyframe_steps, s.keyframe_guidance, on_step, adapter)
+        self._compiled(key)
+        return image
 
     def _load_image_model(self) -> str | None:
         from models.diffusion import (COMPILED_KEYFRAME_MODEL, apply_profile, default_image_model,
@@ -411,12 +418,8 @@ class SceneRenderer:
             return Image.fromarray(task.keyframe), task.keyframe_source, None  # fitted by the head
         if self.image_pipe is not None:
             adapter = self._adapter_arguments(task)
-            compile_key = self._announce_keyframe_compile(s.width, s.height, "keyframe",
-                                                          task.number)
-            image = generate(self.image_pipe, task.keyframe_prompt, task.scene.seed, s.width,
-                             s.height, s.keyframe_steps, s.keyframe_guidance,
-                             self._progress(task.number, "keyframe"), adapter)
-            self._compiled(compile_key)
+            image = self._generate(task, s.width, s.height, adapter,
+                                   self._progress(task.number, "keyframe"))
             steered = [r.name for r in task.characters + [task.look] if r and r.strength > 0]
             source = f"generated: {self.choice.image_model}"
             if adapter is not None and steered:
@@ -437,12 +440,8 @@ class SceneRenderer:
         if self.image_pipe is None:
             raise SceneError(f"{task.portrait_of}: no keyframe model to draw their picture")
         side = min(768, s.width, s.height) // 8 * 8
-        adapter = self._adapter_arguments(task)
-        compile_key = self._announce_keyframe_compile(side, side, "cast picture", None)
-        image = generate(self.image_pipe, task.keyframe_prompt, task.scene.seed, side, side,
-                         s.keyframe_steps, s.keyframe_guidance,
-                         lambda _step, _steps: self._check_cancel(), adapter)
-        self._compiled(compile_key)
+        image = self._generate(task, side, side, self._adapter_arguments(task),
+                               lambda _step, _steps: self._check_cancel())
         info = {"cast": task.portrait_of, "prompt": task.keyframe_prompt,
                 "seed": task.scene.seed, "image_model": self.choice.image_model}
         return SceneFrames(task, [], np.asarray(image.convert("RGB")), info,

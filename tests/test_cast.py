@@ -188,9 +188,9 @@ def test_a_keyframe_steered_by_pictures_is_the_same_with_attention_called_direct
         assert speed.attention_calls_direct(unet) > 0
         events = render(board, tmp_path / "direct", tiny_text_to_image)
     finally:
-        for module in unet.modules():
+        for module in unet.modules():  # as a new process loads it, for the next tests
             if isinstance(module, Attention):
-                vars(module).pop("forward", None)
+                module.__class__ = Attention
     assert events[-1].done == [1]
     info = json.loads((tmp_path / "direct" / "scene_01.json").read_text())
     assert "steered by the pictures of: Mimi" in info["keyframe"]
