@@ -97,62 +97,34 @@ def clip(pipe: Any, args: argparse.Namespace, chunk: int, steps: int | None = No
     return ended - started, frames, steady[len(steady) // 2] if steady else None
 
 
-CANDIDATES = ("attention-mm", "unet-frame-convs-channels-last",  # not (yet) in the product
-              "temporal-attention-mem-efficient")
+CANDIDATES = ("unet-frame-convs-channels-last", "decoder-blocks")  # not (yet) in the product
 
 
 def try_candidates(pipe: Any, names: str) -> list[str]:
     """Put the named candidate levers (--try) on a placed pipeline, before its first call:
-    - attention-mm: the VAE decoder's one 512-wide attention head as matrix products and a
-      softmax (vae_decode.wide_head_attention_as_products; measured, not faster);
     - unet-frame-convs-channels-last: the UNet's convolutions over frames (Conv3d) in the
       channels-last-3d layout, as the product's VAE decoder has them (a turbo clip's profile
-      showed 40 ms of cuDNN layout copies in the UNet);
-    - temporal-attention-mem-efficient: the UNet's self-attentions over frames (25 keys, one
-      batch row per latent pixel) on SDPA's memory-efficient kernel instead of the cuDNN one
-      it picks (a probe: 0.50 against 0.74 ms at 9216 x 5 heads x 25 x 64)."""
+      showed 40 ms of cuDNN layout copies in the UNet; measured, no faster);
+    - decoder-blocks: the VAE decoder compiled block by block instead of whole (Dynamo traces
+      it in about 2.0 s instead of 3.05 s at a start, bench/compile_trace_cpu.py; the decode
+      alone measured 0.53 s against 0.49 s, bench/vae_decode.py's compiled-blocks).
+    Earlier candidates now in the product: temporal-attention-mem-efficient
+    (speed.frame_attention_on_efficient_kernel) and attention-bf16-products
+    (speed.wide_head_attention_as_products); attention-mm is bench/vae_decode.py's."""
     applied = []
     for name in filter(None, names.split(",")):
-        if name == "attention-mm":
-            from vae_decode import wide_head_attention_as_products
+        if name == "decoder-blocks":
+            from compile_trace_cpu import DECODER_BLOCKS
 
-            wide_head_attention_as_products(pipe.vae.decoder)
+            pipe.vae.decoder._compiled_call_impl = None  # not yet traced: compiled at first call
+            speed.compile_regions(pipe.vae, DECODER_BLOCKS)
         elif name == "unet-frame-convs-channels-last":
             speed.frame_convs_channels_last(pipe.unet)
-        elif name == "temporal-attention-mem-efficient":
-            temporal_attention_on_efficient_kernel(pipe.unet)
         else:
             raise SystemExit(f"--try: no candidate named {name!r} (there are: "
                              f"{', '.join(CANDIDATES)})")
         applied.append(f"try: {name}")
     return applied
-
-
-def temporal_attention_on_efficient_kernel(unet: Any) -> int:
-    """Hold each temporal transformer block's self-attention to SDPA's memory-efficient kernel
-    (the math one where that kernel does not exist, on a CPU); returns how many."""
-    held = 0
-    for module in unet.modules():
-        if type(module).__name__ == "TemporalBasicTransformerBlock":
-            attention = module.attn1
-            if not isinstance(attention.processor, EfficientKernelAttention):
-                attention.set_processor(EfficientKernelAttention(attention.processor))
-            held += 1
-    return held
-
-
-class EfficientKernelAttention:
-    """Attention processor: the wrapped one's work with SDPA held to the memory-efficient kernel
-    (Dynamo traces the `sdpa_kernel` context into the compiled graph)."""
-
-    def __init__(self, general: Any):
-        self.general = general
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
-            return self.general(*args, **kwargs)
 
 
 def measure_profile(pipe: Any, name: str, args: argparse.Namespace,

@@ -8,6 +8,9 @@ frames, in even chunks: 5 x 5; runs before 2026-11-27 decoded 8, 8, 8, 1 as diff
 after a warm-up call (compiling, for the compiled levers):
 - eager: the VAE as diffusers ships it, bf16;
 - compiled: the whole TemporalDecoder compiled (models/speed.py);
+- compiled-blocks: the decoder compiled block by block instead (its SpatioTemporalResBlocks,
+  attention and upsamplers: bench/compile_trace_cpu.py's decoder-blocks, which traces in about
+  2.0 s where the whole decoder takes 3.05 s), to price the fused kernels it splits;
 - the levers below on top of either.
 diff_levels is the mean absolute difference from the first lever's frames (eager: diffusers as
 it ships), in 0-255 pixel levels (the target: at most 1). --profile prints where each compiled
@@ -36,10 +39,12 @@ from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E40
 #   per-channel means and variances (one Welford pass), which Inductor reduces along the
 #   channels-last layout; gn-channel-sums: the same from a pass for the means, then one for the
 #   squared deviations (0.52 s against 0.51 s on an H100);
-# - attention-mm: a candidate (wide_head_attention_as_products, below), the mid-block's one
-#   512-wide attention head as two matrix products and a float32 softmax in an operator the
-#   compiler leaves alone, instead of the memory-efficient attention kernel, the only fused one
-#   that takes such a head;
+# - attention-bf16-products: the product's (speed.wide_head_attention_as_products), the
+#   mid-block's one 512-wide attention head as two matrix products on the tensor cores, the
+#   scores kept in float32 and their softmax fused by the compiler, instead of the
+#   memory-efficient attention kernel, the only fused one that takes such a head; attention-mm:
+#   a candidate (float32_attention_as_products, below), the same as float32 products and a
+#   softmax all in an operator of its own (measured slower);
 # - coord-descent: Inductor's coordinate_descent_tuning, each fused Triton kernel's block sizes
 #   tuned by timing at compile (a longer compile, kept in the cache);
 # - nchw-graph: Inductor's layout optimisation off, so the compiled decoder keeps NCHW tensors
@@ -51,7 +56,8 @@ from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E40
 #   channels-last views, which need no layout copy either.
 EARLIER_LEVERS = ("cudnn-benchmark", "channels-last", "temporal-mm")  # "all" is these three
 DECODER_LEVERS = ("fold-upsample", "transposed-upsample", "temporal-cl3d", "temporal-2d",
-                  "gn-welford", "gn-channel-sums", "attention-mm", "nchw-graph", "coord-descent",
+                  "gn-welford", "gn-channel-sums", "attention-mm", "attention-bf16-products",
+                  "nchw-graph", "coord-descent",
                   *EARLIER_LEVERS)
 
 
@@ -70,8 +76,11 @@ def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list
         applied.append("temporal-2d")
     if "gn-welford" in levers and speed.group_norms_by_channel_stats(vae.decoder):
         applied.append("gn-welford")
-    if "attention-mm" in levers and wide_head_attention_as_products(vae.decoder):
+    if "attention-mm" in levers and float32_attention_as_products(vae.decoder):
         applied.append("attention-mm")
+    if "attention-bf16-products" in levers and speed.wide_head_attention_as_products(
+            vae.decoder):
+        applied.append("attention-bf16-products")
     if "gn-channel-sums" in levers:
         for module in vae.decoder.modules():
             if isinstance(module, torch.nn.GroupNorm):
@@ -123,24 +132,16 @@ def _two_pass_group_norm(norm: Any) -> Any:
     return forward
 
 
-def wide_head_attention_as_products(model: Any) -> int:
-    """Give every self-attention under `model` whose heads are wider than 256 (the VAE decoder's
-    one 512-wide head over 9216 latent pixels) the processor below; returns how many. No fused
-    attention kernel takes such a head but the memory-efficient one, 7.5 ms for 5 frames on an
-    H100 (37 ms of a 0.49 s decode, vae_decode.json of 2026-11-27). The products run inside one
-    custom operator (`wide_attention_op`), opaque to the compiler: written as plain products and a
-    softmax, Inductor's pattern matcher turned them back into that same kernel (measured)."""
-    from diffusers.models.attention_processor import Attention
+def float32_attention_as_products(model: Any) -> int:
+    """The candidate attention-mm: the product's processor for the decoder's 512-wide head
+    (speed.wide_head_attention_as_products) with the whole attention in `wide_attention_op`,
+    the scores from float32 products (measured: 48 ms of products, slower than the kernel)."""
+    wide_attention_op()  # registered before any compile traces it
+    return speed.wide_head_attention_as_products(model, attend=_float32_attention)
 
-    placed = 0
-    wide_attention_op()
-    for module in model.modules():
-        if isinstance(module, Attention) and not module.is_cross_attention and (
-                module.inner_dim // module.heads > 256):
-            if not isinstance(module.processor, WideHeadAttention):
-                module.set_processor(WideHeadAttention(module.processor))
-            placed += 1
-    return placed
+
+def _float32_attention(query: Any, key: Any, value: Any, scale: float) -> Any:
+    return _wide_attention(query, key, value, scale)
 
 
 _wide_attention: Any = None  # the operator, registered once (before any compile traces it)
@@ -172,43 +173,6 @@ def wide_attention_op() -> Any:
 
         _wide_attention = op
     return _wide_attention
-
-
-class WideHeadAttention:
-    """Attention processor for an image's self-attention, (frames, channels, h, w) in: the
-    attention itself by `wide_attention_op`, then diffusers' own projections, residual and rescale
-    (AttnProcessor2_0's steps). Any other call goes to the processor it wraps."""
-
-    def __init__(self, general: Any):
-        self.general = general
-
-    def __call__(self, attn: Any, hidden_states: Any, encoder_hidden_states: Any = None,
-                 attention_mask: Any = None, temb: Any = None, *args: Any, **kwargs: Any) -> Any:
-        plain = (encoder_hidden_states is None and attention_mask is None and not args
-                 and not kwargs and hidden_states.ndim == 4 and attn.spatial_norm is None
-                 and attn.norm_q is None and attn.norm_k is None
-                 and not getattr(attn, "fused_projections", False))
-        if not plain:
-            return self.general(attn, hidden_states, encoder_hidden_states, attention_mask,
-                                temb, *args, **kwargs)
-        residual = hidden_states
-        n, c, h, w = hidden_states.shape
-        tokens = hidden_states.view(n, c, h * w).transpose(1, 2)
-        if attn.group_norm is not None:
-            tokens = attn.group_norm(tokens.transpose(1, 2)).transpose(1, 2)
-        heads, width = attn.heads, attn.inner_dim // attn.heads
-
-        def split(x: Any) -> Any:  # (n, hw, heads * width) -> (n * heads, hw, width)
-            return x.view(n, -1, heads, width).transpose(1, 2).reshape(n * heads, -1, width)
-
-        out = _wide_attention(split(attn.to_q(tokens)), split(attn.to_k(tokens)),
-                              split(attn.to_v(tokens)), attn.scale)
-        out = out.view(n, heads, -1, width).transpose(1, 2)
-        out = attn.to_out[1](attn.to_out[0](out.reshape(n, -1, heads * width)))
-        out = out.transpose(1, 2).reshape(n, c, h, w)
-        if attn.residual_connection:
-            out = out + residual
-        return out / attn.rescale_output_factor
 
 
 def transposed_upsampling(model: Any) -> int:
@@ -354,7 +318,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--levers", default="eager,eager+fold-upsample,compiled,"
                         "compiled+fold-upsample,compiled+transposed-upsample",
-                        help="comma-separated: eager or compiled, each with +LEVER+... "
+                        help="comma-separated: eager, compiled or compiled-blocks, each with "
+                             "+LEVER+... "
                              f"(levers: {', '.join(DECODER_LEVERS)}; all: the last three)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--out", default=None)
@@ -374,6 +339,10 @@ def main() -> None:
         mode, _, extra = lever.partition("+")
         if mode == "compiled":
             speed.compile_regions(vae, speed.VAE_REGIONS)
+        elif mode == "compiled-blocks":
+            from compile_trace_cpu import DECODER_BLOCKS
+
+            speed.compile_regions(vae, DECODER_BLOCKS)
         wanted = EARLIER_LEVERS if extra == "all" else tuple(filter(None, extra.split("+")))
         applied = speed_up_decoder(vae, wanted)
         began = time.perf_counter()
@@ -382,7 +351,7 @@ def main() -> None:
         seconds, peak, frames = timed(vae, latents, args.chunk, args.repeats)
         if reference is None:
             reference = frames
-        if args.profile and device == "cuda" and mode == "compiled":
+        if args.profile and device == "cuda" and mode.startswith("compiled"):
             profile_kernels(vae, latents, args.chunk)
         row = {"lever": lever, "applied": "+".join(applied), "decode_s": round(seconds, 3),
                "first_call_s": round(first_s, 1), "peak_gib": round(peak, 2),

@@ -308,6 +308,10 @@ def video_levers(pipe: Any, profile: Profile) -> list[str]:
         speed.attention_calls_direct(unet)
         speed.attention_calls_direct(pipe.vae)
         levers.append("attention calls without signature checks")
+        if speed.frame_attention_on_efficient_kernel(unet):
+            levers.append("frame attention on the memory-efficient kernel")
+        if speed.wide_head_attention_as_products(pipe.vae.decoder):
+            levers.append("VAE attention as matrix products")
         speed.compile_regions(unet, speed.UNET_REGIONS)
         speed.compile_regions(pipe.vae, speed.VAE_REGIONS)
         levers.append("compiled UNet blocks and VAE decoder")

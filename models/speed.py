@@ -38,6 +38,10 @@ guidance; only rounding differs (bench/svd_levers.py reports the error against f
 - attention calls without diffusers' per-call signature check (attention_calls_direct), on
   every compiled model: less Python for Dynamo to trace again at each start (tracing SVD-XT's
   compiled regions: 8.81 -> 8.14 s on a 2-core CPU, bench/compile_trace_cpu.py).
+- the attentions over frames on the memory-efficient kernel (frame_attention_on_efficient_kernel):
+  a third faster than the cuDNN kernel SDPA picks for them (bench/attention_kernels.py).
+- the VAE decoder's 512-wide attention head as matrix products with float32 scores
+  (wide_head_attention_as_products): the decode 0.49 -> 0.46 s on an H100.
 Measured and left out (bench/results/svd_levers*.json): FP8 linear layers (slower once compiled,
 and twice the error), xformers (its wheel has no kernels for this torch), SDPA backends other than
 the default (which already runs cuDNN's attention on the long spatial sequences), channels-last,
@@ -56,7 +60,8 @@ convolutions as matrix products: none faster. Measured on 2026-11-27 (vae_decode
 the decoder's one 512-wide attention head as float32 matrix products and softmax in an operator
 of its own (33-69 ms against the memory-efficient kernel's 37 ms), and Inductor's coordinate
 descent tuning of its Triton kernels (0.49 -> 0.46 s, but a 4-minute cold compile where it was
-under one: not worth a new user's first film).
+under one: not worth a new user's first film), and the decoder compiled block by block, which
+Dynamo traces about 1 s faster at a start but which decodes in 0.53 s against 0.49 s.
 """
 from __future__ import annotations
 
@@ -71,11 +76,33 @@ log = logging.getLogger(__name__)
 
 
 def use_persistent_compile_cache() -> str:
-    """Point Inductor's on-disk caches at Storyreel's cache folder (before anything compiles)."""
-    folder = os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
+    """Point Inductor's on-disk caches at Storyreel's cache folder (before anything compiles),
+    unless the person set TORCHINDUCTOR_CACHE_DIR to a folder of their own. torch writes its
+    default into that variable (a folder under the system's temporary one, which many systems
+    empty at every boot) the first time anything asks for its cache folder, and importing
+    diffusers already does: that value counts as unset."""
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if current is None or os.path.abspath(current) == _torch_default_cache():
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir() / "inductor")
+    folder = os.environ["TORCHINDUCTOR_CACHE_DIR"]
     os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
     os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
     return folder
+
+
+def _torch_default_cache() -> str:
+    """The folder torch's Inductor caches in when TORCHINDUCTOR_CACHE_DIR is unset (as torch's
+    cache_dir_utils.default_cache_dir names it)."""
+    import getpass
+    import re
+    import tempfile
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, ModuleNotFoundError, OSError):
+        user = f"uid_{os.getuid()}" if hasattr(os, "getuid") else "unknown_user"
+    return os.path.abspath(os.path.join(tempfile.gettempdir(),
+                                        "torchinductor_" + re.sub(r'[\\/:*?"<>|]', "_", user)))
 
 
 def allow_fast_math() -> None:
@@ -141,6 +168,162 @@ class SingleKeyCrossAttention:
             value = attn.to_v(encoder_hidden_states)
         out = attn.to_out[1](attn.to_out[0](value)) / attn.rescale_output_factor
         return out.expand(hidden_states.shape[0], hidden_states.shape[1], out.shape[-1])
+
+
+def frame_attention_on_efficient_kernel(unet: Any) -> int:
+    """Give the self-attention of every temporal transformer block under `unet` SDPA's
+    memory-efficient kernel; returns how many. These attend over a scene's 25 frames, one batch
+    row per latent pixel (9216 x 5 heads x 25 x 64 at 1024x576), where the memory-efficient kernel
+    takes 0.53 ms on an H100 and the cuDNN one SDPA picks 0.78 ms (0.28 against 0.41 ms and 0.17
+    against 0.25 ms at the lower resolutions; bench/results/attention_kernels.json). The spatial
+    attentions keep SDPA's pick: cuDNN's, the fastest there (5.7 ms against flash's 8.6 ms)."""
+    placed = 0
+    for module in unet.modules():
+        if type(module).__name__ == "TemporalBasicTransformerBlock":
+            attention = module.attn1
+            if not isinstance(attention.processor, EfficientKernelAttention):
+                attention.set_processor(EfficientKernelAttention(attention.processor))
+            placed += 1
+    return placed
+
+
+class EfficientKernelAttention:
+    """Attention processor for a plain self-attention over (batch, tokens, channels): diffusers'
+    steps (AttnProcessor2_0's, fused projections or not) with the attention itself by the
+    memory-efficient kernel's own operator (the CPU's fused one on a CPU). Called directly, not
+    through SDPA in an `sdpa_kernel` context: a graph holding that context is never saved in
+    AOTAutograd's cache, so every start compiled its blocks' graphs again (4-6 s more on an H100
+    host). Any other call goes to the processor it wraps."""
+
+    def __init__(self, general: Any):
+        self.general = general
+
+    def __call__(self, attn: Any, hidden_states: Any, encoder_hidden_states: Any = None,
+                 attention_mask: Any = None, temb: Any = None, *args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        plain = (encoder_hidden_states is None and attention_mask is None and not args
+                 and not kwargs and hidden_states.ndim == 3 and attn.spatial_norm is None
+                 and attn.group_norm is None and attn.norm_q is None and attn.norm_k is None
+                 and not attn.residual_connection)
+        if not plain:
+            return self.general(attn, hidden_states, encoder_hidden_states, attention_mask,
+                                temb, *args, **kwargs)
+        if getattr(attn, "fused_projections", False):
+            qkv = attn.to_qkv(hidden_states)
+            query, key, value = torch.split(qkv, qkv.shape[-1] // 3, dim=-1)
+        else:
+            query, key, value = (attn.to_q(hidden_states), attn.to_k(hidden_states),
+                                 attn.to_v(hidden_states))
+        batch, heads = hidden_states.shape[0], attn.heads
+        width = key.shape[-1] // heads
+        query, key, value = (x.view(batch, -1, heads, width).transpose(1, 2)
+                             for x in (query, key, value))
+        if query.is_cuda:
+            out = torch.ops.aten._scaled_dot_product_efficient_attention(
+                query, key, value, None, False)[0]
+        else:
+            out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(query, key, value)[0]
+        out = out.transpose(1, 2).reshape(batch, -1, heads * width).to(query.dtype)
+        out = attn.to_out[1](attn.to_out[0](out))
+        return out / attn.rescale_output_factor
+
+
+def wide_head_attention_as_products(model: Any, attend: Any = None) -> int:
+    """Give every self-attention under `model` whose heads are wider than 256 (SVD's VAE decoder
+    has one, a single 512-wide head over the 9216 latent pixels of a 1024x576 frame) the
+    processor below; returns how many. No fused kernel takes such a head but the memory-efficient
+    one: 37 ms of a 0.49 s decode of 25 frames on an H100. As two matrix products on the tensor
+    cores and a softmax the compiler fuses, the decode took 0.46 s, its frames within 0.03 pixel
+    levels (bench/vae_decode.py, vae_decode_2026-11-27_attention_products.json). `attend`
+    replaces the attention itself, (query, key, value, scale) -> output (a benchmark's
+    candidate); by default `attention_by_products`."""
+    from diffusers.models.attention_processor import Attention
+
+    attention_scores_op()  # registered before any compile traces it
+    placed = 0
+    for module in model.modules():
+        if isinstance(module, Attention) and not module.is_cross_attention and (
+                module.inner_dim // module.heads > 256):
+            if not isinstance(module.processor, WideHeadAttention):
+                module.set_processor(WideHeadAttention(module.processor, attend))
+            placed += 1
+    return placed
+
+
+def attention_by_products(query: Any, key: Any, value: Any, scale: float) -> Any:
+    """softmax(scale * query @ key^T) @ value for (batch, tokens, width) tensors: the scores in
+    float32 from `attention_scores_op`, the weights back in the values' dtype, as the fused
+    kernels do. One 5-frame chunk's scores at 1024x576 are 5 x 9216 x 9216 floats, 1.7 GB."""
+    weights = (_attention_scores(query, key) * scale).softmax(-1)
+    return weights.to(value.dtype) @ value
+
+
+_attention_scores: Any = None  # the operator, registered once
+
+
+def attention_scores_op() -> Any:
+    """query @ key^T for (batch, tokens, width) tensors, in float32, as the operator
+    `storyreel::attention_scores`: on the GPU the bf16 or fp16 inputs multiplied on the tensor
+    cores into float32 (bmm's out_dtype), elsewhere in float32. An operator of its own, opaque to
+    the compiler: written as plain products and a softmax, Inductor's pattern matcher turns them
+    back into the memory-efficient attention kernel (measured)."""
+    global _attention_scores
+    if _attention_scores is None:
+        import torch
+
+        @torch.library.custom_op("storyreel::attention_scores", mutates_args=(), schema=(
+            "(Tensor query, Tensor key) -> Tensor"))
+        def op(query: Any, key: Any) -> Any:
+            if query.is_cuda and query.dtype != torch.float32:
+                return torch.bmm(query, key.transpose(1, 2), out_dtype=torch.float32)
+            return torch.bmm(query.float(), key.float().transpose(1, 2))
+
+        @op.register_fake
+        def _(query: Any, key: Any) -> Any:
+            return query.new_empty((query.shape[0], query.shape[1], key.shape[1]),
+                                   dtype=torch.float32)
+
+        _attention_scores = op
+    return _attention_scores
+
+
+class WideHeadAttention:
+    """Attention processor for an image's self-attention, (frames, channels, h, w) in: the
+    attention itself by `attend`, around it diffusers' own group norm, projections, residual and
+    rescale (AttnProcessor2_0's steps). Any other call goes to the processor it wraps."""
+
+    def __init__(self, general: Any, attend: Any = None):
+        self.general = general
+        self.attend = attend or attention_by_products
+
+    def __call__(self, attn: Any, hidden_states: Any, encoder_hidden_states: Any = None,
+                 attention_mask: Any = None, temb: Any = None, *args: Any, **kwargs: Any) -> Any:
+        plain = (encoder_hidden_states is None and attention_mask is None and not args
+                 and not kwargs and hidden_states.ndim == 4 and attn.spatial_norm is None
+                 and attn.norm_q is None and attn.norm_k is None
+                 and not getattr(attn, "fused_projections", False))
+        if not plain:
+            return self.general(attn, hidden_states, encoder_hidden_states, attention_mask,
+                                temb, *args, **kwargs)
+        residual = hidden_states
+        n, c, h, w = hidden_states.shape
+        tokens = hidden_states.view(n, c, h * w).transpose(1, 2)
+        if attn.group_norm is not None:
+            tokens = attn.group_norm(tokens.transpose(1, 2)).transpose(1, 2)
+        heads, width = attn.heads, attn.inner_dim // attn.heads
+
+        def split(x: Any) -> Any:  # (n, hw, heads * width) -> (n * heads, hw, width)
+            return x.view(n, -1, heads, width).transpose(1, 2).reshape(n * heads, -1, width)
+
+        out = self.attend(split(attn.to_q(tokens)), split(attn.to_k(tokens)),
+                          split(attn.to_v(tokens)), attn.scale)
+        out = out.view(n, heads, -1, width).transpose(1, 2)
+        out = attn.to_out[1](attn.to_out[0](out.reshape(n, -1, heads * width)))
+        out = out.transpose(1, 2).reshape(n, c, h, w)
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
 
 
 def attention_calls_direct(model: Any) -> int:
@@ -336,12 +519,16 @@ class _EvenDecodeChunks:
 
 
 def encode_keyframe_on_device(pipe: Any) -> bool:
-    """Prepare the keyframe for SVD's image encoder where the encoder runs, not on the CPU;
+    """Prepare the keyframe for SVD's image encoder and its VAE where they run, not on the CPU;
     returns whether it was put on (once). diffusers blurs and resizes the picture to 224x224 on
-    the CPU with the GPU waiting (about 25 ms a clip on the H100 hosts)."""
+    the CPU with the GPU waiting (about 25 ms a clip on the H100 hosts), then turns it into
+    float32 pixels for the VAE there too (the GPU idle 32 ms of a turbo clip on an H100 before
+    that copy, bench/results/clip_timeline.json)."""
     if isinstance(pipe, _KeyframeOnDevice):
         return False
     pipe.__class__ = with_mixin(_KeyframeOnDevice, type(pipe))
+    processor = pipe.video_processor
+    processor.__class__ = with_mixin(_PixelsHandedOver, type(processor))
     return True
 
 
@@ -365,6 +552,8 @@ class _KeyframeOnDevice:
         extractor = self.feature_extractor  # type: ignore[attr-defined]
         encoder = self.image_encoder  # type: ignore[attr-defined]
         pixels = torch.from_numpy(np.array(image.convert("RGB"))).to(device)
+        if image.mode == "RGB":  # the same pixels diffusers' preprocess reads for the VAE
+            self.video_processor.handed_over = (image, pixels)  # type: ignore[attr-defined]
         picture = pixels.permute(2, 0, 1).unsqueeze(0).float() / 255.0
         picture = (_resize_with_antialiasing(picture * 2.0 - 1.0, (224, 224)) + 1.0) / 2.0
         mean = torch.tensor(extractor.image_mean, device=device).view(1, -1, 1, 1)
@@ -374,6 +563,26 @@ class _KeyframeOnDevice:
         if do_classifier_free_guidance:
             embeddings = torch.cat([torch.zeros_like(embeddings), embeddings])
         return embeddings
+
+
+class _PixelsHandedOver:
+    """Mixin for the pipeline's VideoProcessor: `preprocess` of the keyframe whose pixels
+    `_KeyframeOnDevice._encode_image` just sent to the device, in diffusers' steps there: the
+    picture already at the video's size (PIL's resize would copy it), pixels / 255 in float32,
+    then 2x - 1. Once per hand-over; any other picture, size or option goes to diffusers."""
+
+    handed_over: Any = None  # (the PIL keyframe, its uint8 pixels on the device)
+
+    def preprocess(self, image: Any, height: int | None = None, width: int | None = None,
+                   *args: Any, **kwargs: Any) -> Any:
+        handed, self.handed_over = self.handed_over, None
+        config = self.config  # type: ignore[attr-defined]
+        if (handed is None or handed[0] is not image or args or kwargs
+                or image.size != (width, height) or not config.do_normalize
+                or config.do_binarize or config.do_convert_grayscale):
+            return super().preprocess(image, height, width, *args, **kwargs)  # type: ignore[misc]
+        pixels = handed[1].permute(2, 0, 1).unsqueeze(0).float() / 255.0
+        return 2.0 * pixels - 1.0
 
 
 def frame_convs_channels_last(model: Any) -> int:

@@ -61,22 +61,30 @@ def test_attention_called_without_its_signature_check_gives_the_same_frames(svd_
     assert "not_an_argument" in caplog.text
 
 
+@pytest.fixture
+def keys_through_sdpa(monkeypatch) -> list[int]:
+    """How many keys each call of torch's scaled_dot_product_attention attended to."""
+    import torch.nn.functional as F
+
+    keys: list[int] = []
+    sdpa = F.scaled_dot_product_attention
+
+    def counted(query, key, *args, **kwargs):
+        keys.append(key.shape[-2])
+        return sdpa(query, key, *args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", counted)
+    return keys
+
+
 def test_cross_attention_to_the_one_image_token_gives_the_same_frames_without_attending(
-        svd_pipe, monkeypatch):
+        svd_pipe, keys_through_sdpa):
     """SVD's cross-attentions attend to one key (the image embedding), so their output is its
     value: the same frames with no attention kernel run for them; a call with more keys still
     attends."""
     import torch
-    import torch.nn.functional as F
 
-    attended: list[int] = []
-    sdpa = F.scaled_dot_product_attention
-
-    def counted(query, key, *args, **kwargs):
-        attended.append(key.shape[-2])
-        return sdpa(query, key, *args, **kwargs)
-
-    monkeypatch.setattr(F, "scaled_dot_product_attention", counted)
+    attended = keys_through_sdpa
     speed.fuse_qkv(svd_pipe.unet)
     plain = frames(svd_pipe)
     assert 1 in attended  # the cross-attentions' one key
@@ -107,14 +115,16 @@ def bench(monkeypatch):
         sys.modules.pop(name, None)
 
 
-def test_the_candidate_wide_head_attention_gives_the_same_output_from_matrix_products(bench):
+@pytest.mark.parametrize("attention", ["product", "float32 candidate"])
+def test_the_decoders_wide_head_attention_gives_the_same_output_from_matrix_products(bench,
+                                                                                    attention):
     """SVD-XT's decoder attends with one 512-wide head (no fused kernel but the memory-efficient
-    one takes it): as two matrix products and a softmax in an operator of its own (bench/
-    vae_decode.py's attention-mm), the same output, compiled too; heads of 256 or less keep
-    their processor."""
+    one takes it): as two matrix products and a softmax, the scores from an operator of their
+    own (the product's; bench/vae_decode.py's attention-mm does all of it in float32), the same
+    output, compiled too; heads of 256 or less keep their processor."""
     import torch
     from diffusers.models.attention_processor import Attention
-    from vae_decode import WideHeadAttention, wide_head_attention_as_products
+    from vae_decode import float32_attention_as_products
 
     torch.manual_seed(0)
     wide = Attention(query_dim=512, heads=1, dim_head=512, eps=1e-6, upcast_softmax=True,
@@ -123,11 +133,13 @@ def test_the_candidate_wide_head_attention_gives_the_same_output_from_matrix_pro
                        residual_connection=True).eval()
     model = torch.nn.ModuleList([wide, narrow])
     pixels = torch.randn(3, 512, 6, 5)
+    place = (speed.wide_head_attention_as_products if attention == "product"
+             else float32_attention_as_products)
     with torch.no_grad():
         before = wide(pixels)
-        assert wide_head_attention_as_products(model) == 1
-        assert isinstance(wide.processor, WideHeadAttention)
-        assert not isinstance(narrow.processor, WideHeadAttention)
+        assert place(model) == 1
+        assert isinstance(wide.processor, speed.WideHeadAttention)
+        assert not isinstance(narrow.processor, speed.WideHeadAttention)
         after = wide(pixels)
         compiled = torch.compile(wide)(pixels)  # the compiler keeps the operator as it is
     assert after.shape == pixels.shape
@@ -136,11 +148,86 @@ def test_the_candidate_wide_head_attention_gives_the_same_output_from_matrix_pro
     assert (after - before).abs().max() < 1e-5
 
 
-def test_the_keyframe_prepared_on_the_device_gives_the_same_embedding(svd_pipe):
-    """diffusers blurs and resizes the keyframe for CLIP on the CPU; prepared where the encoder
-    runs (speed.encode_keyframe_on_device, the fast profiles' lever), the embedding is the same
-    (here both on the CPU: the same steps in the same order), and so are the frames."""
+def test_attention_over_frames_runs_on_its_own_kernel_and_gives_the_same_frames(
+        svd_pipe, keys_through_sdpa):
+    """The temporal blocks' self-attentions (over a scene's frames) call the memory-efficient
+    kernel's operator (the CPU's fused one here) instead of going through SDPA, which picks a
+    slower kernel for them; the spatial ones still go through SDPA; the frames are the same,
+    with the guidance batch split too."""
+    speed.fuse_qkv(svd_pipe.unet)
+    plain = frames(svd_pipe)
+    assert 4 in keys_through_sdpa  # the clip's 4 frames
+    held = speed.frame_attention_on_efficient_kernel(svd_pipe.unet)
+    blocks = [m for m in svd_pipe.unet.modules()
+              if type(m).__name__ == "TemporalBasicTransformerBlock"]
+    assert held == len(blocks) > 0
+    assert speed.frame_attention_on_efficient_kernel(svd_pipe.unet) == held  # once
+    keys_through_sdpa.clear()
+    assert np.abs(plain - frames(svd_pipe)).max() < 1e-4
+    assert keys_through_sdpa and 4 not in keys_through_sdpa  # a 64x64 frame's latent pixels
+    speed.split_cfg_batch(svd_pipe.unet, True)
+    assert np.abs(plain - frames(svd_pipe)).max() < 1e-4
+
+
+COMPILE_A_FRAME_BLOCK = """
+import sys
+import torch
+from diffusers.models.attention import TemporalBasicTransformerBlock
+from diffusers.models.attention_processor import FusedAttnProcessor2_0
+from torch._dynamo.utils import counters
+from models import speed
+
+torch.manual_seed(0)
+block = TemporalBasicTransformerBlock(32, 32, 2, 16, cross_attention_dim=16).eval()
+block.attn1.fuse_projections()  # as speed.fuse_qkv leaves a UNet's
+block.attn1.set_processor(FusedAttnProcessor2_0())
+assert speed.frame_attention_on_efficient_kernel(torch.nn.ModuleList([block])) == 1
+speed.compile_regions(block, ("TemporalBasicTransformerBlock",))
+with torch.no_grad():
+    block(torch.randn(8, 6, 32), num_frames=4, encoder_hidden_states=torch.randn(12, 1, 16))
+print(dict(counters["aot_autograd"]))
+from torch._inductor.runtime.runtime_utils import cache_dir
+print(cache_dir())
+"""
+
+
+def test_a_compiled_block_attending_over_frames_is_reused_from_the_cache_at_the_next_start(
+        tmp_path):
+    """A second process finds the first one's compiled frame-attention block in the compile
+    cache (a block holding an `sdpa_kernel` context was never cached, so every start compiled
+    it again), and the cache is in Storyreel's cache folder, not the system's temporary one
+    that torch names once diffusers is imported (many systems empty it at every boot)."""
+    import ast
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith("TORCHINDUCTOR_")}  # the caches in STORYREEL_CACHE alone
+    env.update(STORYREEL_CACHE=str(tmp_path), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    printed = [subprocess.run(
+        [sys.executable, "-c", COMPILE_A_FRAME_BLOCK], env=env, capture_output=True, text=True,
+        check=True, timeout=300).stdout.strip().splitlines()[-2:] for _ in range(2)]
+    runs = [ast.literal_eval(counts) for counts, _ in printed]
+    assert {folder for _, folder in printed} == {str(tmp_path / "inductor")}
+    assert runs[0].get("autograd_cache_saved") == 1, runs
+    assert runs[1].get("autograd_cache_hit") == 1 and "autograd_cache_bypass" not in runs[1], runs
+
+
+def test_the_keyframe_prepared_on_the_device_gives_the_same_embedding(svd_pipe, monkeypatch):
+    """diffusers blurs and resizes the keyframe for CLIP, and turns it into float pixels for the
+    VAE, on the CPU; prepared where the encoders run (speed.encode_keyframe_on_device, the fast
+    profiles' lever), the embedding is the same (here both on the CPU: the same steps in the same
+    order), and so are the frames, with no picture converted on the CPU; a keyframe of another
+    size still goes through diffusers' resize."""
     import torch
+    from diffusers.image_processor import VaeImageProcessor
+
+    on_cpu: list[tuple] = []
+    to_numpy = VaeImageProcessor.pil_to_numpy
+    monkeypatch.setattr(VaeImageProcessor, "pil_to_numpy", staticmethod(
+        lambda images: on_cpu.append(np.shape(images)) or to_numpy(images)))
 
     image = Image.fromarray(np.random.default_rng(3).integers(0, 255, (96, 128, 3), np.uint8))
     with torch.no_grad():
@@ -151,7 +238,20 @@ def test_the_keyframe_prepared_on_the_device_gives_the_same_embedding(svd_pipe):
         after = svd_pipe._encode_image(image, torch.device("cpu"), 1, True)
     assert after.shape == before.shape and before.abs().mean() > 0.01
     assert (after - before).abs().max() < 1e-5
-    assert np.abs(frames(svd_pipe) - plain).max() < 1e-4
+    assert on_cpu  # diffusers' own path, for the plain frames
+    on_cpu.clear()
+    assert np.abs(frames(svd_pipe) - plain).max() < 1e-4  # CLIP's resize rounds differently
+    assert not on_cpu
+    with torch.no_grad():
+        svd_pipe._encode_image(image, torch.device("cpu"), 1, True)
+        for_vae = svd_pipe.video_processor.preprocess(image, height=96, width=128)
+    assert not on_cpu
+    assert torch.equal(for_vae, VaeImageProcessor().preprocess(image, height=96, width=128))
+    other_size = Image.fromarray(np.zeros((32, 48, 3), np.uint8))
+    with torch.no_grad():
+        svd_pipe._encode_image(other_size, torch.device("cpu"), 1, True)
+        resized = svd_pipe.video_processor.preprocess(other_size, height=64, width=64)
+    assert resized.shape == (1, 3, 64, 64) and on_cpu
 
 
 def test_the_split_survives_the_offload_hooks_being_added_again_after_each_call(svd_pipe):
