@@ -15,11 +15,10 @@ or bench/results).
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
-from common import print_table, write_results  # noqa: E402 (sets sys.path)
+from common import print_table, timed, write_results  # noqa: E402 (sets sys.path)
 
 from models import speed  # noqa: E402
 
@@ -31,20 +30,9 @@ HEAD = 64
 BACKENDS = ("cudnn", "flash", "efficient", "math")
 
 
-def timed_ms(call: Any, repeats: int, cuda: bool) -> float:
-    import torch
-
-    call()
-    times = []
-    for _ in range(repeats):
-        if cuda:
-            torch.cuda.synchronize()
-        began = time.perf_counter()
-        call()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - began) * 1e3)
-    return sorted(times)[len(times) // 2]
+def milliseconds(call: Any, repeats: int) -> float:
+    """The median of `repeats` synchronised calls after a warm-up (common.timed), in ms."""
+    return round(timed(call, repeats)[0] * 1e3, 3)
 
 
 def picked_kernel(call: Any) -> str:
@@ -77,7 +65,7 @@ def unet_row(kind: str, pixels: int, channels: int, batch: int, args: argparse.N
 
     row: dict[str, Any] = {"attention": f"unet {kind}", "batch": batch,
                            "shape": f"{rows}x{heads}x{keys}x{HEAD}",
-                           "default_ms": round(timed_ms(attend, args.repeats, cuda), 3)}
+                           "default_ms": milliseconds(attend, args.repeats)}
     if cuda:
         row["default_kernel"] = picked_kernel(attend)
     for name in BACKENDS:
@@ -87,7 +75,7 @@ def unet_row(kind: str, pixels: int, channels: int, batch: int, args: argparse.N
                    "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}[name]
         try:
             with sdpa_kernel(backend):
-                row[f"{name}_ms"] = round(timed_ms(attend, args.repeats, cuda), 3)
+                row[f"{name}_ms"] = milliseconds(attend, args.repeats)
         except RuntimeError:  # the backend does not take this shape here
             row[f"{name}_ms"] = "n/a"
     return row
@@ -112,9 +100,8 @@ def vae_row(args: argparse.Namespace, cuda: bool) -> dict[str, Any]:
     reference = efficient().float()
     error = (products(q, k, v, scale).float() - reference).abs().max().item()
     return {"attention": "vae decoder", "batch": 1, "shape": f"{chunk}x1x{pixels}x{width}",
-            "efficient_ms": round(timed_ms(efficient, args.repeats, cuda), 3),
-            "products_ms": round(timed_ms(lambda: products(q, k, v, scale), args.repeats,
-                                          cuda), 3),
+            "efficient_ms": milliseconds(efficient, args.repeats),
+            "products_ms": milliseconds(lambda: products(q, k, v, scale), args.repeats),
             "products_max_error": round(error, 5)}
 
 

@@ -6,9 +6,10 @@ import json
 import os
 import platform
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -59,6 +60,22 @@ def bytecode_on_disk() -> bool:
 
     torch = find_spec("torch")
     return bool(torch and torch.origin and any(Path(torch.origin).parent.glob("__pycache__/*.pyc")))
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """(median seconds, last result) of synchronised calls, after one untimed call."""
+    import torch
+
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    result = fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        began = time.perf_counter()
+        result = fn()
+        sync()
+        times.append(time.perf_counter() - began)
+    return (sorted(times)[len(times) // 2] if times else 0.0), result
 
 
 def compile_phases() -> dict[str, float]:

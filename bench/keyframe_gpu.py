@@ -20,9 +20,9 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from common import print_table, write_results  # noqa: E402 (sets sys.path)
+from common import print_table, timed, write_results  # noqa: E402 (sets sys.path)
 
 from models import speed  # noqa: E402
 from models.diffusion import apply_profile, load_image_pipeline  # noqa: E402
@@ -31,22 +31,6 @@ from pipeline.keyframes import generate  # noqa: E402
 from pipeline.render import RenderSettings  # noqa: E402
 
 PROMPT = "a forest river with small animals at dawn, watercolor, soft light"
-
-
-def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """(median seconds, last result) of synchronised calls, after one untimed call."""
-    import torch
-
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    result = fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        began = time.perf_counter()
-        result = fn()
-        sync()
-        times.append(time.perf_counter() - began)
-    return (sorted(times)[len(times) // 2] if times else 0.0), result
 
 
 def levels(a: Any, b: Any) -> float:

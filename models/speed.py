@@ -90,19 +90,14 @@ def use_persistent_compile_cache() -> str:
     return folder
 
 
-def _torch_default_cache() -> str:
-    """The folder torch's Inductor caches in when TORCHINDUCTOR_CACHE_DIR is unset (as torch's
-    cache_dir_utils.default_cache_dir names it)."""
-    import getpass
-    import re
-    import tempfile
-
+def _torch_default_cache() -> str | None:
+    """The folder torch's Inductor caches in when TORCHINDUCTOR_CACHE_DIR is unset, as torch
+    names it (None where this torch has no such function)."""
     try:
-        user = getpass.getuser()
-    except (KeyError, ModuleNotFoundError, OSError):
-        user = f"uid_{os.getuid()}" if hasattr(os, "getuid") else "unknown_user"
-    return os.path.abspath(os.path.join(tempfile.gettempdir(),
-                                        "torchinductor_" + re.sub(r'[\\/:*?"<>|]', "_", user)))
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:
+        return None
+    return os.path.abspath(default_cache_dir())
 
 
 def allow_fast_math() -> None:
@@ -134,12 +129,19 @@ def single_key_cross_attention(unet: Any) -> int:
     query projections and the layer norms feeding them do nothing else."""
     from diffusers.models.attention_processor import Attention
 
+    return _wrap_processors((m for m in unet.modules()
+                             if isinstance(m, Attention) and m.is_cross_attention),
+                            SingleKeyCrossAttention)
+
+
+def _wrap_processors(attentions: Any, wrapper: type, *args: Any) -> int:
+    """Give each attention `wrapper(its processor, *args)` as its processor, once (one already
+    wrapped keeps it); returns how many attentions there were."""
     placed = 0
-    for module in unet.modules():
-        if isinstance(module, Attention) and module.is_cross_attention:
-            if not isinstance(module.processor, SingleKeyCrossAttention):
-                module.set_processor(SingleKeyCrossAttention(module.processor))
-            placed += 1
+    for attention in attentions:
+        if not isinstance(attention.processor, wrapper):
+            attention.set_processor(wrapper(attention.processor, *args))
+        placed += 1
     return placed
 
 
@@ -177,14 +179,9 @@ def frame_attention_on_efficient_kernel(unet: Any) -> int:
     takes 0.53 ms on an H100 and the cuDNN one SDPA picks 0.78 ms (0.28 against 0.41 ms and 0.17
     against 0.25 ms at the lower resolutions; bench/results/attention_kernels.json). The spatial
     attentions keep SDPA's pick: cuDNN's, the fastest there (5.7 ms against flash's 8.6 ms)."""
-    placed = 0
-    for module in unet.modules():
-        if type(module).__name__ == "TemporalBasicTransformerBlock":
-            attention = module.attn1
-            if not isinstance(attention.processor, EfficientKernelAttention):
-                attention.set_processor(EfficientKernelAttention(attention.processor))
-            placed += 1
-    return placed
+    return _wrap_processors((m.attn1 for m in unet.modules()
+                             if type(m).__name__ == "TemporalBasicTransformerBlock"),
+                            EfficientKernelAttention)
 
 
 class EfficientKernelAttention:
@@ -224,7 +221,7 @@ class EfficientKernelAttention:
                 query, key, value, None, False)[0]
         else:
             out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(query, key, value)[0]
-        out = out.transpose(1, 2).reshape(batch, -1, heads * width).to(query.dtype)
+        out = out.transpose(1, 2).reshape(batch, -1, heads * width)
         out = attn.to_out[1](attn.to_out[0](out))
         return out / attn.rescale_output_factor
 
@@ -241,14 +238,9 @@ def wide_head_attention_as_products(model: Any, attend: Any = None) -> int:
     from diffusers.models.attention_processor import Attention
 
     attention_scores_op()  # registered before any compile traces it
-    placed = 0
-    for module in model.modules():
-        if isinstance(module, Attention) and not module.is_cross_attention and (
-                module.inner_dim // module.heads > 256):
-            if not isinstance(module.processor, WideHeadAttention):
-                module.set_processor(WideHeadAttention(module.processor, attend))
-            placed += 1
-    return placed
+    return _wrap_processors((m for m in model.modules() if isinstance(m, Attention)
+                             and not m.is_cross_attention and m.inner_dim // m.heads > 256),
+                            WideHeadAttention, attend)
 
 
 def attention_by_products(query: Any, key: Any, value: Any, scale: float) -> Any:
@@ -552,9 +544,9 @@ class _KeyframeOnDevice:
         extractor = self.feature_extractor  # type: ignore[attr-defined]
         encoder = self.image_encoder  # type: ignore[attr-defined]
         pixels = torch.from_numpy(np.array(image.convert("RGB"))).to(device)
-        if image.mode == "RGB":  # the same pixels diffusers' preprocess reads for the VAE
-            self.video_processor.handed_over = (image, pixels)  # type: ignore[attr-defined]
         picture = pixels.permute(2, 0, 1).unsqueeze(0).float() / 255.0
+        if image.mode == "RGB":  # the same pixels diffusers' preprocess reads for the VAE
+            self.video_processor.handed_over = (image, picture)  # type: ignore[attr-defined]
         picture = (_resize_with_antialiasing(picture * 2.0 - 1.0, (224, 224)) + 1.0) / 2.0
         mean = torch.tensor(extractor.image_mean, device=device).view(1, -1, 1, 1)
         std = torch.tensor(extractor.image_std, device=device).view(1, -1, 1, 1)
@@ -567,11 +559,12 @@ class _KeyframeOnDevice:
 
 class _PixelsHandedOver:
     """Mixin for the pipeline's VideoProcessor: `preprocess` of the keyframe whose pixels
-    `_KeyframeOnDevice._encode_image` just sent to the device, in diffusers' steps there: the
-    picture already at the video's size (PIL's resize would copy it), pixels / 255 in float32,
-    then 2x - 1. Once per hand-over; any other picture, size or option goes to diffusers."""
+    `_KeyframeOnDevice._encode_image` just sent to the device and scaled to [0, 1] there as
+    diffusers does (pixels / 255 in float32): the picture already at the video's size (PIL's
+    resize would copy it), then 2x - 1. Once per hand-over; any other picture, size or option
+    goes to diffusers."""
 
-    handed_over: Any = None  # (the PIL keyframe, its uint8 pixels on the device)
+    handed_over: Any = None  # (the PIL keyframe, its (1, 3, h, w) [0, 1] picture on the device)
 
     def preprocess(self, image: Any, height: int | None = None, width: int | None = None,
                    *args: Any, **kwargs: Any) -> Any:
@@ -581,8 +574,7 @@ class _PixelsHandedOver:
                 or image.size != (width, height) or not config.do_normalize
                 or config.do_binarize or config.do_convert_grayscale):
             return super().preprocess(image, height, width, *args, **kwargs)  # type: ignore[misc]
-        pixels = handed[1].permute(2, 0, 1).unsqueeze(0).float() / 255.0
-        return 2.0 * pixels - 1.0
+        return 2.0 * handed[1] - 1.0
 
 
 def frame_convs_channels_last(model: Any) -> int:
