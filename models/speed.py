@@ -90,14 +90,21 @@ def use_persistent_compile_cache() -> str:
     return folder
 
 
-def _torch_default_cache() -> str | None:
-    """The folder torch's Inductor caches in when TORCHINDUCTOR_CACHE_DIR is unset, as torch
-    names it (None where this torch has no such function)."""
+def _torch_default_cache() -> str:
+    """The folder torch's Inductor caches in when TORCHINDUCTOR_CACHE_DIR is unset, by torch's
+    own rule (cache_dir_utils.default_cache_dir), written here so that asking does not import
+    torch's Inductor: a Ray worker asks as it starts, and calling torch's function there made a
+    worker restarted by Ray stop at its next film (tests/test_ray.py, every run)."""
+    import getpass
+    import re
+    import tempfile
+
     try:
-        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-    except ImportError:
-        return None
-    return os.path.abspath(default_cache_dir())
+        user = getpass.getuser()
+    except (KeyError, ModuleNotFoundError, OSError):
+        user = f"uid_{os.getuid()}" if hasattr(os, "getuid") else "unknown_user"
+    return os.path.abspath(os.path.join(tempfile.gettempdir(),
+                                        "torchinductor_" + re.sub(r'[\\/:*?"<>|]', "_", user)))
 
 
 def allow_fast_math() -> None:
