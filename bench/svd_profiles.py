@@ -11,14 +11,18 @@ seed through the product's `svd_frames`:
 - warm_s: the first (2-step) call after placing the model: compiling, when the cache is cold;
 - clip_s: the median of --repeats full clips, warm (clip_runs_s: each one), the GPU's part
   (the re-timing to 24 fps runs beside the next scene, in the encoder thread); peak_gib: the
-  most GPU memory allocated during it;
+  most GPU memory allocated during it; allocator_growth: the median clip's new GPU and
+  page-locked blocks (a warm clip needs none). Each clip's frames are let go once compared,
+  as a film's encoder lets them go (the JSONs before svd_profiles_turbo_2026-11-27_host_blocks.json
+  kept every clip's frames, so each clip copied its frames into freshly page-locked memory);
 - diff_vs_eager: mean absolute difference from the reference frames, in 0-255 pixel levels;
   diff_vs_eager_even_chunks: the same against a second eager clip decoded in the profiles' even
   chunks (models/speed.even_decode_chunks: 5 x 5 frames where diffusers decodes 8, 8, 8, 1),
   which separates what the levers change from what the chunking changes.
 With --second-start, a fresh process then loads the pipeline again with the compile cache the
-first one filled, and reports ready_s: from its start until a full-speed clip can begin, and
-compile_phases_s (torch.compile's own timings of its phases).
+first one filled, and reports ready_s: from its start until a full-speed clip can begin,
+compile_phases_s (torch.compile's own timings of its phases) and, with --profile-load,
+load_calls_s (the calls its load spent the most time in, under a profiler that slows it).
 summary.bytecode_on_disk says whether torch's modules had compiled bytecode on disk, as a pip
 install leaves them (without it, each start also compiles torch's Python from source).
 --quality turbo loads the same random UNet as a UNet-only model (as AnimateLCM-SVD-xt ships) with
@@ -97,7 +101,8 @@ def clip(pipe: Any, args: argparse.Namespace, chunk: int, steps: int | None = No
     return ended - started, frames, steady[len(steady) // 2] if steady else None
 
 
-CANDIDATES = ("unet-frame-convs-channels-last", "decoder-blocks")  # not (yet) in the product
+CANDIDATES = ("unet-frame-convs-channels-last", "decoder-blocks",  # not (yet) in the product
+              "vae-encoder-compiled")
 
 
 def try_candidates(pipe: Any, names: str) -> list[str]:
@@ -108,6 +113,8 @@ def try_candidates(pipe: Any, names: str) -> list[str]:
     - decoder-blocks: the VAE decoder compiled block by block instead of whole (Dynamo traces
       it in about 2.0 s instead of 3.05 s at a start, bench/compile_trace_cpu.py; the decode
       alone measured 0.53 s against 0.49 s, bench/vae_decode.py's compiled-blocks).
+    - vae-encoder-compiled: the VAE's encoder (the keyframe, once a clip) compiled whole, with
+      the decoder's group-norm and attention levers (bench/clip_setup.py times it alone).
     Earlier candidates now in the product: temporal-attention-mem-efficient
     (speed.frame_attention_on_efficient_kernel) and attention-bf16-products
     (speed.wide_head_attention_as_products); attention-mm is bench/vae_decode.py's."""
@@ -118,6 +125,10 @@ def try_candidates(pipe: Any, names: str) -> list[str]:
 
             pipe.vae.decoder._compiled_call_impl = None  # not yet traced: compiled at first call
             speed.compile_regions(pipe.vae, DECODER_BLOCKS)
+        elif name == "vae-encoder-compiled":
+            from clip_setup import vae_encoder_compiled
+
+            vae_encoder_compiled(pipe.vae)
         elif name == "unet-frame-convs-channels-last":
             speed.frame_convs_channels_last(pipe.unet)
         else:
@@ -129,7 +140,6 @@ def try_candidates(pipe: Any, names: str) -> list[str]:
 
 def measure_profile(pipe: Any, name: str, args: argparse.Namespace,
                     reference: list | None, even: list | None = None) -> dict[str, Any]:
-    import numpy as np
     import torch
 
     cuda = torch.cuda.is_available()
@@ -145,8 +155,15 @@ def measure_profile(pipe: Any, name: str, args: argparse.Namespace,
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             peaks: dict[str, float] = {}
-            runs.append((*clip(pipe, args, profile.decode_chunk_size, peaks=peaks), peaks))
-        clip_s, frames, step_s, peaks = sorted(runs, key=lambda run: run[0])[len(runs) // 2]
+            grown = allocator_counts()
+            clip_s, frames, step_s = clip(pipe, args, profile.decode_chunk_size, peaks=peaks)
+            grown = {k: v - grown[k] for k, v in allocator_counts().items()}
+            # each clip's frames let go once compared, as a film's encoder lets them go: the
+            # page-locked block they were copied into then serves the next clip
+            runs.append((clip_s, compare(frames, reference, even), step_s, peaks, grown))
+            del frames
+        clip_s, compared, step_s, peaks, grown = sorted(runs, key=lambda run: run[0])[
+            len(runs) // 2]
     except torch.cuda.OutOfMemoryError as err:
         torch.cuda.empty_cache()
         return {"profile": name, "error": f"out of GPU memory (cap {args.cap_gib} GiB): "
@@ -159,16 +176,50 @@ def measure_profile(pipe: Any, name: str, args: argparse.Namespace,
         "decode_s": round(decode_s, 3) if decode_s else None,
         "peak_gib": round(peak, 2) if peak else None, "median_step_s": round(step_s, 3)
         if step_s else None, "warm_s": round(warm_s, 1), "levers": levers,
-        "decode_chunk_size": profile.decode_chunk_size, "frames": len(frames),
+        "decode_chunk_size": profile.decode_chunk_size,
         "width": args.width, "height": args.height, "num_frames": args.frames,
         "steps": args.steps, "dtype": str(pipe.unet.dtype).removeprefix("torch."),
         **{f"peak_{phase}_gib": round(v / 2**30, 2) for phase, v in peaks.items()},
+        **compared, "allocator_growth": grown}
+    return row
+
+
+def compare(frames: list, reference: list | None, even: list | None) -> dict[str, Any]:
+    """A clip's frame count, whether they are finite, and their mean difference in 0-255 levels
+    from the eager reference's and from the eager clip decoded in even chunks."""
+    import numpy as np
+
+    row: dict[str, Any] = {
+        "frames": len(frames),
         "finite": bool(np.isfinite(np.asarray(frames[0], dtype=np.float32)).all())}
     for key, frames_before in (("diff_vs_eager", reference), ("diff_vs_eager_even_chunks", even)):
         if frames_before is not None:
             row[key] = round(float(np.mean([np.abs(a.astype(np.int16) - b).mean()
                                             for a, b in zip(frames, frames_before)])), 3)
     return row
+
+
+def allocator_counts() -> dict[str, float]:
+    """How often the GPU and page-locked allocators have grown so far (each growth is a slow
+    CUDA call a warm clip should not need), and the milliseconds the page-locked ones took."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    host = torch.cuda.host_memory_stats() if hasattr(torch.cuda, "host_memory_stats") else {}
+    return {"device_allocs": torch.cuda.memory_stats().get("num_device_alloc", 0),
+            "host_allocs": host.get("num_host_alloc", 0),
+            "host_alloc_ms": host.get("host_alloc_time.total", 0) / 1e3}
+
+
+def slowest_calls(profiler: Any, count: int = 14) -> dict[str, float]:
+    """The calls a profiled load spent the most time in (cumulative seconds), by function."""
+    import pstats
+
+    stats = pstats.Stats(profiler).stats  # (file, line, name) -> (calls, _, own, cumulative, _)
+    slowest = sorted(stats.items(), key=lambda kv: -kv[1][3])[:count]
+    return {f"{Path(file).name}:{line}({name})": round(row[3], 2)
+            for (file, line, name), row in slowest}
 
 
 def main() -> None:
@@ -193,6 +244,9 @@ def main() -> None:
     parser.add_argument("--second-start", action="store_true",
                         help="then time a fresh process's start with the compile cache filled")
     parser.add_argument("--ready-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-load", action="store_true",
+                        help="with --second-start: profile the fresh process's load (its "
+                             "load_calls_s); the profiler slows that start by several seconds")
     parser.add_argument("--out", type=Path, default=None, help="results folder")
     args = parser.parse_args()
     args.steps = args.steps or (4 if args.quality == "turbo" else 25)
@@ -218,7 +272,14 @@ def main() -> None:
         print(f"built and saved {args.size} in {time.perf_counter() - started:.1f} s", flush=True)
     model = str(folder) if args.quality == "full" else str(turbo_stand_in(folder))
     started = time.perf_counter()
-    pipe = load_video_pipeline(model)
+    profiler = None
+    if args.ready_only and args.profile_load:  # where a fresh process's load goes (slower so)
+        import cProfile
+
+        profiler = cProfile.Profile()
+        pipe = profiler.runcall(load_video_pipeline, model)
+    else:
+        pipe = load_video_pipeline(model)
     load_s = time.perf_counter() - started
 
     if args.ready_only:  # the child of --second-start: how soon is a fresh process at full speed?
@@ -226,7 +287,8 @@ def main() -> None:
         row.update(load_s=round(load_s, 1), ready_s=round(time.perf_counter() - STARTED
                                                            - row["clip_s"], 1),
                    compile_phases_s={name: round(seconds, 2) for name, seconds
-                                     in list(compile_phases().items())[:12]})
+                                     in list(compile_phases().items())[:12]},
+                   **({"load_calls_s": slowest_calls(profiler)} if profiler else {}))
         print("READY " + json.dumps(row), flush=True)
         return
 
@@ -258,7 +320,8 @@ def main() -> None:
                    "--profiles", args.profiles.split(",")[0], "--size", args.size,
                    "--width", str(args.width), "--height", str(args.height),
                    "--frames", str(args.frames), "--steps", str(args.steps),
-                   "--repeats", "1", "--try", args.candidates]
+                   "--repeats", "1", "--try", args.candidates,
+                   *(["--profile-load"] if args.profile_load else [])]
         began = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, timeout=600)
         ready = [line for line in done.stdout.splitlines() if line.startswith("READY ")]

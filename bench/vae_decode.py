@@ -14,7 +14,7 @@ after a warm-up call (compiling, for the compiled levers):
 - the levers below on top of either.
 diff_levels is the mean absolute difference from the first lever's frames (eager: diffusers as
 it ships), in 0-255 pixel levels (the target: at most 1). --profile prints where each compiled
-lever's time goes, by kernel.
+lever's time goes, by kernel family and kernel (kept in its row).
 Writes vae_decode.json (to --out, or bench/results).
 """
 from __future__ import annotations
@@ -32,6 +32,9 @@ from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E40
 # Levers for the VAE's temporal decoder, on top of its compile or eager:
 # - fold-upsample: the product's (models/speed.fold_upsampling): each upsampler's nearest x2
 #   and 3x3 convolution as 2x2 convolutions at the low resolution, 2.25x fewer multiply-adds;
+#   compiled, its four phases interleaved in the channels-last order (since 2026-11-27's second
+#   session: the candidate upsample-cl then, 0.460 -> 0.449 s,
+#   vae_decode_2026-11-27_upsample_channels_last.json);
 # - transposed-upsample: the same fold as one stride-2 transposed convolution, for comparison;
 # - temporal-cl3d: the product's (speed.frame_convs_channels_last), the frame convolutions
 #   channels-last; temporal-2d: each as a (k, 1) Conv2d over a frames-by-pixels view instead;
@@ -47,6 +50,11 @@ from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E40
 #   softmax all in an operator of its own (measured slower);
 # - coord-descent: Inductor's coordinate_descent_tuning, each fused Triton kernel's block sizes
 #   tuned by timing at compile (a longer compile, kept in the cache);
+# - no-unroll: candidate, Inductor's unroll_reductions_threshold at 1, so the group norms' means
+#   over a group's 4 channels (at 128 channels) are reduced once, not recomputed in each element's
+#   normalising kernel (0.464 s against 0.460 s: not kept);
+# - pointwise-autotune: candidate, Inductor's max_autotune_pointwise: a few block sizes timed for
+#   each fused kernel at compile (coordinate descent, below, walks many more);
 # - nchw-graph: Inductor's layout optimisation off, so the compiled decoder keeps NCHW tensors
 #   (its group norms then reduce contiguous memory, its convolutions take NCHW).
 # Candidates measured earlier and left out of the product (none was faster, models/speed.py):
@@ -57,7 +65,7 @@ from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E40
 EARLIER_LEVERS = ("cudnn-benchmark", "channels-last", "temporal-mm")  # "all" is these three
 DECODER_LEVERS = ("fold-upsample", "transposed-upsample", "temporal-cl3d", "temporal-2d",
                   "gn-welford", "gn-channel-sums", "attention-mm", "attention-bf16-products",
-                  "nchw-graph", "coord-descent",
+                  "no-unroll", "pointwise-autotune", "nchw-graph", "coord-descent",
                   *EARLIER_LEVERS)
 
 
@@ -86,6 +94,16 @@ def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list
             if isinstance(module, torch.nn.GroupNorm):
                 module.forward = _two_pass_group_norm(module)
         applied.append("gn-channel-sums")
+    if "pointwise-autotune" in levers:  # several block sizes timed for each fused kernel
+        import torch._inductor.config as inductor
+
+        inductor.max_autotune_pointwise = True
+        applied.append("pointwise-autotune")
+    if "no-unroll" in levers:
+        import torch._inductor.config as inductor
+
+        inductor.unroll_reductions_threshold = 1
+        applied.append("no-unroll")
     if "coord-descent" in levers:  # Inductor tunes each fused kernel's block sizes by timing
         import torch._inductor.config as inductor
 
@@ -334,6 +352,8 @@ def main() -> None:
         torch._dynamo.reset()
         torch._inductor.config.layout_optimization = True  # the default; nchw-graph turns it off
         torch._inductor.config.coordinate_descent_tuning = False  # the default; coord-descent on
+        torch._inductor.config.unroll_reductions_threshold = 8  # the default; no-unroll: 1
+        torch._inductor.config.max_autotune_pointwise = False  # the default
         vae = build_vae(args.size, device)
         latents = latents.to(vae.dtype)
         mode, _, extra = lever.partition("+")
@@ -351,8 +371,8 @@ def main() -> None:
         seconds, peak, frames = timed(vae, latents, args.chunk, args.repeats)
         if reference is None:
             reference = frames
-        if args.profile and device == "cuda" and mode.startswith("compiled"):
-            profile_kernels(vae, latents, args.chunk)
+        kernels = (profile_kernels(vae, latents, args.chunk)
+                   if args.profile and device == "cuda" and mode.startswith("compiled") else {})
         row = {"lever": lever, "applied": "+".join(applied), "decode_s": round(seconds, 3),
                "first_call_s": round(first_s, 1), "peak_gib": round(peak, 2),
                "frames": args.frames, "width": args.width, "height": args.height,
@@ -360,7 +380,7 @@ def main() -> None:
                "chunks": speed.even_chunks(args.frames, args.chunk)}
         if reference is not None:
             row["diff_levels"] = round(float((frames - reference).abs().mean()), 4)
-        rows.append(row)
+        rows.append({**row, **kernels})
         print_table([row], list(row))
         write_results("vae_decode", rows, {}, None if args.out is None else Path(args.out))
         del vae
@@ -376,21 +396,28 @@ def main() -> None:
                                  None if args.out is None else Path(args.out)))
 
 
-def profile_kernels(vae: Any, latents: Any, chunk: int) -> None:
-    """Print the baseline decode's GPU time by kernel family."""
+def profile_kernels(vae: Any, latents: Any, chunk: int, top: int = 40) -> dict[str, Any]:
+    """One decode's GPU time by kernel family and its `top` longest kernels (name: calls and
+    total ms), printed and returned for the row."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         decode(vae, latents, chunk)
     families: dict[str, float] = {}
+    kernels = []
     for event in prof.key_averages():
         family = kernel_kind(event.key)
         families[family] = families.get(family, 0.0) + event.device_time_total / 1e6
+        if event.device_time_total > 0:
+            kernels.append((event.device_time_total / 1e3, event.count, event.key))
     for family, seconds in sorted(families.items(), key=lambda kv: -kv[1]):
         print(f"  {family:14} {seconds:.3f} s")
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25,
                                     max_name_column_width=90))
-
+    return {"kernel_families_s": {f: round(s, 4) for f, s in
+                                  sorted(families.items(), key=lambda kv: -kv[1])},
+            "top_kernels_ms": {name[:120]: [count, round(ms, 2)] for ms, count, name
+                               in sorted(kernels, reverse=True)[:top]}}
 
 if __name__ == "__main__":
     main()

@@ -300,6 +300,8 @@ def video_levers(pipe: Any, profile: Profile) -> list[str]:
     levers.append(f"decode in even chunks of at most {profile.decode_chunk_size} frames")
     speed.encode_keyframe_on_device(pipe)
     levers.append("keyframe prepared on the GPU")
+    if speed.replay_image_encoder(pipe, enabled=profile.offload == "none"):
+        levers.append("image encoder replayed as a CUDA graph")
     draw_noise_ahead(pipe)
     levers.append("noise drawn ahead on a CPU thread")
     if profile.compile:

@@ -42,6 +42,8 @@ guidance; only rounding differs (bench/svd_levers.py reports the error against f
   a third faster than the cuDNN kernel SDPA picks for them (bench/attention_kernels.py).
 - the VAE decoder's 512-wide attention head as matrix products with float32 scores
   (wide_head_attention_as_products): the decode 0.49 -> 0.46 s on an H100.
+- SVD's image encoder replayed as a CUDA graph in the fast profile (replay_image_encoder): 9.2 ms
+  of Python-bound eager calls a clip -> 2.7 ms (bench/clip_setup.py).
 Measured and left out (bench/results/svd_levers*.json): FP8 linear layers (slower once compiled,
 and twice the error), xformers (its wheel has no kernels for this torch), SDPA backends other than
 the default (which already runs cuDNN's attention on the long spatial sequences), channels-last,
@@ -61,7 +63,11 @@ the decoder's one 512-wide attention head as float32 matrix products and softmax
 of its own (33-69 ms against the memory-efficient kernel's 37 ms), and Inductor's coordinate
 descent tuning of its Triton kernels (0.49 -> 0.46 s, but a 4-minute cold compile where it was
 under one: not worth a new user's first film), and the decoder compiled block by block, which
-Dynamo traces about 1 s faster at a start but which decodes in 0.53 s against 0.49 s.
+Dynamo traces about 1 s faster at a start but which decodes in 0.53 s against 0.49 s. Measured in
+2026-11-27's second session: the VAE's encoder compiled (27.9 -> 7.7 ms alone, no faster in a
+clip, and 1.3 s more tracing at each start), Inductor's small reductions not unrolled (slower) and
+its max_autotune_pointwise (within the spread); coordinate descent again (-20 ms, a 317 s first
+compile of the decoder where it takes 63 s).
 """
 from __future__ import annotations
 
@@ -461,7 +467,14 @@ class _FoldedUpsample:
     """Mixin: Upsample2D's forward as one 2x2 convolution giving the four output phases at the
     input's resolution, then interleaved (fold_upsampling). Measured on an H100 against one
     stride-2 transposed convolution of the folded 4x4 kernel, which is the same sums: 0.78 s
-    against 0.83 s for the 25-frame decode (bench/results/vae_decode_h100_upsample.json)."""
+    against 0.83 s for the 25-frame decode (bench/results/vae_decode_h100_upsample.json).
+
+    Compiled, the phases are interleaved in the channels-last order Inductor gives the decoder's
+    tensors, (n, h, a, w, b, channels); interleaved as NCHW, the kernel that did it after the
+    last upsampler read across the channel stride, 4.1 ms a 5-frame chunk, and the decode took
+    0.460 s against 0.449 s (bench/vae_decode.py's upsample-cl,
+    bench/results/vae_decode_2026-11-27_upsample_channels_last.json). Eager tensors are NCHW, so
+    eager keeps the NCHW interleave. Both give the same values."""
 
     def forward(self, hidden_states: Any, output_size: Any = None, *args: Any, **kwargs: Any) -> Any:
         if output_size is not None:  # an exact size asked for: not a plain x2
@@ -473,7 +486,13 @@ class _FoldedUpsample:
         n, _, h, w = hidden_states.shape
         bias = None if conv.bias is None else conv.bias.repeat(4)
         phases = F.conv2d(F.pad(hidden_states, (1, 1, 1, 1)), phase_kernels(conv.weight), bias)
-        phases = phases.view(n, 2, 2, -1, h + 1, w + 1)  # (n, a, b, out, h + 1, w + 1)
+        out = phases.shape[1] // 4
+        if torch.compiler.is_compiling():
+            pixels = phases.permute(0, 2, 3, 1).reshape(n, h + 1, w + 1, 2, 2, out)
+            rows = [torch.stack([pixels[:, a:a + h, b:b + w, a, b] for b in (0, 1)], dim=3)
+                    for a in (0, 1)]  # each (n, h, w, b, out)
+            return torch.stack(rows, dim=2).reshape(n, 2 * h, 2 * w, out).permute(0, 3, 1, 2)
+        phases = phases.view(n, 2, 2, out, h + 1, w + 1)  # (n, a, b, out, h + 1, w + 1)
         rows = [torch.stack([phases[:, a, b, :, a:a + h, b:b + w] for b in (0, 1)], dim=-1)
                 for a in (0, 1)]  # each (n, out, h, w, b)
         return torch.stack(rows, dim=3).reshape(n, -1, 2 * h, 2 * w)  # (n, out, h, a, w, b)
@@ -558,7 +577,9 @@ class _KeyframeOnDevice:
         mean = torch.tensor(extractor.image_mean, device=device).view(1, -1, 1, 1)
         std = torch.tensor(extractor.image_std, device=device).view(1, -1, 1, 1)
         picture = ((picture - mean) / std).to(dtype=next(encoder.parameters()).dtype)
-        embeddings = encoder(picture).image_embeds.unsqueeze(1)
+        replay = getattr(self, "image_encoder_replay", None)
+        embeddings = (replay(picture) if replay is not None
+                      else encoder(picture).image_embeds).unsqueeze(1)
         if do_classifier_free_guidance:
             embeddings = torch.cat([torch.zeros_like(embeddings), embeddings])
         return embeddings
@@ -582,6 +603,68 @@ class _PixelsHandedOver:
                 or config.do_binarize or config.do_convert_grayscale):
             return super().preprocess(image, height, width, *args, **kwargs)  # type: ignore[misc]
         return 2.0 * handed[1] - 1.0
+
+
+def replay_image_encoder(pipe: Any, enabled: bool) -> bool:
+    """Run SVD's image encoder (a ViT-H/14 on one 224x224 picture) as a CUDA graph replayed
+    each clip, when `enabled` and the keyframe is prepared on the GPU (encode_keyframe_on_device);
+    otherwise drop any graph made. Returns whether it is on. Eager, the encoder is Python-bound:
+    9.2 ms a clip on an H100 host for 2.3 ms of GPU work, 2.7 ms replayed, the same embeddings
+    (bench/clip_setup.py, bench/results/clip_setup.json). Only where the encoder stays on the
+    GPU (no offload): a graph holds the addresses of the weights it read."""
+    import torch
+
+    on = enabled and torch.cuda.is_available() and isinstance(pipe, _KeyframeOnDevice)
+    pipe.__dict__.pop("image_encoder_replay", None)  # placed again: captured again
+    if on:
+        encoder = pipe.image_encoder
+        pipe.image_encoder_replay = GraphReplay(lambda pixels: encoder(pixels).image_embeds,
+                                                encoder)
+    return on
+
+
+class GraphReplay:
+    """`fn(x)` for a CUDA tensor x, captured as a CUDA graph at the first call of each input
+    shape and dtype, then replayed: x is copied into the graph's own input, and a copy of its
+    output returned. Captured again whenever `weights`' parameters have moved (a graph reads
+    the memory they were at) or grad mode changed; a model placed again gets a new GraphReplay
+    (replay_image_encoder), so parameters replaced rather than moved are caught too."""
+
+    def __init__(self, fn: Any, weights: Any):
+        self.fn, self.weights = fn, list(weights.parameters())
+        self.key: tuple | None = None
+        self.graph = self.inputs = self.outputs = None
+
+    def __call__(self, x: Any) -> Any:
+        import torch
+
+        key = (tuple(x.shape), x.dtype, x.device, torch.is_grad_enabled(),
+               tuple(p.data_ptr() for p in self.weights))
+        if key != self.key:
+            self._capture(x)
+            self.key = key
+        self.inputs.copy_(x)
+        self.graph.replay()
+        return self.outputs.clone()
+
+    def _capture(self, x: Any) -> None:
+        import torch
+
+        self.graph = None  # the previous graph's memory goes back first
+        self.inputs = x.clone()
+        side = torch.cuda.Stream(x.device)
+        side.wait_stream(torch.cuda.current_stream(x.device))
+        with torch.cuda.stream(side):  # warm-up off the capture: lazy inits, library handles
+            for _ in range(2):
+                self.fn(self.inputs)
+        torch.cuda.current_stream(x.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        # "thread_local": other threads (the noise drawn ahead, the encoders) may allocate
+        # page-locked memory meanwhile; only this thread's calls must be capturable
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            self.outputs = self.fn(self.inputs)
+        self.graph = graph
+        log.info("image encoder captured as a CUDA graph for %s inputs", tuple(x.shape))
 
 
 def frame_convs_channels_last(model: Any) -> int:

@@ -254,6 +254,34 @@ def test_the_keyframe_prepared_on_the_device_gives_the_same_embedding(svd_pipe, 
     assert resized.shape == (1, 3, 64, 64) and on_cpu
 
 
+def test_the_image_encoder_is_replayed_only_where_it_stays_on_the_gpu(svd_pipe):
+    """The fast profile replays SVD's image encoder as a CUDA graph (speed.replay_image_encoder).
+    Without CUDA, or where the profile offloads it, there is no graph and nothing is left from
+    one; with a replay in place, the keyframe's embedding comes from it, once a clip, and the
+    frames are the same (here a replay that runs the encoder itself: graphs need a GPU, where
+    bench/clip_setup.py checks the replayed embedding against the eager one)."""
+    import torch
+
+    assert speed.encode_keyframe_on_device(svd_pipe)
+    assert not speed.replay_image_encoder(svd_pipe, enabled=True)  # no CUDA here
+    assert getattr(svd_pipe, "image_encoder_replay", None) is None
+    plain = frames(svd_pipe)
+
+    encoder, calls = svd_pipe.image_encoder, []
+
+    def replay(pixels: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(pixels.shape))
+        return encoder(pixels).image_embeds
+
+    svd_pipe.image_encoder_replay = replay
+    try:
+        assert np.abs(frames(svd_pipe) - plain).max() < 1e-6
+        assert calls == [(1, 3, 224, 224)]
+    finally:
+        speed.replay_image_encoder(svd_pipe, enabled=False)  # what an offload profile does
+    assert getattr(svd_pipe, "image_encoder_replay", None) is None
+
+
 def test_the_split_survives_the_offload_hooks_being_added_again_after_each_call(svd_pipe):
     """diffusers removes and re-adds its model-offload hooks at the end of every pipeline call;
     the low profile's halved batch (its memory saving) must still be there on the next call."""
@@ -282,7 +310,7 @@ def test_the_split_survives_the_offload_hooks_being_added_again_after_each_call(
 def test_the_decoder_levers_decode_the_same_frames_with_fewer_multiply_adds(svd_pipe):
     """The VAE decoder's upsamplers folded into low-resolution convolutions, and its frame
     convolutions channels-last: the same frames, the same weights, and fewer multiply-adds
-    (what makes the decode faster on the GPU)."""
+    (what makes the decode faster on the GPU), eager and compiled."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -305,6 +333,16 @@ def test_the_decoder_levers_decode_the_same_frames_with_fewer_multiply_adds(svd_
     assert np.abs(plain - folded).max() < 1e-4
     assert folded_flops < plain_flops
     assert all(torch.equal(v, weights[k]) for k, v in vae.state_dict().items())
+    # compiled, the phases are interleaved in the channels-last order (Dynamo's own tracing
+    # here, which is where that branch is taken): the same frames again
+    # (outside the flop counter, whose dispatch mode Dynamo would not trace under)
+    vae.decoder.compile(backend="eager", dynamic=False)
+    try:
+        with torch.no_grad():
+            traced = vae.decode(latents, num_frames=4).sample.numpy()
+    finally:
+        vae.decoder._compiled_call_impl = None
+    assert np.abs(plain - traced).max() < 1e-4
 
 
 def test_group_norms_from_channel_statistics_decode_the_same_frames(svd_pipe):

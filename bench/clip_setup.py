@@ -1,0 +1,112 @@
+"""The clip's setup before its first step: SVD's image encoder and the keyframe's VAE encode.
+
+    python3 bench/clip_setup.py --out DIR                     # GPU: SVD-XT's parts, random weights
+    python3 bench/clip_setup.py --size tiny --width 64 --height 64   # CPU smoke test (eager rows)
+
+At 4 steps a clip is about 1.4 s on an H100, and its setup (about 60 ms) is paid once per clip
+whatever the steps. The parts are built from SVD-XT's configs (models/random_init.py), in the
+product's dtype, and each row times one of them (median of --repeats synchronised calls):
+- image-encoder eager: the OpenCLIP ViT-H/14 on one 224x224 picture, as the product ran it before;
+- image-encoder replayed: the same through the product's CUDA graph (speed.GraphReplay);
+- vae-encode eager: the keyframe (1024x576) through the VAE's encoder, as the product runs it;
+- vae-encode compiled: the encoder compiled whole, with the decoder's group-norm and attention
+  levers (the candidate vae-encoder-compiled of bench/svd_profiles.py), with its first call.
+gpu_ms is the kernels' own time in one profiled call (torch.profiler): where it is far below
+ms, the part waits on Python, which a graph removes. diff is the largest absolute difference
+from the eager output.
+Writes clip_setup.json (to --out, or bench/results).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from common import print_table, timed, write_results  # noqa: E402 (sets sys.path)
+
+from models import speed  # noqa: E402
+from models.random_init import (SVD_XT_IMAGE_ENCODER, SVD_XT_VAE, TINY_IMAGE_ENCODER,  # noqa: E402
+                                TINY_VAE, shrink_weights)
+
+
+def kernel_ms(fn: Callable[[], Any]) -> float | None:
+    """The GPU kernels' total milliseconds in one call (None on a CPU)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    if not torch.cuda.is_available():
+        return None
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return round(sum(e.self_device_time_total for e in prof.key_averages()) / 1e3, 2)
+
+
+def vae_encoder_compiled(vae: Any) -> None:
+    """The candidate: the VAE's encoder compiled whole, its group norms and 512-wide attention
+    head as the compiled decoder has them."""
+    speed.attention_calls_direct(vae)
+    speed.group_norms_by_channel_stats(vae.encoder)
+    speed.wide_head_attention_as_products(vae.encoder)
+    speed.compile_regions(vae, ("Encoder",))
+
+
+def main() -> None:
+    import torch
+    from diffusers import AutoencoderKLTemporalDecoder
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", choices=("svd-xt", "tiny"), default="svd-xt")
+    parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument("--height", type=int, default=576)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    cuda = torch.cuda.is_available()
+    device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
+    speed.allow_fast_math()
+    torch.manual_seed(0)
+    encoder_config = SVD_XT_IMAGE_ENCODER if args.size == "svd-xt" else TINY_IMAGE_ENCODER
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**encoder_config))
+    encoder = encoder.to(device, dtype).eval()
+    vae = AutoencoderKLTemporalDecoder(**(SVD_XT_VAE if args.size == "svd-xt" else TINY_VAE))
+    shrink_weights(vae)
+    vae = vae.to(device, dtype).eval()
+    side = encoder_config["image_size"]
+    picture = torch.randn(1, 3, side, side, device=device, dtype=dtype)
+    keyframe = torch.randn(1, 3, args.height, args.width, device=device, dtype=dtype)
+
+    rows: list[dict[str, Any]] = []
+
+    def row(part: str, how: str, fn: Callable[[], Any], reference: Any = None,
+            first_s: float | None = None) -> Any:
+        seconds, out = timed(fn, args.repeats)
+        entry = {"part": part, "how": how, "ms": round(seconds * 1e3, 2), "gpu_ms": kernel_ms(fn),
+                 "first_call_s": first_s,
+                 "diff": None if reference is None else float((out - reference).abs().max())}
+        rows.append(entry)
+        print(entry, flush=True)
+        return out
+
+    with torch.inference_mode():
+        embeds = row("image-encoder", "eager", lambda: encoder(picture).image_embeds)
+        if cuda:
+            replay = speed.GraphReplay(lambda pixels: encoder(pixels).image_embeds, encoder)
+            row("image-encoder", "replayed", lambda: replay(picture), embeds)
+        latents = row("vae-encode", "eager", lambda: vae.encode(keyframe).latent_dist.mode())
+        if cuda:
+            vae_encoder_compiled(vae)
+            began = time.perf_counter()
+            vae.encode(keyframe)
+            torch.cuda.synchronize()
+            row("vae-encode", "compiled", lambda: vae.encode(keyframe).latent_dist.mode(),
+                latents, round(time.perf_counter() - began, 1))
+    print_table(rows, ["part", "how", "ms", "gpu_ms", "first_call_s", "diff"])
+    print("wrote", write_results("clip_setup", rows, {}, args.out))
+
+
+if __name__ == "__main__":
+    main()
