@@ -634,14 +634,26 @@ class GraphReplay:
         self.fn, self.weights = fn, list(weights.parameters())
         self.key: tuple | None = None
         self.graph = self.inputs = self.outputs = None
+        self.failed = False  # a capture failed: `fn` runs as it is from then on
 
     def __call__(self, x: Any) -> Any:
         import torch
 
+        if self.failed:
+            return self.fn(x)
         key = (tuple(x.shape), x.dtype, x.device, torch.is_grad_enabled(),
                tuple(p.data_ptr() for p in self.weights))
         if key != self.key:
-            self._capture(x)
+            try:
+                self._capture(x)
+            except torch.cuda.OutOfMemoryError:
+                self.graph = None
+                raise  # the scene steps down a memory profile, which drops the replay
+            except RuntimeError as err:  # a CUDA call the capture cannot hold
+                self.graph, self.failed = None, True
+                log.warning("the image encoder could not be captured as a CUDA graph (%s); "
+                            "it runs without one, about 7 ms slower a clip", err)
+                return self.fn(x)
             self.key = key
         self.inputs.copy_(x)
         self.graph.replay()

@@ -282,6 +282,30 @@ def test_the_image_encoder_is_replayed_only_where_it_stays_on_the_gpu(svd_pipe):
     assert getattr(svd_pipe, "image_encoder_replay", None) is None
 
 
+def test_an_image_encoder_graph_that_cannot_be_captured_runs_without_one_and_says_so(
+        svd_pipe, monkeypatch, caplog):
+    """Should a CUDA graph of the image encoder fail to capture, the clip still gets the same
+    embedding, from the encoder run as it is, and the log says the graph is off."""
+    import torch
+
+    encoder = svd_pipe.image_encoder
+    replay = speed.GraphReplay(lambda pixels: encoder(pixels).image_embeds, encoder)
+    attempts = []
+
+    def cannot_capture(x: torch.Tensor) -> None:
+        attempts.append(x.shape)
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(replay, "_capture", cannot_capture)
+    pixels = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), caplog.at_level("WARNING"):
+        first, second = replay(pixels), replay(pixels)
+        plain = encoder(pixels).image_embeds
+    assert torch.equal(first, plain) and torch.equal(second, plain)
+    assert len(attempts) == 1  # not tried again at every clip
+    assert "could not be captured as a CUDA graph" in caplog.text
+
+
 def test_the_split_survives_the_offload_hooks_being_added_again_after_each_call(svd_pipe):
     """diffusers removes and re-adds its model-offload hooks at the end of every pipeline call;
     the low profile's halved batch (its memory saving) must still be there on the next call."""
