@@ -26,8 +26,8 @@ from typing import Any, Callable
 from common import print_table, timed, write_results  # noqa: E402 (sets sys.path)
 
 from models import speed  # noqa: E402
-from models.random_init import (SVD_XT_IMAGE_ENCODER, SVD_XT_VAE, TINY_IMAGE_ENCODER,  # noqa: E402
-                                TINY_VAE, shrink_weights)
+from models.random_init import SVD_XT_IMAGE_ENCODER, TINY_IMAGE_ENCODER  # noqa: E402
+from vae_decode import build_vae  # noqa: E402
 
 
 def kernel_ms(fn: Callable[[], Any]) -> float | None:
@@ -54,7 +54,6 @@ def vae_encoder_compiled(vae: Any) -> None:
 
 def main() -> None:
     import torch
-    from diffusers import AutoencoderKLTemporalDecoder
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -72,9 +71,7 @@ def main() -> None:
     encoder_config = SVD_XT_IMAGE_ENCODER if args.size == "svd-xt" else TINY_IMAGE_ENCODER
     encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**encoder_config))
     encoder = encoder.to(device, dtype).eval()
-    vae = AutoencoderKLTemporalDecoder(**(SVD_XT_VAE if args.size == "svd-xt" else TINY_VAE))
-    shrink_weights(vae)
-    vae = vae.to(device, dtype).eval()
+    vae = build_vae(args.size, device)
     side = encoder_config["image_size"]
     picture = torch.randn(1, 3, side, side, device=device, dtype=dtype)
     keyframe = torch.randn(1, 3, args.height, args.width, device=device, dtype=dtype)
@@ -94,7 +91,8 @@ def main() -> None:
     with torch.inference_mode():
         embeds = row("image-encoder", "eager", lambda: encoder(picture).image_embeds)
         if cuda:
-            replay = speed.GraphReplay(lambda pixels: encoder(pixels).image_embeds, encoder)
+            replay = speed.GraphReplay(lambda pixels: encoder(pixels).image_embeds, encoder,
+                                   "the image encoder")
             row("image-encoder", "replayed", lambda: replay(picture), embeds)
         latents = row("vae-encode", "eager", lambda: vae.encode(keyframe).latent_dist.mode())
         if cuda:

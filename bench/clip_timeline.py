@@ -9,7 +9,8 @@ under torch.profiler. From its CUDA events: the GPU's span, busy and idle time, 
 idle gaps (when, how long, and the kernel or copy that ended each: a gap ending in a host copy
 is the GPU waiting for the CPU), and the kernels' time by family; first_step, the same for the
 clip up to the end of its first step (its setup, then one step), with the CUDA runtime calls
-that took longest there. On the CPU only the timings are taken. Writes clip_timeline.json (to --out, or bench/results).
+that took longest there. On the CPU only the timings are taken. Writes clip_timeline.json (to
+--out, or bench/results).
 """
 from __future__ import annotations
 
@@ -38,33 +39,39 @@ def timeline(pipe: Any, args: argparse.Namespace, gaps: int) -> dict[str, Any]:
         wall = time.perf_counter() - began
     kernels = sorted((e for e in prof.events() if e.device_type.name == "CUDA"
                       and e.time_range.elapsed_us() > 0), key=lambda e: e.time_range.start)
-    start = end = kernels[0].time_range.start
-    busy, idle = 0.0, []
+    start = kernels[0].time_range.start
+    gpu = gpu_time(kernels, start)
+    longest = sorted(sorted(gpu.pop("idle"), key=lambda gap: -gap[1])[:gaps])
+    return {"wall_ms": round(wall * 1e3, 1), **gpu,
+            "longest_gaps": [{"at_ms": round(at / 1e3, 1), "gap_ms": round(gap / 1e3, 2),
+                              "before": name} for at, gap, name in longest],
+            "first_step": first_step_window(prof, kernels, start)}
+
+
+def gpu_time(kernels: list, start: float) -> dict[str, Any]:
+    """For CUDA events in start order from `start` on: the GPU's span, busy and idle time, its
+    idle gaps ((at, length, the event that ended it), microseconds) and the events' time by
+    kernel family."""
+    end, busy, idle = start, 0.0, []
+    families: dict[str, float] = {}
     for event in kernels:
         if event.time_range.start > end:
             idle.append((end - start, event.time_range.start - end, event.name[:70]))
         busy += max(0, event.time_range.end - max(event.time_range.start, end))
         end = max(end, event.time_range.end)
-    families: dict[str, float] = {}
-    for average in prof.key_averages():
-        if average.device_type.name == "CUDA" and average.device_time_total > 0:
-            kind = kernel_kind(average.key)
-            families[kind] = families.get(kind, 0.0) + average.device_time_total / 1e3
-    longest = sorted(sorted(idle, key=lambda gap: -gap[1])[:gaps])
-    first_step = first_step_window(prof, kernels, start)
-    return {"first_step": first_step,"wall_ms": round(wall * 1e3, 1), "gpu_span_ms": round((end - start) / 1e3, 1),
-            "gpu_busy_ms": round(busy / 1e3, 1), "gpu_idle_ms": round((end - start - busy) / 1e3, 1),
-            "longest_gaps": [{"at_ms": round(at / 1e3, 1), "gap_ms": round(gap / 1e3, 2),
-                              "before": name} for at, gap, name in longest],
+        kind = kernel_kind(event.name)
+        families[kind] = families.get(kind, 0.0) + event.time_range.elapsed_us() / 1e3
+    return {"gpu_span_ms": round((end - start) / 1e3, 1), "gpu_busy_ms": round(busy / 1e3, 1),
+            "gpu_idle_ms": round((end - start - busy) / 1e3, 1), "idle": idle,
             "kernel_ms_by_family": {k: round(v, 1) for k, v in
                                     sorted(families.items(), key=lambda kv: -kv[1])}}
 
 
 def first_step_window(prof: Any, kernels: list, start: float) -> dict[str, Any]:
     """The clip up to the end of its first step (the benchmark synchronises after each step):
-    the setup (image encoder, VAE encode, noise) and one step. Its GPU busy and idle time, its
-    kernels' time by family, and the CUDA runtime calls that took longest on the CPU (a long
-    copy or synchronisation there is the GPU waiting, or the CPU waiting on the GPU)."""
+    the setup (image encoder, VAE encode, noise) and one step. Its GPU time (gpu_time), how many
+    kernels ran, and the CUDA runtime calls that took longest on the CPU (a long copy or
+    synchronisation there is the GPU waiting, or the CPU waiting on the GPU)."""
     runtime = sorted((e for e in prof.events() if e.device_type.name == "CPU"
                       and e.name.startswith("cuda")), key=lambda e: e.time_range.start)
     syncs = [e for e in runtime if "Synchronize" in e.name and e.time_range.start > start]
@@ -72,21 +79,14 @@ def first_step_window(prof: Any, kernels: list, start: float) -> dict[str, Any]:
         return {}
     end_cpu = syncs[0].time_range.end
     inside = [k for k in kernels if k.time_range.start < end_cpu]
-    busy, end = 0.0, start
-    families: dict[str, float] = {}
-    for k in inside:
-        busy += max(0, k.time_range.end - max(k.time_range.start, end))
-        end = max(end, k.time_range.end)
-        kind = kernel_kind(k.name)
-        families[kind] = families.get(kind, 0.0) + k.time_range.elapsed_us() / 1e3
+    gpu = gpu_time(inside, start)
+    del gpu["idle"]
     calls = sorted((e for e in runtime if e.time_range.end <= end_cpu),
                    key=lambda e: -e.time_range.elapsed_us())[:12]
-    return {"gpu_span_ms": round((end - start) / 1e3, 1), "gpu_busy_ms": round(busy / 1e3, 1),
-            "kernels": len(inside),
-            "kernel_ms_by_family": {k: round(v, 1) for k, v in
-                                    sorted(families.items(), key=lambda kv: -kv[1])},
-            "longest_runtime_calls": [{"call": e.name, "ms": round(e.time_range.elapsed_us() / 1e3, 2),
-                                       "at_ms": round((e.time_range.start - start) / 1e3, 1)}
+    return {**gpu, "kernels": len(inside),
+            "longest_runtime_calls": [{"call": e.name, "at_ms": round((e.time_range.start - start)
+                                                                      / 1e3, 1),
+                                       "ms": round(e.time_range.elapsed_us() / 1e3, 2)}
                                       for e in calls]}
 
 

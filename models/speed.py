@@ -619,19 +619,20 @@ def replay_image_encoder(pipe: Any, enabled: bool) -> bool:
     if on:
         encoder = pipe.image_encoder
         pipe.image_encoder_replay = GraphReplay(lambda pixels: encoder(pixels).image_embeds,
-                                                encoder)
+                                                encoder, "the image encoder")
     return on
 
 
 class GraphReplay:
     """`fn(x)` for a CUDA tensor x, captured as a CUDA graph at the first call of each input
     shape and dtype, then replayed: x is copied into the graph's own input, and a copy of its
-    output returned. Captured again whenever `weights`' parameters have moved (a graph reads
-    the memory they were at) or grad mode changed; a model placed again gets a new GraphReplay
-    (replay_image_encoder), so parameters replaced rather than moved are caught too."""
+    output returned (`name` says what it runs, in the log). Captured again whenever `weights`'
+    parameters have moved (a graph reads the memory they were at) or grad mode changed; a model
+    placed again gets a new GraphReplay (replay_image_encoder), so parameters replaced rather
+    than moved are caught too."""
 
-    def __init__(self, fn: Any, weights: Any):
-        self.fn, self.weights = fn, list(weights.parameters())
+    def __init__(self, fn: Any, weights: Any, name: str):
+        self.fn, self.weights, self.name = fn, list(weights.parameters()), name
         self.key: tuple | None = None
         self.graph = self.inputs = self.outputs = None
         self.failed = False  # a capture failed: `fn` runs as it is from then on
@@ -647,12 +648,11 @@ class GraphReplay:
             try:
                 self._capture(x)
             except torch.cuda.OutOfMemoryError:
-                self.graph = None
                 raise  # the scene steps down a memory profile, which drops the replay
             except RuntimeError as err:  # a CUDA call the capture cannot hold
-                self.graph, self.failed = None, True
-                log.warning("the image encoder could not be captured as a CUDA graph (%s); "
-                            "it runs without one, about 7 ms slower a clip", err)
+                self.failed = True
+                log.warning("%s could not be captured as a CUDA graph (%s); it runs without "
+                            "one from now on", self.name, err)
                 return self.fn(x)
             self.key = key
         self.inputs.copy_(x)
@@ -676,7 +676,7 @@ class GraphReplay:
         with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             self.outputs = self.fn(self.inputs)
         self.graph = graph
-        log.info("image encoder captured as a CUDA graph for %s inputs", tuple(x.shape))
+        log.info("%s captured as a CUDA graph for %s inputs", self.name, tuple(x.shape))
 
 
 def frame_convs_channels_last(model: Any) -> int:

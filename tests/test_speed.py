@@ -289,7 +289,8 @@ def test_an_image_encoder_graph_that_cannot_be_captured_runs_without_one_and_say
     import torch
 
     encoder = svd_pipe.image_encoder
-    replay = speed.GraphReplay(lambda pixels: encoder(pixels).image_embeds, encoder)
+    replay = speed.GraphReplay(lambda pixels: encoder(pixels).image_embeds, encoder,
+                               "the image encoder")
     attempts = []
 
     def cannot_capture(x: torch.Tensor) -> None:
