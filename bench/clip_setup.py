@@ -9,8 +9,11 @@ product's dtype, and each row times one of them (median of --repeats synchronise
 - image-encoder eager: the OpenCLIP ViT-H/14 on one 224x224 picture, as the product ran it before;
 - image-encoder replayed: the same through the product's CUDA graph (speed.GraphReplay);
 - vae-encode eager: the keyframe (1024x576) through the VAE's encoder, as the product runs it;
-- vae-encode compiled: the encoder compiled whole, with the decoder's group-norm and attention
-  levers (the candidate vae-encoder-compiled of bench/svd_profiles.py), with its first call.
+- vae-encode replayed: the same through speed.GraphReplay;
+- vae-encode channels-last (and replayed): candidates, the encoder's convolutions and the
+  keyframe in the channels-last layout cuDNN's kernels use, eager;
+- vae-encode compiled: the candidate vae-encoder-compiled of bench/svd_profiles.py, the encoder
+  compiled whole with the decoder's group-norm and attention levers, with its first call.
 gpu_ms is the kernels' own time in one profiled call (torch.profiler): where it is far below
 ms, the part waits on Python, which a graph removes. diff is the largest absolute difference
 from the eager output.
@@ -96,6 +99,16 @@ def main() -> None:
             row("image-encoder", "replayed", lambda: replay(picture), embeds)
         latents = row("vae-encode", "eager", lambda: vae.encode(keyframe).latent_dist.mode())
         if cuda:
+            for layout, name in ((torch.contiguous_format, ""), (torch.channels_last,
+                                                                  "channels-last")):
+                vae.encoder.to(memory_format=layout)
+                frame = keyframe.contiguous(memory_format=layout)
+                if name:
+                    row("vae-encode", name, lambda: vae.encode(frame).latent_dist.mode(), latents)
+                encode = speed.GraphReplay(lambda pixels: vae.encode(pixels).latent_dist.mode(),
+                                           vae.encoder, "the VAE's encoder")
+                row("vae-encode", f"{name} replayed".strip(), lambda: encode(frame), latents)
+            vae.encoder.to(memory_format=torch.contiguous_format)
             vae_encoder_compiled(vae)
             began = time.perf_counter()
             vae.encode(keyframe)

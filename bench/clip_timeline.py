@@ -7,18 +7,22 @@ The pipeline is placed with the fast profile (the product's levers) and warmed u
 are timed (seconds, median step, decode; setup = clip - 4 steps - decode), then one more runs
 under torch.profiler. From its CUDA events: the GPU's span, busy and idle time, the longest
 idle gaps (when, how long, and the kernel or copy that ended each: a gap ending in a host copy
-is the GPU waiting for the CPU), and the kernels' time by family; first_step, the same for the
-clip up to the end of its first step (its setup, then one step), with the CUDA runtime calls
-that took longest there. On the CPU only the timings are taken. Writes clip_timeline.json (to
+is the GPU waiting for the CPU), and the kernels' time by family; phases, the clip's setup and
+first step part by part (image encoder, VAE encode, ..., UNet, sampler step): when the CPU was
+in each and when the GPU ran what it launched, so a part the GPU waits for shows as a GPU start
+after its CPU start plus the calls where the CPU waited on the GPU. On the CPU only the timings
+are taken. Writes clip_timeline.json (to
 --out, or bench/results).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from common import (add_clip_arguments, kernel_kind, turbo_stand_in,  # noqa: E402 (sets sys.path)
                     write_results)
@@ -30,10 +34,12 @@ from svd_profiles import clip  # noqa: E402
 
 
 def timeline(pipe: Any, args: argparse.Namespace, gaps: int) -> dict[str, Any]:
-    """One clip under the profiler: GPU span, busy, idle, the longest gaps, kernel families."""
+    """One clip under the profiler: GPU span, busy, idle, the longest gaps, kernel families, and
+    its phases up to the end of the first step (phases)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof, \
+            labelled_phases(pipe):
         began = time.perf_counter()
         clip(pipe, args, PROFILES["fast"].decode_chunk_size)
         wall = time.perf_counter() - began
@@ -42,10 +48,14 @@ def timeline(pipe: Any, args: argparse.Namespace, gaps: int) -> dict[str, Any]:
     start = kernels[0].time_range.start
     gpu = gpu_time(kernels, start)
     longest = sorted(sorted(gpu.pop("idle"), key=lambda gap: -gap[1])[:gaps])
+    with tempfile.TemporaryDirectory() as folder:
+        trace = Path(folder) / "trace.json"
+        prof.export_chrome_trace(str(trace))
+        phases = phase_times(json.loads(trace.read_text()))
     return {"wall_ms": round(wall * 1e3, 1), **gpu,
             "longest_gaps": [{"at_ms": round(at / 1e3, 1), "gap_ms": round(gap / 1e3, 2),
                               "before": name} for at, gap, name in longest],
-            "first_step": first_step_window(prof, kernels, start)}
+            "phases": phases}
 
 
 def gpu_time(kernels: list, start: float) -> dict[str, Any]:
@@ -67,27 +77,82 @@ def gpu_time(kernels: list, start: float) -> dict[str, Any]:
                                     sorted(families.items(), key=lambda kv: -kv[1])}}
 
 
-def first_step_window(prof: Any, kernels: list, start: float) -> dict[str, Any]:
-    """The clip up to the end of its first step (the benchmark synchronises after each step):
-    the setup (image encoder, VAE encode, noise) and one step. Its GPU time (gpu_time), how many
-    kernels ran, and the CUDA runtime calls that took longest on the CPU (a long copy or
-    synchronisation there is the GPU waiting, or the CPU waiting on the GPU)."""
-    runtime = sorted((e for e in prof.events() if e.device_type.name == "CPU"
-                      and e.name.startswith("cuda")), key=lambda e: e.time_range.start)
-    syncs = [e for e in runtime if "Synchronize" in e.name and e.time_range.start > start]
-    if not syncs:
-        return {}
-    end_cpu = syncs[0].time_range.end
-    inside = [k for k in kernels if k.time_range.start < end_cpu]
-    gpu = gpu_time(inside, start)
-    del gpu["idle"]
-    calls = sorted((e for e in runtime if e.time_range.end <= end_cpu),
-                   key=lambda e: -e.time_range.elapsed_us())[:12]
-    return {**gpu, "kernels": len(inside),
-            "longest_runtime_calls": [{"call": e.name, "at_ms": round((e.time_range.start - start)
-                                                                      / 1e3, 1),
-                                       "ms": round(e.time_range.elapsed_us() / 1e3, 2)}
-                                      for e in calls]}
+# The pipeline's parts labelled in the profile, in the order a clip calls them: (label, where
+# the method lives: "pipe", its "unet", "scheduler" or "video_processor", the method's name).
+PHASES = (("image encoder", "pipe", "_encode_image"),
+          ("keyframe pixels", "video_processor", "preprocess"),
+          ("VAE encode", "pipe", "_encode_vae_image"),
+          ("time ids", "pipe", "_get_add_time_ids"),
+          ("timesteps", "scheduler", "set_timesteps"),
+          ("latents", "pipe", "prepare_latents"),
+          ("UNet", "unet", "forward"),
+          ("sampler step", "scheduler", "step"),
+          ("decode", "pipe", "decode_latents"))
+
+
+@contextlib.contextmanager
+def labelled_phases(pipe: Any) -> Iterator[None]:
+    """Each PHASES method of `pipe` runs inside a profiler label of its name while inside."""
+    from torch.profiler import record_function
+
+    def labelled(label: str, method: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with record_function(f"phase: {label}"):
+                return method(*args, **kwargs)
+        return run
+
+    owners = {"pipe": pipe, "unet": pipe.unet, "scheduler": pipe.scheduler,
+              "video_processor": pipe.video_processor}
+    wrapped = []
+    for label, owner, name in PHASES:
+        target = owners[owner]
+        setattr(target, name, labelled(label, getattr(target, name)))
+        wrapped.append((target, name))
+    try:
+        yield
+    finally:
+        for target, name in wrapped:
+            delattr(target, name)  # the class's method again
+
+
+def phase_times(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    """From a chrome trace of one labelled clip: each phase up to the end of the first sampler
+    step, and the decode, with when the CPU was in it and when the GPU ran the work it launched
+    (from the runtime calls' correlation ids), in ms from the clip's first label; the end of the
+    clip's GPU work; then the CPU's calls that waited on the GPU (synchronisations and copies
+    over 0.1 ms) up to the end of the first step."""
+    events = [e for e in trace["traceEvents"] if e.get("ph") == "X"]
+    labels = sorted((e for e in events if e.get("cat") == "user_annotation"
+                     and e["name"].startswith("phase: ")), key=lambda e: e["ts"])
+    if not labels:
+        return []
+    first_step = next((e for e in labels if e["name"] == "phase: sampler step"), labels[-1])
+    start, end = labels[0]["ts"], first_step["ts"] + first_step["dur"]
+    runtime = [e for e in events if e.get("cat") == "cuda_runtime"]
+    device = {e["args"]["correlation"]: e for e in events
+              if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")
+              and "correlation" in e.get("args", {})}
+    rows = []
+    for label in (e for e in labels if e["ts"] <= end or e["name"] == "phase: decode"):
+        inside = [e for e in runtime if label["ts"] <= e["ts"] <= label["ts"] + label["dur"]]
+        work = [device[c] for c in (e["args"].get("correlation") for e in inside) if c in device]
+        row = {"phase": label["name"][len("phase: "):],
+               "cpu_ms": [round((label["ts"] - start) / 1e3, 2),
+                          round((label["ts"] + label["dur"] - start) / 1e3, 2)]}
+        if work:
+            row["gpu_ms"] = [round((min(e["ts"] for e in work) - start) / 1e3, 2),
+                             round((max(e["ts"] + e["dur"] for e in work) - start) / 1e3, 2)]
+            row["gpu_busy_ms"] = round(sum(e["dur"] for e in work) / 1e3, 2)
+        rows.append(row)
+    if device:
+        clip_end = max(e["ts"] + e["dur"] for e in device.values())
+        rows.append({"phase": "the clip's last GPU work",
+                     "gpu_ms": round((clip_end - start) / 1e3, 2)})
+    waits = [{"call": e["name"], "at_ms": round((e["ts"] - start) / 1e3, 2),
+              "ms": round(e["dur"] / 1e3, 2)} for e in runtime
+             if start <= e["ts"] <= end and e["dur"] > 100
+             and ("Synchronize" in e["name"] or "Memcpy" in e["name"])]
+    return rows + [{"phase": "CPU waits", "calls": waits}]
 
 
 def main() -> None:

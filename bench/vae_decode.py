@@ -14,7 +14,8 @@ after a warm-up call (compiling, for the compiled levers):
 - the levers below on top of either.
 diff_levels is the mean absolute difference from the first lever's frames (eager: diffusers as
 it ships), in 0-255 pixel levels (the target: at most 1). --profile prints where each compiled
-lever's time goes, by kernel family and kernel (kept in its row).
+lever's time goes, by kernel family and kernel (kept in its row); --kernel-code DIR copies the
+source of those kernels out of Inductor's cache, to read what each fused kernel computes.
 Writes vae_decode.json (to --out, or bench/results).
 """
 from __future__ import annotations
@@ -55,6 +56,16 @@ from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E40
 #   normalising kernel (0.464 s against 0.460 s: not kept);
 # - pointwise-autotune: candidate, Inductor's max_autotune_pointwise: a few block sizes timed for
 #   each fused kernel at compile (coordinate descent, below, walks many more);
+# - gn-sums: candidate, gn-welford's statistics from two plain sums of each channel's values less
+#   its first value, in one pass, where Welford's update divides at every value (the statistics
+#   kernels are bound by their arithmetic): 0.473 s against 0.452 s, as Inductor writes the
+#   shifted values out (vae_decode_2026-11-27_silu_sigmoid.json);
+# - silu-sigmoid: the product's (speed.silu_as_sigmoid_product), each SiLU as x * sigmoid(x),
+#   Triton's sigmoid where Inductor writes SiLU with the accurate library exp: 0.452 -> 0.444 s;
+# - nd-tiling: candidate, Inductor's prefer_nd_tiling: fused kernels over the channels-last
+#   tensors tiled by (pixels, channels), so a normalising kernel loads each channel's group
+#   statistics once per tile column rather than once per element, as its 1-D kernels do (its
+#   compile of the decoder had not finished after 80 s on an H100, 2026-11-27: not measured);
 # - nchw-graph: Inductor's layout optimisation off, so the compiled decoder keeps NCHW tensors
 #   (its group norms then reduce contiguous memory, its convolutions take NCHW).
 # Candidates measured earlier and left out of the product (none was faster, models/speed.py):
@@ -65,7 +76,8 @@ from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E40
 EARLIER_LEVERS = ("cudnn-benchmark", "channels-last", "temporal-mm")  # "all" is these three
 DECODER_LEVERS = ("fold-upsample", "transposed-upsample", "temporal-cl3d", "temporal-2d",
                   "gn-welford", "gn-channel-sums", "attention-mm", "attention-bf16-products",
-                  "no-unroll", "pointwise-autotune", "nchw-graph", "coord-descent",
+                  "gn-sums", "silu-sigmoid", "no-unroll", "pointwise-autotune", "nd-tiling",
+                  "nchw-graph", "coord-descent",
                   *EARLIER_LEVERS)
 
 
@@ -84,6 +96,13 @@ def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list
         applied.append("temporal-2d")
     if "gn-welford" in levers and speed.group_norms_by_channel_stats(vae.decoder):
         applied.append("gn-welford")
+    if "gn-sums" in levers:
+        for module in vae.decoder.modules():
+            if isinstance(module, torch.nn.GroupNorm):
+                module.forward = _shifted_sums_group_norm(module)
+        applied.append("gn-sums")
+    if "silu-sigmoid" in levers and speed.silu_as_sigmoid_product(vae.decoder):
+        applied.append("silu-sigmoid")
     if "attention-mm" in levers and float32_attention_as_products(vae.decoder):
         applied.append("attention-mm")
     if "attention-bf16-products" in levers and speed.wide_head_attention_as_products(
@@ -104,6 +123,11 @@ def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list
 
         inductor.unroll_reductions_threshold = 1
         applied.append("no-unroll")
+    if "nd-tiling" in levers:
+        import torch._inductor.config as inductor
+
+        inductor.triton.prefer_nd_tiling = True
+        applied.append("nd-tiling")
     if "coord-descent" in levers:  # Inductor tunes each fused kernel's block sizes by timing
         import torch._inductor.config as inductor
 
@@ -146,6 +170,35 @@ def _two_pass_group_norm(norm: Any) -> Any:
         var = group_means((wide - mean.view(shape)).square().mean(over))
         scale = torch.rsqrt(var + norm.eps) * norm.weight.float()
         shift = norm.bias.float() - mean * scale
+        return (wide * scale.view(shape) + shift.view(shape)).to(x.dtype)
+    return forward
+
+
+def _shifted_sums_group_norm(norm: Any) -> Any:
+    """A group norm's forward from each channel's sum and sum of squares of its values less its
+    first value (one pass, no division per value), combined per group as gn-welford does."""
+    import torch
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        n, c = x.shape[:2]
+        groups, per_group = norm.num_groups, c // norm.num_groups
+        over, shape = tuple(range(2, x.dim())), (n, c) + (1,) * (x.dim() - 2)
+        wide = x.float()
+        first = wide[(slice(None), slice(None)) + (slice(0, 1),) * len(over)]
+        shifted = wide - first
+        count = wide[0, 0].numel()
+        mean = shifted.sum(over) / count
+        var = (shifted.square().sum(over) / count - mean.square()).clamp_min(0)
+        mean = (mean + first.flatten(1)).view(n, groups, per_group)
+        var = var.view(n, groups, per_group)
+        group_mean = mean.mean(-1, keepdim=True)
+        group_var = var.mean(-1, keepdim=True) + (mean - group_mean).square().mean(-1, keepdim=True)
+
+        def per_channel(values: torch.Tensor) -> torch.Tensor:
+            return values.expand(n, groups, per_group).reshape(n, c)
+
+        scale = per_channel(torch.rsqrt(group_var + norm.eps)) * norm.weight.float()
+        shift = norm.bias.float() - per_channel(group_mean) * scale
         return (wide * scale.view(shape) + shift.view(shape)).to(x.dtype)
     return forward
 
@@ -340,6 +393,9 @@ def main() -> None:
                              "+LEVER+... "
                              f"(levers: {', '.join(DECODER_LEVERS)}; all: the last three)")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--kernel-code", type=Path, default=None,
+                        help="with --profile: copy the source of each lever's longest Triton "
+                             "kernels from Inductor's cache into this folder")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
@@ -354,6 +410,7 @@ def main() -> None:
         torch._inductor.config.coordinate_descent_tuning = False  # the default; coord-descent on
         torch._inductor.config.unroll_reductions_threshold = 8  # the default; no-unroll: 1
         torch._inductor.config.max_autotune_pointwise = False  # the default
+        torch._inductor.config.triton.prefer_nd_tiling = False  # the default; nd-tiling on
         vae = build_vae(args.size, device)
         latents = latents.to(vae.dtype)
         mode, _, extra = lever.partition("+")
@@ -373,6 +430,8 @@ def main() -> None:
             reference = frames
         kernels = (profile_kernels(vae, latents, args.chunk)
                    if args.profile and device == "cuda" and mode.startswith("compiled") else {})
+        if kernels and args.kernel_code:
+            copy_kernel_code(kernels["top_kernels_ms"], args.kernel_code / lever.replace("+", "_"))
         row = {"lever": lever, "applied": "+".join(applied), "decode_s": round(seconds, 3),
                "first_call_s": round(first_s, 1), "peak_gib": round(peak, 2),
                "frames": args.frames, "width": args.width, "height": args.height,
@@ -418,6 +477,24 @@ def profile_kernels(vae: Any, latents: Any, chunk: int, top: int = 40) -> dict[s
                                   sorted(families.items(), key=lambda kv: -kv[1])},
             "top_kernels_ms": {name[:120]: [count, round(ms, 2)] for ms, count, name
                                in sorted(kernels, reverse=True)[:top]}}
+
+def copy_kernel_code(top: dict[str, Any], folder: Path) -> None:
+    """Copy the source files of the Triton kernels named in `top` (names as the profiler gives
+    them) from Inductor's cache into `folder`, to read what each fused kernel does."""
+    import shutil
+
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    wanted = {name for name in top if name.startswith("triton_")}
+    asked = len(wanted)
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in Path(cache_dir()).rglob("*.py"):
+        text = source.read_text(errors="replace")
+        for name in [n for n in wanted if f"def {n}" in text]:
+            shutil.copy(source, folder / f"{name[:100]}.py")
+            wanted.discard(name)
+    print(f"kernel code: {asked - len(wanted)} files in {folder}, not found: {len(wanted)}")
+
 
 if __name__ == "__main__":
     main()

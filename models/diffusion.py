@@ -303,16 +303,19 @@ def video_levers(pipe: Any, profile: Profile) -> list[str]:
     if speed.replay_image_encoder(pipe, enabled=profile.offload == "none"):
         levers.append("image encoder replayed as a CUDA graph")
     draw_noise_ahead(pipe)
-    levers.append("noise drawn ahead on a CPU thread")
+    levers.append("noise drawn ahead on CPU threads")
     if profile.compile:
-        if speed.group_norms_by_channel_stats(pipe.vae.decoder):
+        decoder = pipe.vae.decoder
+        if speed.group_norms_by_channel_stats(decoder):
             levers.append("VAE group norms from channel statistics")
+        if speed.silu_as_sigmoid_product(decoder):
+            levers.append("VAE SiLU as x * sigmoid(x)")
         speed.attention_calls_direct(unet)
         speed.attention_calls_direct(pipe.vae)
         levers.append("attention calls without signature checks")
         if speed.frame_attention_on_efficient_kernel(unet):
             levers.append("frame attention on the memory-efficient kernel")
-        if speed.wide_head_attention_as_products(pipe.vae.decoder):
+        if speed.wide_head_attention_as_products(decoder):
             levers.append("VAE attention as matrix products")
         speed.compile_regions(unet, speed.UNET_REGIONS)
         speed.compile_regions(pipe.vae, speed.VAE_REGIONS)

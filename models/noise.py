@@ -1,4 +1,4 @@
-"""A clip's random draws made ahead of the GPU, on a CPU thread: a speed lever (models/speed.py).
+"""A clip's random draws made ahead of the GPU, on CPU threads: a speed lever (models/speed.py).
 
 A seed gives the same clip on any machine because SVD's noise is drawn on the CPU from the job's
 seeded generator, then copied to the GPU. diffusers draws each tensor when it needs it, so the
@@ -11,7 +11,13 @@ about 0.1 s of its 1.58 s that way (22 ms at each step, 28 ms before the first);
 With the lever on, a pipeline call starts a thread that makes the same draws from a copy of the
 generator, in diffusers' order, into page-locked memory; each is taken when the pipeline gets
 there and copied without waiting for the GPU. The values are the ones diffusers would draw
-(tests/test_speed.py and tests/test_turbo.py check the frames are identical). diffusers' SVD
+(tests/test_speed.py and tests/test_turbo.py check the frames are identical).
+
+The draws are cut into chunks made on several threads (NoiseAhead). Made one after another, they
+were late once the VAE's encoder was compiled: PyTorch draws bfloat16 noise one value at a time,
+and on an H100 host the starting latents were ready 42 ms into a turbo clip, the GPU idle for the
+last 21 ms of it (bench/clip_timeline.py's phases,
+bench/results/clip_timeline_2026-11-27_encoder_compiled.json). diffusers' SVD
 pipeline draws through its module's `randn_tensor`, which the lever wraps once: calls with a
 generator whose draws are planned take them, any other call goes to diffusers' own.
 """
@@ -19,8 +25,12 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import logging
-from typing import Any
+import math
+import os
+import threading
+from typing import Any, Callable
 
 import torch
 from diffusers.utils.torch_utils import randn_tensor
@@ -32,19 +42,31 @@ Draw = tuple[tuple[int, ...], torch.dtype]  # a tensor's shape and dtype
 
 
 class NoiseAhead:
-    """The next draws of a CPU generator, made in order on a thread of their own.
+    """The next draws of a CPU generator, made ahead on threads of their own.
 
     `draws` lists them (shape, dtype) in the order they will be taken. Should the first one
     asked for not be the first planned, the plan stands down and every `take` answers None, so
     the caller draws from its generator itself: the same values, only without the head start.
-    A later mismatch would mean other noise than the seed's, so it is an error."""
+    A later mismatch would mean other noise than the seed's, so it is an error.
 
-    def __init__(self, generator: torch.Generator, draws: list[Draw], pin: bool):
+    A planning thread walks the generator through the draws in order. Each large draw is cut
+    into chunks (cut_into_chunks), each drawn on a worker thread from the generator's state at
+    its first value; the planner moves the generator past a chunk by drawing as many uniform
+    float32 values (one 32-bit number each, as each value of a normal draw takes), a fraction of
+    the cost of the normal draw. PyTorch's CPU normal draw of 16 or more float32, float16 or
+    bfloat16 values makes them from their uniforms in independent blocks of 16 (odd_tail_use
+    says how it ends a count that is not a multiple of 16), so chunks cut at multiples of 16
+    give exactly the whole draw's values (tests/test_speed.py). A plan with any other draw is
+    made whole, in order, by the planner."""
+
+    def __init__(self, generator: torch.Generator, draws: list[Draw], pin: bool,
+                 min_chunk: int | None = None):
         copy = torch.Generator().set_state(generator.get_state())
-        worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="noise-ahead")
         self._pending = collections.deque(
-            (shape, dtype, worker.submit(_draw, copy, shape, dtype, pin)) for shape, dtype in draws)
-        worker.shutdown(wait=False)  # the thread ends after the last draw
+            (tuple(shape), dtype, concurrent.futures.Future()) for shape, dtype in draws)
+        threading.Thread(target=_plan, name="noise-ahead-plan", daemon=True,
+                         args=(copy, list(self._pending), pin,
+                               MIN_CHUNK if min_chunk is None else min_chunk)).start()
         self.taken = 0
         self.stood_down = False
 
@@ -63,20 +85,112 @@ class NoiseAhead:
                         tuple(shape), dtype, planned)
             self.stood_down = True
             return None
-        _, _, future = self._pending.popleft()
+        _, _, ready = self._pending.popleft()
         self.taken += 1
-        return future.result().to(device or "cpu", non_blocking=True)
+        out, chunks = ready.result()
+        for chunk in chunks:
+            chunk.result()
+        return out.to(device or "cpu", non_blocking=True)
 
     @property
     def left(self) -> int:
-        """Draws made and not taken."""
+        """Draws planned and not taken."""
         return len(self._pending)
 
 
-def _draw(generator: torch.Generator, shape: tuple[int, ...], dtype: torch.dtype,
-          pin: bool) -> torch.Tensor:
-    out = torch.empty(shape, dtype=dtype, pin_memory=pin)  # page-locked: copied asynchronously
-    return torch.randn(shape, generator=generator, out=out)
+MIN_CHUNK = 16384  # values: a draw is cut into chunks of at least this many (none if smaller)
+SPLITTABLE = (torch.float32, torch.float16, torch.bfloat16)  # one 32-bit number a value
+
+
+def cut_into_chunks(count: int, parts: int, least: int) -> list[tuple[int, int]]:
+    """(start, size) of at most `parts` chunks of `count` values, each of at least `least`
+    values and starting at a multiple of 16; one chunk where `count` is under twice `least`."""
+    if parts < 2 or count < 2 * least:
+        return [(0, count)]
+    size = max(least, -(-count // parts))
+    size = -(-size // 16) * 16
+    chunks = [(start, min(size, count - start)) for start in range(0, count, size)]
+    if len(chunks) > 1 and chunks[-1][1] < 16:  # too few for a block: the previous one's tail
+        (start, size), (_, rest) = chunks[-2], chunks.pop()
+        chunks[-1] = (start, size + rest)
+    return chunks
+
+
+def _plan(generator: torch.Generator, pending: list, pin: bool, least: int) -> None:
+    """Make the planned draws (NoiseAhead): each `ready` future gets (tensor, chunk futures)."""
+    whole = not all(math.prod(shape) >= 16 and dtype in SPLITTABLE
+                    and odd_tail_use(dtype) is not None for shape, dtype, _ in pending)
+    scratch = torch.empty(0)
+    for index, (shape, dtype, ready) in enumerate(pending):
+        try:
+            out = torch.empty(shape, dtype=dtype, pin_memory=pin)  # page-locked: copied async
+            if whole:
+                torch.randn(shape, generator=generator, out=out)
+                ready.set_result((out, []))
+                continue
+            flat, chunks = out.view(-1), []
+            for start, size in cut_into_chunks(flat.numel(), _workers(), least):
+                chunks.append(_pool().submit(_draw_chunk, generator.get_state(),
+                                             flat[start:start + size]))
+                used = odd_tail_use(dtype)(size) if size % 16 else size
+                if scratch.numel() < used:
+                    scratch = torch.empty(used)
+                scratch[:used].uniform_(generator=generator)
+            ready.set_result((out, chunks))
+        except BaseException as err:  # noqa: BLE001 - raised again by take() for this draw
+            for _, _, later in pending[index:]:
+                if not later.done():
+                    later.set_exception(err)
+            return
+
+
+@functools.cache
+def odd_tail_use(dtype: torch.dtype) -> Callable[[int], int] | None:
+    """How many uniform numbers PyTorch's CPU normal draw of `dtype` takes for a count over 16
+    that is not a multiple of 16, found once by trying the known ways on a small draw cut as
+    NoiseAhead cuts them: float32's vectorised draw makes its last 16 values again from 16 more
+    (count + 16); the float16 and bfloat16 draws round the count up to a multiple of 16. None
+    where neither gives the whole draw's values: such draws are then made whole."""
+    count, head = 16 * 3 + 5, 32
+    seeded = torch.Generator().manual_seed(0)
+    whole = torch.randn(count, generator=seeded, dtype=dtype)
+    after = torch.rand(16, generator=seeded)
+    for rule in (lambda n: n + 16, lambda n: -(-n // 16) * 16):
+        walker = torch.Generator().manual_seed(0)
+        first = torch.randn(head, generator=torch.Generator().set_state(walker.get_state()),
+                            dtype=dtype)
+        torch.rand(head, generator=walker)
+        rest = torch.randn(count - head, generator=torch.Generator().set_state(walker.get_state()),
+                           dtype=dtype)
+        torch.rand(rule(count - head), generator=walker)
+        if (torch.equal(torch.cat([first, rest]), whole)
+                and torch.equal(torch.rand(16, generator=walker), after)):
+            return rule
+    log.warning("noise drawn ahead: PyTorch's %s normal draw cannot be cut into chunks here; "
+                "such draws are made whole (the same values, a later start)", dtype)
+    return None
+
+
+def _draw_chunk(state: torch.Tensor, into: torch.Tensor) -> None:
+    torch.randn(into.shape, generator=torch.Generator().set_state(state), out=into)
+
+
+_pools: list[concurrent.futures.ThreadPoolExecutor] = []
+_pools_lock = threading.Lock()
+
+
+def _workers() -> int:
+    """Threads drawing chunks: the cores but one (the GPU's), at most 8."""
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The worker threads, made once and shared by every clip."""
+    with _pools_lock:
+        if not _pools:
+            _pools.append(concurrent.futures.ThreadPoolExecutor(
+                _workers(), thread_name_prefix="noise-ahead"))
+        return _pools[0]
 
 
 _planned: dict[int, NoiseAhead] = {}  # id(generator) -> its draws, during a pipeline call

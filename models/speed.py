@@ -29,8 +29,9 @@ guidance; only rounding differs (bench/svd_levers.py reports the error against f
 - the keyframe prepared for SVD's image encoder on the GPU (encode_keyframe_on_device), where
   diffusers blurs and resizes it on the CPU, the GPU waiting.
 - the noise drawn ahead (models/noise.py): the clip's random draws made from a copy of the
-  job's generator on a CPU thread while the GPU works, not by diffusers when it needs them with
-  the GPU waiting (about 0.1 s of a turbo clip on an H100 host); the same values.
+  job's generator on CPU threads (each large draw in chunks on several) while the GPU works, not
+  by diffusers when it needs them with the GPU waiting (about 0.1 s of a turbo clip on an H100
+  host); the same values.
 - the keyframe model (text-to-image) compiled too, its UNet's blocks: an SDXL-Turbo-sized
   keyframe at 1024x576 in 2 steps, 0.30 -> 0.24 s on H100s (bench/keyframe_gpu.py); its VAE
   compiled as well was slower (0.38 s), so it stays eager. A fresh process traces the blocks
@@ -44,6 +45,8 @@ guidance; only rounding differs (bench/svd_levers.py reports the error against f
   (wide_head_attention_as_products): the decode 0.49 -> 0.46 s on an H100.
 - SVD's image encoder replayed as a CUDA graph in the fast profile (replay_image_encoder): 9.2 ms
   of Python-bound eager calls a clip -> 2.7 ms (bench/clip_setup.py).
+- the VAE decoder's SiLUs as x * sigmoid(x) in compiled code (silu_as_sigmoid_product): the
+  decode 0.452 -> 0.444 s.
 Measured and left out (bench/results/svd_levers*.json): FP8 linear layers (slower once compiled,
 and twice the error), xformers (its wheel has no kernels for this torch), SDPA backends other than
 the default (which already runs cuDNN's attention on the long spatial sequences), channels-last,
@@ -67,7 +70,12 @@ Dynamo traces about 1 s faster at a start but which decodes in 0.53 s against 0.
 2026-11-27's second session: the VAE's encoder compiled (27.9 -> 7.7 ms alone, no faster in a
 clip, and 1.3 s more tracing at each start), Inductor's small reductions not unrolled (slower) and
 its max_autotune_pointwise (within the spread); coordinate descent again (-20 ms, a 317 s first
-compile of the decoder where it takes 63 s).
+compile of the decoder where it takes 63 s). Measured in 2026-11-27's third session: the VAE's
+encoder compiled again, now that a clip's noise is drawn in time (models/noise.py): the keyframe's
+encode 27.9 -> 7.5 ms, a turbo clip's setup 16 ms shorter, but the second start took 31.5 s
+against 29.2 s (one run each; the encoder's tracing and cached kernels about 1.1 s of it), over
+the 30 s a start may take (bench/results/svd_profiles_turbo_2026-11-27_encoder_compiled.json);
+the group norms' statistics from shifted sums instead of Welford's (0.473 s against 0.452 s).
 """
 from __future__ import annotations
 
@@ -724,7 +732,7 @@ class _GroupNormByChannelStats:
         groups = self.num_groups  # type: ignore[attr-defined]
         per_group = c // groups
         wide = x.float()
-        var, mean = torch.var_mean(wide, dim=tuple(range(2, x.dim())), correction=0)
+        var, mean = self._channel_var_mean(wide)
         mean, var = mean.view(n, groups, per_group), var.view(n, groups, per_group)
         group_mean = mean.mean(-1, keepdim=True)
         group_var = var.mean(-1, keepdim=True) + (mean - group_mean).square().mean(-1, keepdim=True)
@@ -737,6 +745,39 @@ class _GroupNormByChannelStats:
         shift = bias - per_channel(group_mean) * scale
         shape = (n, c) + (1,) * (x.dim() - 2)
         return (wide * scale.view(shape) + shift.view(shape)).to(x.dtype)
+
+    @staticmethod
+    def _channel_var_mean(wide: Any) -> tuple[Any, Any]:
+        import torch
+
+        return torch.var_mean(wide, dim=tuple(range(2, wide.dim())), correction=0)
+
+
+def silu_as_sigmoid_product(model: Any) -> int:
+    """Every SiLU under `model` as x * sigmoid(x), which Inductor writes with Triton's sigmoid,
+    instead of its x / (1 + exp(-x)) with the accurate library exp; returns how many (a second
+    call counts them again but changes none). The VAE decoder's normalising kernels are bound by
+    their arithmetic, not by memory: the 25-frame decode 0.452 -> 0.444 s on an H100, 0.03
+    pixel levels from before (bench/results/vae_decode_2026-11-27_silu_sigmoid.json). Only for
+    compiled code: eager, it is two kernels where SiLU is one."""
+    import torch
+
+    swapped = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.SiLU):
+            if not isinstance(module, _SigmoidProductSiLU):
+                module.__class__ = with_mixin(_SigmoidProductSiLU, type(module))
+            swapped += 1
+    return swapped
+
+
+class _SigmoidProductSiLU:
+    """Mixin: SiLU's forward as x * sigmoid(x) (silu_as_sigmoid_product)."""
+
+    def forward(self, x: Any) -> Any:
+        import torch
+
+        return x * torch.sigmoid(x)
 
 
 # Regional compilation: the UNet's repeated blocks are compiled one by one, in place, so blocks
@@ -766,7 +807,8 @@ def compile_regions(model: Any, class_names: tuple[str, ...], mode: str | None =
 
 
 def compile_is_cached(key: str) -> bool:
-    """Whether a compile for `key` (model architecture, size, profile) finished on this machine."""
+    """Whether a compile for `key` (model architecture, size, profile) finished on this machine,
+    with this torch, GPU and lever code (a lever changed in an update compiles anew)."""
     return (_markers() / _marker_name(key)).is_file()
 
 
@@ -786,4 +828,15 @@ def _marker_name(key: str) -> str:
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    return hashlib.sha256(f"{key}|{torch.__version__}|{gpu}".encode()).hexdigest()[:24]
+    mark = f"{key}|{torch.__version__}|{gpu}|{lever_code()}"
+    return hashlib.sha256(mark.encode()).hexdigest()[:24]
+
+
+def lever_code() -> str:
+    """A fingerprint of the code that decides what is compiled: this file and where its levers
+    are put on (models/diffusion.py)."""
+    import hashlib
+
+    here = Path(__file__).resolve()
+    sources = (here, here.with_name("diffusion.py"))
+    return hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:16]

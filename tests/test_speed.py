@@ -404,6 +404,39 @@ def test_group_norms_from_channel_statistics_decode_the_same_frames(svd_pipe):
             assert (norm(layout).double() - exact).abs().max() < 1e-3
 
 
+def test_the_compiled_profiles_write_the_decoders_silu_as_a_product_and_leave_the_encoder(
+        svd_pipe):
+    """With compile on, the VAE decoder's SiLUs are written as x * sigmoid(x) (Triton's sigmoid
+    where Inductor would use the accurate library exp) beside its other levers: the same frames.
+    The encoder (the keyframe, once a clip) is left as diffusers has it, eager and uncompiled:
+    compiled it saved 16 ms a clip but cost the second start over 30 s (models/speed.py), and
+    these levers are slower eager."""
+    import torch
+
+    from models.diffusion import video_levers
+    from models.memory import PROFILES
+
+    vae = svd_pipe.vae
+    keyframe = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    latents = torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        plain = vae.encode(keyframe).latent_dist.mode(), vae.decode(latents, num_frames=4).sample
+    levers = video_levers(svd_pipe, PROFILES["fast"])
+    assert "VAE SiLU as x * sigmoid(x)" in levers
+    silus = [m for m in vae.decoder.modules() if isinstance(m, torch.nn.SiLU)]
+    assert silus and all(isinstance(m, speed._SigmoidProductSiLU) for m in silus)
+    assert vae.decoder._compiled_call_impl is not None
+    assert vae.encoder._compiled_call_impl is None
+    assert not any(isinstance(m, (speed._SigmoidProductSiLU, speed._GroupNormByChannelStats))
+                   for m in vae.encoder.modules())
+    vae.decoder._compiled_call_impl = None  # its kernels need the GPU to pay
+    with torch.no_grad():
+        with_levers = (vae.encode(keyframe).latent_dist.mode(),
+                       vae.decode(latents, num_frames=4).sample)
+    assert torch.equal(plain[0], with_levers[0])
+    assert (plain[1] - with_levers[1]).abs().max() < 1e-4
+
+
 def test_frames_are_decoded_in_even_chunks_so_none_is_decoded_alone(svd_pipe):
     """25 frames at a chunk of 8 decode as 5 x 5 (diffusers: 8, 8, 8, 1, the last frame with no
     neighbours, and the decode's peak memory set by the 8): the largest chunk is smaller, the
@@ -443,6 +476,8 @@ def test_a_finished_compile_is_remembered_per_key(tmp_path, monkeypatch):
     speed.mark_compiled("svd-xt|1024x576x25|fast")
     assert speed.compile_is_cached("svd-xt|1024x576x25|fast")
     assert not speed.compile_is_cached("svd-xt|768x432x25|fast")  # another size compiles anew
+    monkeypatch.setattr(speed, "lever_code", lambda: "an update's levers")
+    assert not speed.compile_is_cached("svd-xt|1024x576x25|fast")  # changed levers: anew
 
 
 def test_noise_drawn_ahead_gives_the_same_frames_and_a_clear_error_when_off_plan(
@@ -480,6 +515,44 @@ def test_noise_drawn_ahead_gives_the_same_frames_and_a_clear_error_when_off_plan
     assert ahead.take((2, 3), torch.float32) is None  # stood down for good
 
 
+@pytest.mark.parametrize("dtype_name", ["float32", "bfloat16", "float16"])
+def test_noise_drawn_in_chunks_on_several_threads_is_exactly_the_seeds_noise(dtype_name,
+                                                                            monkeypatch):
+    """Large draws are cut into chunks drawn on worker threads, each from the generator's state
+    at its first value: the values are exactly those of one draw after another from the seed,
+    whatever the count (a multiple of 16 or not, so PyTorch's redrawn tail is covered), and so is
+    a plan holding a draw too small to cut, which is made whole, in order."""
+    import torch
+
+    from models import noise
+
+    dtype = getattr(torch, dtype_name)
+    chunks = []
+    draw_chunk = noise._draw_chunk
+    monkeypatch.setattr(noise, "_workers", lambda: 4)
+    monkeypatch.setattr(noise, "_draw_chunk", lambda state, into: (
+        chunks.append(into.numel()), draw_chunk(state, into)))
+    plan = [((3, 1000), torch.float32), ((2, 5, 103), dtype), ((40, 16), dtype), ((777,), dtype)]
+    seeded = torch.Generator().manual_seed(7)
+    expected = [torch.randn(shape, generator=seeded, dtype=kind) for shape, kind in plan]
+    ahead = noise.NoiseAhead(torch.Generator().manual_seed(7), plan, pin=False, min_chunk=64)
+    for (shape, kind), values in zip(plan, expected):
+        assert torch.equal(ahead.take(shape, kind), values)
+    assert sorted(chunks) == sorted([752, 752, 752, 744, 272, 272, 272, 214, 160, 160, 160, 160,
+                                     208, 208, 208, 153])  # every draw cut, on 4 threads
+    assert noise.cut_into_chunks(3000, 8, 64)[1] == (384, 384)  # cut at multiples of 16
+    assert noise.cut_into_chunks(1030, 2, 64) == [(0, 528), (528, 502)]
+    assert noise.cut_into_chunks(100, 8, 64) == [(0, 100)]  # under twice the least: whole
+    assert noise.cut_into_chunks(16 * 9 + 5, 9, 16)[-1] == (16 * 8, 16 + 5)  # no tail under 16
+
+    plan = [((5,), torch.float32), ((700,), dtype)]  # 5 values: PyTorch's one-by-one draw
+    seeded = torch.Generator().manual_seed(8)
+    expected = [torch.randn(shape, generator=seeded, dtype=kind) for shape, kind in plan]
+    ahead = noise.NoiseAhead(torch.Generator().manual_seed(8), plan, pin=False, min_chunk=64)
+    for (shape, kind), values in zip(plan, expected):
+        assert torch.equal(ahead.take(shape, kind), values)
+
+
 def test_a_call_off_the_noise_plan_draws_its_own_noise_and_says_so(svd_pipe, monkeypatch, caplog):
     """Should diffusers' first draw not be the planned one, the clip draws its own noise from the
     seed (the same frames) and the log says the lever stood down."""
@@ -491,8 +564,8 @@ def test_a_call_off_the_noise_plan_draws_its_own_noise_and_says_so(svd_pipe, mon
     noise.draw_noise_ahead(svd_pipe)
     planned = noise.NoiseAhead.__init__
 
-    def wrong_first_draw(self, generator, draws, pin):
-        planned(self, generator, [((1, 3, 8, 8), torch.float32)] + draws[1:], pin)
+    def wrong_first_draw(self, generator, draws, pin, min_chunk=None):
+        planned(self, generator, [((1, 3, 8, 8), torch.float32)] + draws[1:], pin, min_chunk)
 
     monkeypatch.setattr(noise.NoiseAhead, "__init__", wrong_first_draw)
     with caplog.at_level("WARNING", logger="models.noise"):
