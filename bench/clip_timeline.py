@@ -8,11 +8,10 @@ are timed (seconds, median step, decode; setup = clip - 4 steps - decode), then 
 under torch.profiler. From its CUDA events: the GPU's span, busy and idle time, the longest
 idle gaps (when, how long, and the kernel or copy that ended each: a gap ending in a host copy
 is the GPU waiting for the CPU), and the kernels' time by family; phases, the clip's setup and
-first step part by part (image encoder, VAE encode, ..., UNet, sampler step): when the CPU was
-in each and when the GPU ran what it launched, so a part the GPU waits for shows as a GPU start
-after its CPU start plus the calls where the CPU waited on the GPU. On the CPU only the timings
-are taken. Writes clip_timeline.json (to
---out, or bench/results).
+first step part by part (image encoder, VAE encode, ..., UNet, sampler step) and its decode:
+when the CPU was in each and when the GPU ran what it launched (a part whose GPU work starts
+long after its CPU call waited for something), and the calls where the CPU waited on the GPU.
+On the CPU only the timings are taken. Writes clip_timeline.json (to --out, or bench/results).
 """
 from __future__ import annotations
 
@@ -35,7 +34,7 @@ from svd_profiles import clip  # noqa: E402
 
 def timeline(pipe: Any, args: argparse.Namespace, gaps: int) -> dict[str, Any]:
     """One clip under the profiler: GPU span, busy, idle, the longest gaps, kernel families, and
-    its phases up to the end of the first step (phases)."""
+    its parts (phase_times)."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof, \

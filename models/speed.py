@@ -732,7 +732,7 @@ class _GroupNormByChannelStats:
         groups = self.num_groups  # type: ignore[attr-defined]
         per_group = c // groups
         wide = x.float()
-        var, mean = self._channel_var_mean(wide)
+        var, mean = torch.var_mean(wide, dim=tuple(range(2, x.dim())), correction=0)
         mean, var = mean.view(n, groups, per_group), var.view(n, groups, per_group)
         group_mean = mean.mean(-1, keepdim=True)
         group_var = var.mean(-1, keepdim=True) + (mean - group_mean).square().mean(-1, keepdim=True)
@@ -745,12 +745,6 @@ class _GroupNormByChannelStats:
         shift = bias - per_channel(group_mean) * scale
         shape = (n, c) + (1,) * (x.dim() - 2)
         return (wide * scale.view(shape) + shift.view(shape)).to(x.dtype)
-
-    @staticmethod
-    def _channel_var_mean(wide: Any) -> tuple[Any, Any]:
-        import torch
-
-        return torch.var_mean(wide, dim=tuple(range(2, wide.dim())), correction=0)
 
 
 def silu_as_sigmoid_product(model: Any) -> int:
