@@ -2,6 +2,8 @@
 
     python3 bench/compile_trace_cpu.py [--model-dir DIR] [--try CANDIDATE,...] [--repeats N]
 
+Without --model-dir the random model is built in a temporary folder and removed at the end.
+
 A second start with a warm compile cache still traces every compiled region again before the
 cached kernels load: Python on the host CPU, about 9 s of a 28 s second start on an H100 host
 (`compile_phases_s` in bench/results/svd_profiles_turbo_noise_ahead.json). That part needs no
@@ -130,23 +132,29 @@ def main() -> None:
         if name not in CANDIDATES:
             raise SystemExit(f"--try: no candidate named {name!r} (there are: "
                              f"{', '.join(CANDIDATES)})")
-    folder = args.model_dir
+    folder, scratch = args.model_dir, None
     if folder is None or not (folder / "model_index.json").is_file():
         from models.random_init import build_svd
 
-        folder = folder or Path(tempfile.mkdtemp()) / "svd-xt"
+        if folder is None:  # a 4.3 GB random model, removed when done
+            scratch = tempfile.TemporaryDirectory(prefix="svd-xt-")
+            folder = Path(scratch.name) / "svd-xt"
         build_svd(folder, "svd-xt", dtype="float16")
     rows: list[dict[str, Any]] = []
-    for _ in range(args.repeats):
-        for variant in variants:
-            done = subprocess.run([sys.executable, __file__, "--model-dir", str(folder),
-                                   "--one", variant], capture_output=True, text=True,
-                                  timeout=1800)
-            found = [line for line in done.stdout.splitlines() if line.startswith("ROWS ")]
-            if not found:
-                raise SystemExit(f"{variant}: {done.stderr.strip()[-2000:]}")
-            rows += json.loads(found[-1].removeprefix("ROWS "))
-            print(rows[-2:], flush=True)
+    try:
+        for _ in range(args.repeats):
+            for variant in variants:
+                done = subprocess.run([sys.executable, __file__, "--model-dir", str(folder),
+                                       "--one", variant], capture_output=True, text=True,
+                                      timeout=1800)
+                found = [line for line in done.stdout.splitlines() if line.startswith("ROWS ")]
+                if not found:
+                    raise SystemExit(f"{variant}: {done.stderr.strip()[-2000:]}")
+                rows += json.loads(found[-1].removeprefix("ROWS "))
+                print(rows[-2:], flush=True)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
     summary = {"latent": list(LATENT), "frames": FRAMES, "model_dir": str(folder),
                "median_dynamo_s": _medians(rows, variants)}
     path = write_results("compile_trace_cpu", rows, summary, args.out)
