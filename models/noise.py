@@ -56,8 +56,9 @@ class NoiseAhead:
     the cost of the normal draw. PyTorch's CPU normal draw of 16 or more float32, float16 or
     bfloat16 values makes them from their uniforms in independent blocks of 16 (odd_tail_use
     says how it ends a count that is not a multiple of 16), so chunks cut at multiples of 16
-    give exactly the whole draw's values (tests/test_speed.py). A plan with any other draw is
-    made whole, in order, by the planner."""
+    give exactly the whole draw's values (tests/test_speed.py). A draw too small to cut, every
+    draw of a plan holding any other kind, and every draw on a machine with one core to spare
+    is made whole, in order, by the planner."""
 
     def __init__(self, generator: torch.Generator, draws: list[Draw], pin: bool,
                  min_chunk: int | None = None):
@@ -118,18 +119,20 @@ def cut_into_chunks(count: int, parts: int, least: int) -> list[tuple[int, int]]
 
 def _plan(generator: torch.Generator, pending: list, pin: bool, least: int) -> None:
     """Make the planned draws (NoiseAhead): each `ready` future gets (tensor, chunk futures)."""
-    whole = not all(math.prod(shape) >= 16 and dtype in SPLITTABLE
-                    and odd_tail_use(dtype) is not None for shape, dtype, _ in pending)
+    whole = _workers() < 2 or not all(math.prod(shape) >= 16 and dtype in SPLITTABLE
+                                      and odd_tail_use(dtype) is not None
+                                      for shape, dtype, _ in pending)
     scratch = torch.empty(0)
     for index, (shape, dtype, ready) in enumerate(pending):
         try:
             out = torch.empty(shape, dtype=dtype, pin_memory=pin)  # page-locked: copied async
-            if whole:
+            pieces = [] if whole else cut_into_chunks(out.numel(), _workers(), least)
+            if len(pieces) < 2:  # drawn here, in order: nothing to skip
                 torch.randn(shape, generator=generator, out=out)
                 ready.set_result((out, []))
                 continue
             flat, chunks = out.view(-1), []
-            for start, size in cut_into_chunks(flat.numel(), _workers(), least):
+            for start, size in pieces:
                 chunks.append(_pool().submit(_draw_chunk, generator.get_state(),
                                              flat[start:start + size]))
                 used = odd_tail_use(dtype)(size) if size % 16 else size

@@ -540,6 +540,12 @@ def test_noise_drawn_in_chunks_on_several_threads_is_exactly_the_seeds_noise(dty
         assert torch.equal(ahead.take(shape, kind), values)
     assert sorted(chunks) == sorted([752, 752, 752, 744, 272, 272, 272, 214, 160, 160, 160, 160,
                                      208, 208, 208, 153])  # every draw cut, on 4 threads
+    chunks.clear()
+    monkeypatch.setattr(noise, "_workers", lambda: 1)  # one core to spare: drawn in order
+    ahead = noise.NoiseAhead(torch.Generator().manual_seed(7), plan, pin=False, min_chunk=64)
+    for (shape, kind), values in zip(plan, expected):
+        assert torch.equal(ahead.take(shape, kind), values)
+    assert chunks == []
     assert noise.cut_into_chunks(3000, 8, 64)[1] == (384, 384)  # cut at multiples of 16
     assert noise.cut_into_chunks(1030, 2, 64) == [(0, 528), (528, 502)]
     assert noise.cut_into_chunks(100, 8, 64) == [(0, 100)]  # under twice the least: whole
