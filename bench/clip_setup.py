@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from common import print_table, timed, write_results  # noqa: E402 (sets sys.path)
+from common import (add_clip_arguments, print_table, timed,  # noqa: E402 (sets sys.path)
+                    write_results)
 
 from models import speed  # noqa: E402
 from models.random_init import SVD_XT_IMAGE_ENCODER, TINY_IMAGE_ENCODER  # noqa: E402
@@ -60,9 +61,7 @@ def main() -> None:
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", choices=("svd-xt", "tiny"), default="svd-xt")
-    parser.add_argument("--width", type=int, default=1024)
-    parser.add_argument("--height", type=int, default=576)
+    add_clip_arguments(parser)  # --frames unused: one keyframe
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import kernel_kind, print_table, write_results  # noqa: E402 (sets sys.path)
+from common import (add_clip_arguments, kernel_kind, print_table, timed,  # noqa: E402
+                    write_results)
 
 from models import speed  # noqa: E402
 from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E402
@@ -176,30 +177,20 @@ def _two_pass_group_norm(norm: Any) -> Any:
 
 def _shifted_sums_group_norm(norm: Any) -> Any:
     """A group norm's forward from each channel's sum and sum of squares of its values less its
-    first value (one pass, no division per value), combined per group as gn-welford does."""
+    first value (one pass, no division per value), combined per group as gn-welford does
+    (speed.group_norm_from_channel_stats)."""
     import torch
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        n, c = x.shape[:2]
-        groups, per_group = norm.num_groups, c // norm.num_groups
-        over, shape = tuple(range(2, x.dim())), (n, c) + (1,) * (x.dim() - 2)
+        over = tuple(range(2, x.dim()))
         wide = x.float()
         first = wide[(slice(None), slice(None)) + (slice(0, 1),) * len(over)]
         shifted = wide - first
         count = wide[0, 0].numel()
         mean = shifted.sum(over) / count
         var = (shifted.square().sum(over) / count - mean.square()).clamp_min(0)
-        mean = (mean + first.flatten(1)).view(n, groups, per_group)
-        var = var.view(n, groups, per_group)
-        group_mean = mean.mean(-1, keepdim=True)
-        group_var = var.mean(-1, keepdim=True) + (mean - group_mean).square().mean(-1, keepdim=True)
-
-        def per_channel(values: torch.Tensor) -> torch.Tensor:
-            return values.expand(n, groups, per_group).reshape(n, c)
-
-        scale = per_channel(torch.rsqrt(group_var + norm.eps)) * norm.weight.float()
-        shift = norm.bias.float() - per_channel(group_mean) * scale
-        return (wide * scale.view(shape) + shift.view(shape)).to(x.dtype)
+        return speed.group_norm_from_channel_stats(norm, wide, var, mean + first.flatten(1)
+                                                   ).to(x.dtype)
     return forward
 
 
@@ -357,34 +348,22 @@ def decode(vae: Any, latents: Any, chunk: int) -> Any:
         return ((frames / 2 + 0.5).clamp(0, 1) * 255).round()
 
 
-def timed(vae: Any, latents: Any, chunk: int, repeats: int) -> tuple[float, float, Any]:
-    """(median seconds, peak GiB, frames) over `repeats` synchronised decodes."""
+def timed_decode(vae: Any, latents: Any, chunk: int, repeats: int) -> tuple[float, float, Any]:
+    """(median seconds, peak GiB, frames) over `repeats` synchronised decodes (common.timed)."""
     import torch
 
     cuda = latents.is_cuda
-    times, frames = [], None
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    for _ in range(repeats):
-        if cuda:
-            torch.cuda.synchronize()
-        began = time.perf_counter()
-        frames = decode(vae, latents, chunk)
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - began)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0
-    return sorted(times)[len(times) // 2], peak, frames
+    seconds, frames = timed(lambda: decode(vae, latents, chunk), repeats)
+    return seconds, torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0, frames
 
 
 def main() -> None:
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", choices=("svd-xt", "tiny"), default="svd-xt")
-    parser.add_argument("--width", type=int, default=1024)
-    parser.add_argument("--height", type=int, default=576)
-    parser.add_argument("--frames", type=int, default=25)
+    add_clip_arguments(parser)
     parser.add_argument("--chunk", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--levers", default="eager,eager+fold-upsample,compiled,"
@@ -425,7 +404,7 @@ def main() -> None:
         began = time.perf_counter()
         decode(vae, latents, args.chunk)  # compile, autotune, allocator
         first_s = time.perf_counter() - began
-        seconds, peak, frames = timed(vae, latents, args.chunk, args.repeats)
+        seconds, peak, frames = timed_decode(vae, latents, args.chunk, args.repeats)
         if reference is None:
             reference = frames
         kernels = (profile_kernels(vae, latents, args.chunk)

@@ -728,23 +728,31 @@ class _GroupNormByChannelStats:
     def forward(self, x: Any) -> Any:
         import torch
 
-        n, c = x.shape[:2]
-        groups = self.num_groups  # type: ignore[attr-defined]
-        per_group = c // groups
         wide = x.float()
         var, mean = torch.var_mean(wide, dim=tuple(range(2, x.dim())), correction=0)
-        mean, var = mean.view(n, groups, per_group), var.view(n, groups, per_group)
-        group_mean = mean.mean(-1, keepdim=True)
-        group_var = var.mean(-1, keepdim=True) + (mean - group_mean).square().mean(-1, keepdim=True)
+        return group_norm_from_channel_stats(self, wide, var, mean).to(x.dtype)
 
-        def per_channel(values: torch.Tensor) -> torch.Tensor:  # (n, groups, 1) -> (n, c)
-            return values.expand(n, groups, per_group).reshape(n, c)
 
-        weight, bias = self.weight.float(), self.bias.float()  # type: ignore[attr-defined]
-        scale = per_channel(torch.rsqrt(group_var + self.eps)) * weight  # type: ignore[attr-defined]
-        shift = bias - per_channel(group_mean) * scale
-        shape = (n, c) + (1,) * (x.dim() - 2)
-        return (wide * scale.view(shape) + shift.view(shape)).to(x.dtype)
+def group_norm_from_channel_stats(norm: Any, wide: Any, var: Any, mean: Any) -> Any:
+    """GroupNorm `norm` of float32 `wide` (batch, channels, ...) from its channels' variances
+    and means (batch, channels): each group's mean is the mean of its channels' means, its
+    variance the mean of their variances plus the variance of their means."""
+    import torch
+
+    n, c = wide.shape[:2]
+    groups = norm.num_groups
+    per_group = c // groups
+    mean, var = mean.view(n, groups, per_group), var.view(n, groups, per_group)
+    group_mean = mean.mean(-1, keepdim=True)
+    group_var = var.mean(-1, keepdim=True) + (mean - group_mean).square().mean(-1, keepdim=True)
+
+    def per_channel(values: torch.Tensor) -> torch.Tensor:  # (n, groups, 1) -> (n, c)
+        return values.expand(n, groups, per_group).reshape(n, c)
+
+    scale = per_channel(torch.rsqrt(group_var + norm.eps)) * norm.weight.float()
+    shift = norm.bias.float() - per_channel(group_mean) * scale
+    shape = (n, c) + (1,) * (wide.dim() - 2)
+    return wide * scale.view(shape) + shift.view(shape)
 
 
 def silu_as_sigmoid_product(model: Any) -> int:
