@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
@@ -15,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
 PACKAGES = ("torch", "transformers", "diffusers", "accelerate", "xgrammar", "av", "moviepy",
-            "gradio", "xformers")
+            "gradio", "xformers", "torchvision")  # torchvision: not Storyreel's, but transformers
+# imports it when it can (its image processors), which slows a start
 
 
 def device_name() -> str:
@@ -32,6 +34,8 @@ def device_name() -> str:
 def environment() -> dict[str, Any]:
     versions = {}
     for name in PACKAGES:
+        if importlib.util.find_spec(name) is None:  # not importable here, whatever metadata says
+            continue
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

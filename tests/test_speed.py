@@ -409,8 +409,8 @@ def test_the_compiled_profiles_write_the_decoders_silu_as_a_product_and_leave_th
     """With compile on, the VAE decoder's SiLUs are written as x * sigmoid(x) (Triton's sigmoid
     where Inductor would use the accurate library exp) beside its other levers: the same frames.
     The encoder (the keyframe, once a clip) is left as diffusers has it, eager and uncompiled:
-    compiled it saved 16 ms a clip but cost the second start over 30 s (models/speed.py), and
-    these levers are slower eager."""
+    compiled it cost every second start seconds of tracing for a clip no faster on a host slow in
+    Python (models/speed.py), and these levers are slower eager."""
     import torch
 
     from models.diffusion import video_levers
@@ -478,6 +478,24 @@ def test_a_finished_compile_is_remembered_per_key(tmp_path, monkeypatch):
     assert not speed.compile_is_cached("svd-xt|768x432x25|fast")  # another size compiles anew
     monkeypatch.setattr(speed, "lever_code", lambda: "an update's levers")
     assert not speed.compile_is_cached("svd-xt|1024x576x25|fast")  # changed levers: anew
+
+
+def test_the_levers_fingerprint_changes_with_their_code_not_with_their_comments(tmp_path):
+    """The compile markers carry a fingerprint of the lever code: an update that changes what is
+    compiled makes the studio say the first scene compiles again, one that only rewrites
+    comments or docstrings does not."""
+    def fingerprint(text: str) -> str:
+        path = tmp_path / f"{len(list(tmp_path.iterdir()))}.py"
+        path.write_text(text, encoding="utf-8")
+        return speed.code_fingerprint(path)
+
+    code = 'def lever(x):\n    """Doubles."""\n    return x * 2  # twice\n'
+    explained = ('"""Levers."""\n# measured again\ndef lever(x):\n    """Doubles x, measured."""'
+                 '\n\n    return x * 2  # twice as much\n')
+    changed = 'def lever(x):\n    """Doubles."""\n    return x * 3  # twice\n'
+    assert fingerprint(code) == fingerprint(explained)
+    assert fingerprint(code) != fingerprint(changed)
+    assert speed.lever_code() == speed.lever_code() and len(speed.lever_code()) == 16
 
 
 def test_noise_drawn_ahead_gives_the_same_frames_and_a_clear_error_when_off_plan(
