@@ -117,9 +117,11 @@ def labelled_phases(pipe: Any) -> Iterator[None]:
 def phase_times(trace: dict[str, Any]) -> list[dict[str, Any]]:
     """From a chrome trace of one labelled clip: each phase up to the end of the first sampler
     step, and the decode, with when the CPU was in it and when the GPU ran the work it launched
-    (from the runtime calls' correlation ids), in ms from the clip's first label; the end of the
-    clip's GPU work; then the CPU's calls that waited on the GPU (synchronisations and copies
-    over 0.1 ms) up to the end of the first step."""
+    (from the launch calls' correlation ids, the runtime's and the driver's), in ms from the
+    clip's first label; the end of the clip's GPU work; then the CPU's calls that waited on the
+    GPU (synchronisations and copies over 0.1 ms) up to the end of the first step. Before
+    2026-11-27's fourth session the driver's launches were left out, so the phases' gpu_busy_ms
+    in earlier JSONs count only the library kernels, not Inductor's Triton ones."""
     events = [e for e in trace["traceEvents"] if e.get("ph") == "X"]
     labels = sorted((e for e in events if e.get("cat") == "user_annotation"
                      and e["name"].startswith("phase: ")), key=lambda e: e["ts"])
@@ -127,7 +129,8 @@ def phase_times(trace: dict[str, Any]) -> list[dict[str, Any]]:
         return []
     first_step = next((e for e in labels if e["name"] == "phase: sampler step"), labels[-1])
     start, end = labels[0]["ts"], first_step["ts"] + first_step["dur"]
-    runtime = [e for e in events if e.get("cat") == "cuda_runtime"]
+    # launches: the runtime's, and the driver's (cuLaunchKernel: Inductor's Triton kernels)
+    runtime = [e for e in events if e.get("cat") in ("cuda_runtime", "cuda_driver")]
     device = {e["args"]["correlation"]: e for e in events
               if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")
               and "correlation" in e.get("args", {})}

@@ -111,8 +111,29 @@ def bench(monkeypatch):
 
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     yield
-    for name in ("common", "vae_decode", "svd_profiles"):
+    for name in ("common", "vae_decode", "svd_profiles", "clip_timeline"):
         sys.modules.pop(name, None)
+
+
+def test_the_clip_timeline_counts_kernels_launched_through_the_driver_in_their_phase(bench):
+    """bench/clip_timeline.py's phases give the GPU time of the work each part launched, matched
+    by correlation ids: Inductor's Triton kernels are launched through the driver
+    (cuLaunchKernel), not the runtime, and count too."""
+    from clip_timeline import phase_times
+
+    def event(cat: str, name: str, ts: float, dur: float, correlation: int | None = None):
+        return {"ph": "X", "cat": cat, "name": name, "ts": ts, "dur": dur,
+                **({"args": {"correlation": correlation}} if correlation else {})}
+
+    trace = {"traceEvents": [
+        event("user_annotation", "phase: VAE encode", 0, 100),
+        event("cuda_runtime", "cudaLaunchKernel", 10, 5, correlation=1),
+        event("cuda_driver", "cuLaunchKernel", 20, 5, correlation=2),
+        event("kernel", "cudnn_convolution", 30, 3000, correlation=1),
+        event("kernel", "triton_poi_fused_silu", 3030, 2000, correlation=2),
+        event("user_annotation", "phase: sampler step", 200, 10)]}
+    encode = next(row for row in phase_times(trace) if row["phase"] == "VAE encode")
+    assert encode["gpu_busy_ms"] == 5.0 and encode["gpu_ms"] == [0.03, 5.03]
 
 
 @pytest.mark.parametrize("attention", ["product", "float32 candidate"])
