@@ -22,8 +22,9 @@ seed through the product's `svd_frames`:
 With --second-start, a fresh process then loads the pipeline again with the compile cache the
 first one filled, and reports ready_s: from its start until a full-speed clip can begin (of it
 before_load_s, mostly importing torch, then load_s, loading the pipeline, and warm_s, placing it
-and a first clip that traces the compiled regions again), compile_phases_s (torch.compile's own timings of its phases) and, with --profile-load,
-load_calls_s (the calls its load spent the most time in, under a profiler that slows it).
+and a first clip that traces the compiled regions again), compile_phases_s (torch.compile's own
+timings of its phases) and, with --profile-load, load_calls_s (the calls its load spent the most
+time in, under a profiler that slows it).
 summary.bytecode_on_disk says whether torch's modules had compiled bytecode on disk, as a pip
 install leaves them (without it, each start also compiles torch's Python from source).
 --quality turbo loads the same random UNet as a UNet-only model (as AnimateLCM-SVD-xt ships) with

@@ -77,8 +77,9 @@ against 29.2 s (one run each; the encoder's tracing and cached kernels about 1.1
 the 30 s a start may take (bench/results/svd_profiles_turbo_2026-11-27_encoder_compiled.json);
 the group norms' statistics from shifted sums instead of Welford's (0.473 s against 0.452 s).
 In the fourth, with the chunked noise, on a host slower in Python: a turbo clip 1.390 s against
-1.394 s eager (the compiled encoder's call kept the CPU 24 ms, its GPU work waiting on the launches) and the
-second start 40.2 s against 36.4 s (bench/results/*_2026-11-27_encoder_compiled_second_try.json).
+1.394 s eager (the compiled encoder's call kept the CPU 24 ms, its GPU work waiting on the
+launches) and the second start 40.2 s against 36.4 s
+(bench/results/*_2026-11-27_encoder_compiled_second_try.json).
 """
 from __future__ import annotations
 
