@@ -15,9 +15,10 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
+# torchvision is not Storyreel's, but transformers imports it when it can (its image
+# processors), which slows a start: a run's versions say whether it could
 PACKAGES = ("torch", "transformers", "diffusers", "accelerate", "xgrammar", "av", "moviepy",
-            "gradio", "xformers", "torchvision")  # torchvision: not Storyreel's, but transformers
-# imports it when it can (its image processors), which slows a start
+            "gradio", "xformers", "torchvision")
 
 
 def device_name() -> str:

@@ -116,7 +116,7 @@ def try_candidates(pipe: Any, names: str) -> list[str]:
       it in about 2.0 s instead of 3.05 s at a start, bench/compile_trace_cpu.py; the decode
       alone measured 0.53 s against 0.49 s, bench/vae_decode.py's compiled-blocks).
     - vae-encoder-compiled: the VAE's encoder (the keyframe, once a clip) compiled whole, with
-      the decoder's group-norm and attention levers (bench/clip_setup.py times it alone).
+      the decoder's group-norm, SiLU and attention levers (bench/clip_setup.py times it alone).
     Earlier candidates now in the product: temporal-attention-mem-efficient
     (speed.frame_attention_on_efficient_kernel) and attention-bf16-products
     (speed.wide_head_attention_as_products); attention-mm is bench/vae_decode.py's."""

@@ -457,6 +457,7 @@ def profile_kernels(vae: Any, latents: Any, chunk: int, top: int = 40) -> dict[s
             "top_kernels_ms": {name[:120]: [count, round(ms, 2)] for ms, count, name
                                in sorted(kernels, reverse=True)[:top]}}
 
+
 def copy_kernel_code(top: dict[str, Any], folder: Path) -> None:
     """Copy the source files of the Triton kernels named in `top` (names as the profiler gives
     them) from Inductor's cache into `folder`, to read what each fused kernel does."""
