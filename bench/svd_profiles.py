@@ -22,7 +22,8 @@ seed through the product's `svd_frames`:
 With --second-start, a fresh process then loads the pipeline again with the compile cache the
 first one filled, and reports ready_s: from its start until a full-speed clip can begin (of it
 before_load_s, mostly importing torch, then load_s, loading the pipeline, and warm_s, placing it
-and a first clip that traces the compiled regions again), compile_phases_s (torch.compile's own
+and a first clip that loads the compiled regions saved whole, models/precompiled.py; before
+2026-11-27's fifth session it traced them again), compile_phases_s (torch.compile's own
 timings of its phases) and, with --profile-load, load_calls_s (the calls its load spent the most
 time in, under a profiler that slows it).
 summary.bytecode_on_disk says whether torch's modules had compiled bytecode on disk, as a pip

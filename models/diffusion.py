@@ -283,6 +283,7 @@ def _place(pipe: Any, profile: Profile) -> list[str]:
 def video_levers(pipe: Any, profile: Profile) -> list[str]:
     """Put the profile's speed levers (models/speed.py, models/noise.py) on an SVD pipeline
     wherever it is (the GPU, or a CPU for bench/compile_trace_cpu.py); returns their names."""
+    from models import precompiled
     from models.noise import draw_noise_ahead
 
     unet, levers = pipe.unet, []
@@ -319,5 +320,10 @@ def video_levers(pipe: Any, profile: Profile) -> list[str]:
             levers.append("VAE attention as matrix products")
         speed.compile_regions(unet, speed.UNET_REGIONS)
         speed.compile_regions(pipe.vae, speed.VAE_REGIONS)
-        levers.append("compiled UNet blocks and VAE decoder")
+        speed.compile_vae_encoder(pipe.vae)
+        levers.append("compiled UNet blocks and VAE decoder and encoder")
+        if precompiled.supported():
+            levers.append("compiles saved whole and loaded at the next start")
+    if speed.replay_vae_encoder(pipe, enabled=profile.compile and profile.offload == "none"):
+        levers.append("VAE encoder replayed as a CUDA graph")
     return levers

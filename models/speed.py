@@ -5,9 +5,11 @@ puts them on a loaded pipeline. All levers keep the math: same steps, frames, re
 guidance; only rounding differs (bench/svd_levers.py reports the error against float32).
 
 - fused QKV: one matrix product for query, key and value instead of three.
-- compile: `torch.compile` of the UNet's repeated blocks and of the VAE's temporal decoder.
-  Inductor's caches live in Storyreel's cache folder, so the compile cost is paid once per
-  machine (and per torch version, GPU and video size), not per start.
+- compile: `torch.compile` of the UNet's repeated blocks and of the VAE's temporal decoder and
+  encoder. Inductor's caches live in Storyreel's cache folder, so the compile cost is paid once
+  per machine (and per torch version, GPU and video size), not per start; each region is saved
+  whole there (models/precompiled.py), so a start loads it without Dynamo tracing it again (a
+  second start 36.4 -> 19.1 s on H100 hosts).
 - CFG split: the guided and unguided halves of the batch go through the UNet one after the
   other (the low profile): half the activations. Eager, it cut a step's peak from 16.4 to
   12.4 GiB; compiled with model offload, the clip's peak from 9.1 to 6.2 GiB.
@@ -47,6 +49,10 @@ guidance; only rounding differs (bench/svd_levers.py reports the error against f
   of Python-bound eager calls a clip -> 2.7 ms (bench/clip_setup.py).
 - the VAE decoder's SiLUs as x * sigmoid(x) in compiled code (silu_as_sigmoid_product): the
   decode 0.452 -> 0.444 s.
+- the VAE's encoder compiled with the decoder's levers and replayed as a CUDA graph in the fast
+  profile (compile_vae_encoder, replay_vae_encoder): 27.9 -> 7.5 ms of GPU work a clip, in one
+  launch; its tracing, which kept it eager until 2026-11-27's fifth session, is saved whole
+  with the other regions. A turbo clip 1.394 -> 1.356-1.361 s (on different H100 hosts).
 Measured and left out (bench/results/svd_levers*.json): FP8 linear layers (slower once compiled,
 and twice the error), xformers (its wheel has no kernels for this torch), SDPA backends other than
 the default (which already runs cuDNN's attention on the long spatial sequences), channels-last,
@@ -79,7 +85,9 @@ the group norms' statistics from shifted sums instead of Welford's (0.473 s agai
 In the fourth, with the chunked noise, on a host slower in Python: a turbo clip 1.390 s against
 1.394 s eager (the compiled encoder's call kept the CPU 24 ms, its GPU work waiting on the
 launches) and the second start 40.2 s against 36.4 s
-(bench/results/*_2026-11-27_encoder_compiled_second_try.json).
+(bench/results/*_2026-11-27_encoder_compiled_second_try.json). In the fifth, with the regions
+saved whole (no tracing at a start) and the compiled encoder replayed as a CUDA graph (no
+launches to wait on), it is in: above.
 """
 from __future__ import annotations
 
@@ -360,17 +368,18 @@ def attention_calls_direct(model: Any) -> int:
 
 
 class _DirectAttentionCall:
-    """Mixin: an Attention that calls its processor directly when no extra keyword arguments
-    come; a call with any (an image adapter's masks) goes through diffusers' forward."""
+    """Mixin: an Attention that calls its processor directly when no keyword arguments come but
+    `temb` (which every attention processor takes; the VAE encoder's middle block passes it); a
+    call with any other (an image adapter's masks) goes through diffusers' forward."""
 
     def forward(self, hidden_states: Any, encoder_hidden_states: Any = None,
                 attention_mask: Any = None, **kwargs: Any) -> Any:
-        if kwargs:
+        if kwargs.keys() - {"temb"}:
             return super().forward(hidden_states, encoder_hidden_states,  # type: ignore[misc]
                                    attention_mask, **kwargs)
         return self.processor(self, hidden_states,  # type: ignore[attr-defined]
                               encoder_hidden_states=encoder_hidden_states,
-                              attention_mask=attention_mask)
+                              attention_mask=attention_mask, **kwargs)
 
 
 def split_cfg_batch(unet: Any, enabled: bool) -> None:
@@ -415,10 +424,20 @@ _mixed_classes: dict[tuple[type, type], type] = {}
 
 
 def with_mixin(mixin: type, base: type) -> type:
-    """`base` with `mixin`'s methods in front, made once and named like `base` (configs and
-    state dicts keep the name): how a lever swaps a module's forward below any hook."""
+    """`base` with `mixin`'s methods in front, made once: how a lever swaps a module's forward
+    below any hook. A class that writes its name into saved files (a model or pipeline with a
+    config) keeps `base`'s name. Any other (a layer inside a compiled region) gets a name of its
+    own, bound in this module: a compile saved whole (models/precompiled.py) refers to the
+    classes in it by module and name, and torch saves none whose name it cannot look up."""
     if (mixin, base) not in _mixed_classes:
-        _mixed_classes[mixin, base] = type(base.__name__, (mixin, base), {})
+        if hasattr(base, "save_pretrained") or hasattr(base, "to_dict"):
+            name = base.__name__
+        else:
+            name = f"{mixin.__name__.strip('_')}_{base.__module__.replace('.', '_')}_{base.__name__}"
+        mixed = type(name, (mixin, base), {"__module__": __name__})
+        if name != base.__name__:
+            globals()[name] = mixed
+        _mixed_classes[mixin, base] = mixed
     return _mixed_classes[mixin, base]
 
 
@@ -470,10 +489,16 @@ def phase_kernels(weight: Any) -> Any:
     (a, b) of "upsample x2, then convolve", stacked as one (4 * out, in, 2, 2) weight."""
     import torch
 
-    exact = torch.promote_types(weight.dtype, torch.float32)  # sum the taps before rounding
-    fold = torch.tensor(_PHASES, dtype=exact, device=weight.device)
-    kernels = torch.einsum("aty,bsx,oiyx->aboits", fold, fold, weight.to(exact))
-    return kernels.reshape(4 * weight.shape[0], weight.shape[1], 2, 2).to(weight.dtype)
+    # the taps summed before rounding, by slices and adds: no tensor made from constants, which
+    # a compiled decoder would carry as a GPU constant that a saved compile cannot hold
+    exact = weight.to(torch.promote_types(weight.dtype, torch.float32))
+    phases = []
+    for a in (0, 1):
+        for b in (0, 1):
+            taps = [[sum(exact[:, :, y, x] for y in range(3) if _PHASES[a][t][y]
+                         for x in range(3) if _PHASES[b][s][x]) for s in (0, 1)] for t in (0, 1)]
+            phases.append(torch.stack([torch.stack(row, dim=-1) for row in taps], dim=-2))
+    return torch.cat(phases).to(weight.dtype)  # (a, b, out) along the first dimension
 
 
 class _FoldedUpsample:
@@ -597,6 +622,23 @@ class _KeyframeOnDevice:
             embeddings = torch.cat([torch.zeros_like(embeddings), embeddings])
         return embeddings
 
+    def _encode_vae_image(self, image: Any, device: Any, num_videos_per_prompt: int,
+                          do_classifier_free_guidance: bool) -> Any:
+        """diffusers' steps, the VAE's encoder replayed as a CUDA graph where there is one
+        (replay_vae_encoder)."""
+        import torch
+
+        replay = getattr(self, "vae_encoder_replay", None)
+        if replay is None:
+            return super()._encode_vae_image(image, device,  # type: ignore[misc]
+                                             num_videos_per_prompt, do_classifier_free_guidance)
+        vae = self.vae  # type: ignore[attr-defined]
+        latents = replay(image.to(device=device, dtype=vae.dtype))
+        latents = latents.repeat(num_videos_per_prompt, 1, 1, 1)
+        if do_classifier_free_guidance:
+            latents = torch.cat([torch.zeros_like(latents), latents])
+        return latents
+
 
 class _PixelsHandedOver:
     """Mixin for the pipeline's VideoProcessor: `preprocess` of the keyframe whose pixels
@@ -634,6 +676,35 @@ def replay_image_encoder(pipe: Any, enabled: bool) -> bool:
         pipe.image_encoder_replay = GraphReplay(lambda pixels: encoder(pixels).image_embeds,
                                                 encoder, "the image encoder")
     return on
+
+
+def replay_vae_encoder(pipe: Any, enabled: bool) -> bool:
+    """Run the VAE's encoder (the keyframe into latents, once a clip) as a CUDA graph replayed
+    each clip, when `enabled` (the fast profile, compiled: compile_vae_encoder) and the keyframe
+    is prepared on the GPU; otherwise drop any graph made. Returns whether it is on. Compiled,
+    its GPU work is 7.5 ms at 1024x576 against 27.9 ms eager, but its calls launch enough
+    kernels to keep the CPU 8-24 ms (bench/results/clip_timeline_2026-11-27_encoder_compiled_
+    second_try.json): replayed, that is one launch. Eager, a graph gained nothing (27.5 ms,
+    bench/results/clip_setup_2026-11-27_encoder_variants.json): its kernels are the time."""
+    import torch
+
+    on = enabled and torch.cuda.is_available() and isinstance(pipe, _KeyframeOnDevice)
+    pipe.__dict__.pop("vae_encoder_replay", None)  # placed again: captured again
+    if on:
+        vae = pipe.vae
+        pipe.vae_encoder_replay = GraphReplay(lambda pixels: vae.encode(pixels).latent_dist.mode(),
+                                              vae.encoder, "the VAE's encoder")
+    return on
+
+
+def compile_vae_encoder(vae: Any) -> None:
+    """The VAE's encoder compiled whole, with the compiled decoder's group norms, SiLUs and
+    512-wide attention head. Its tracing, which made every second start 1.1-3.8 s longer when
+    tried before, is now loaded with the rest (models/precompiled.py)."""
+    group_norms_by_channel_stats(vae.encoder)
+    silu_as_sigmoid_product(vae.encoder)
+    wide_head_attention_as_products(vae.encoder)
+    compile_regions(vae, VAE_ENCODER_REGIONS)
 
 
 class GraphReplay:
@@ -792,11 +863,16 @@ class _SigmoidProductSiLU:
 UNET_REGIONS = ("SpatioTemporalResBlock", "TransformerSpatioTemporalModel")
 KEYFRAME_UNET_REGIONS = ("Transformer2DModel", "ResnetBlock2D")  # SDXL's: 0.30 -> 0.24 s
 VAE_REGIONS = ("TemporalDecoder",)  # the whole temporal decoder: 2.35 s -> 0.89 s for 25 frames
+VAE_ENCODER_REGIONS = ("Encoder",)  # the keyframe's encode: 27.9 -> 7.5 ms of GPU work
 
 
 def compile_regions(model: Any, class_names: tuple[str, ...], mode: str | None = None) -> int:
     """torch.compile every submodule whose class is named in `class_names`; returns how many.
-    `mode` is torch.compile's (None: the default, no CUDA graphs, no autotuning)."""
+    `mode` is torch.compile's (None: the default, no CUDA graphs, no autotuning). With the
+    default mode each region is compiled ahead of time and saved whole (models/precompiled.py),
+    so the next start loads it without tracing; other modes (benches only) compile as usual."""
+    from models import precompiled
+
     use_persistent_compile_cache()
     import torch._dynamo.config as dynamo
     import torch._inductor.config as inductor
@@ -808,7 +884,10 @@ def compile_regions(model: Any, class_names: tuple[str, ...], mode: str | None =
     compiled = 0
     for module in model.modules():
         if type(module).__name__ in class_names and module._compiled_call_impl is None:
-            module.compile(dynamic=False, mode=mode)
+            if mode is None:
+                precompiled.precompile(module)
+            else:
+                module.compile(dynamic=False, mode=mode)
             compiled += 1
     return compiled
 

@@ -1,8 +1,11 @@
 """The speed levers keep the math: the same frames from the same seed, on a tiny random SVD."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from models import speed
@@ -196,29 +199,32 @@ import torch
 from diffusers.models.attention import TemporalBasicTransformerBlock
 from diffusers.models.attention_processor import FusedAttnProcessor2_0
 from torch._dynamo.utils import counters
-from models import speed
+from models import precompiled, speed
 
-torch.manual_seed(0)
+torch.manual_seed(int(sys.argv[1]))  # each process its own weights
 block = TemporalBasicTransformerBlock(32, 32, 2, 16, cross_attention_dim=16).eval()
 block.attn1.fuse_projections()  # as speed.fuse_qkv leaves a UNet's
 block.attn1.set_processor(FusedAttnProcessor2_0())
 assert speed.frame_attention_on_efficient_kernel(torch.nn.ModuleList([block])) == 1
-speed.compile_regions(block, ("TemporalBasicTransformerBlock",))
+speed.attention_calls_direct(block)  # as the compiled profiles do
+inputs = torch.randn(8, 6, 32), torch.randn(12, 1, 16)
 with torch.no_grad():
-    block(torch.randn(8, 6, 32), num_frames=4, encoder_hidden_states=torch.randn(12, 1, 16))
-print(dict(counters["aot_autograd"]))
+    eager = block(inputs[0], num_frames=4, encoder_hidden_states=inputs[1])
+    speed.compile_regions(block, ("TemporalBasicTransformerBlock",))
+    compiled = block(inputs[0], num_frames=4, encoder_hidden_states=inputs[1])
+print(dict(counters["aot_autograd"]), counters["stats"]["unique_graphs"])
+print(float((compiled - eager).abs().max()), sorted(p.name for p in precompiled.folder().iterdir()))
 from torch._inductor.runtime.runtime_utils import cache_dir
 print(cache_dir())
 """
 
 
-def test_a_compiled_block_attending_over_frames_is_reused_from_the_cache_at_the_next_start(
-        tmp_path):
-    """A second process finds the first one's compiled frame-attention block in the compile
-    cache (a block holding an `sdpa_kernel` context was never cached, so every start compiled
-    it again), and the cache is in Storyreel's cache folder, not the system's temporary one
-    that torch names once diffusers is imported (many systems empty it at every boot)."""
-    import ast
+def test_a_compiled_block_is_loaded_whole_at_the_next_start_with_that_starts_weights(tmp_path):
+    """The first process compiles a block (one attending over frames, the UNet's kind) and saves
+    it whole; a second one, whose block has other weights, loads that file without tracing or
+    compiling anything and gets its own block's output from it: the weights are the call's, never
+    the file's. The caches are in Storyreel's cache folder, not the system's temporary one that
+    torch names once diffusers is imported (many systems empty it at every boot)."""
     import os
     import subprocess
     import sys
@@ -227,13 +233,18 @@ def test_a_compiled_block_attending_over_frames_is_reused_from_the_cache_at_the_
     env = {name: value for name, value in os.environ.items()
            if not name.startswith("TORCHINDUCTOR_")}  # the caches in STORYREEL_CACHE alone
     env.update(STORYREEL_CACHE=str(tmp_path), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    printed = [subprocess.run(
-        [sys.executable, "-c", COMPILE_A_FRAME_BLOCK], env=env, capture_output=True, text=True,
-        check=True, timeout=300).stdout.strip().splitlines()[-2:] for _ in range(2)]
-    runs = [ast.literal_eval(counts) for counts, _ in printed]
-    assert {folder for _, folder in printed} == {str(tmp_path / "inductor")}
-    assert runs[0].get("autograd_cache_saved") == 1, runs
-    assert runs[1].get("autograd_cache_hit") == 1 and "autograd_cache_bypass" not in runs[1], runs
+    runs = [subprocess.run(
+        [sys.executable, "-c", COMPILE_A_FRAME_BLOCK, str(seed)], env=env, capture_output=True,
+        text=True, check=True, timeout=300).stdout.strip().splitlines()[-3:] for seed in (0, 1)]
+    (first_counts, first_graphs), (second_counts, second_graphs) = (
+        counts.rsplit(" ", 1) for counts, _, _ in runs)
+    assert {folder for _, _, folder in runs} == {str(tmp_path / "inductor")}
+    assert "autograd_cache_saved" in first_counts and int(first_graphs) == 1, runs[0]
+    assert second_counts == "{}" and int(second_graphs) == 0, runs[1]  # nothing traced
+    for _, result, _ in runs:
+        difference, files = result.split(" ", 1)
+        assert float(difference) < 1e-5, runs
+        assert len(eval(files)) == 1 and eval(files)[0].startswith("TemporalBasicTransformerBlock")
 
 
 def test_the_keyframe_prepared_on_the_device_gives_the_same_embedding(svd_pipe, monkeypatch):
@@ -275,32 +286,41 @@ def test_the_keyframe_prepared_on_the_device_gives_the_same_embedding(svd_pipe, 
     assert resized.shape == (1, 3, 64, 64) and on_cpu
 
 
-def test_the_image_encoder_is_replayed_only_where_it_stays_on_the_gpu(svd_pipe):
-    """The fast profile replays SVD's image encoder as a CUDA graph (speed.replay_image_encoder).
-    Without CUDA, or where the profile offloads it, there is no graph and nothing is left from
-    one; with a replay in place, the keyframe's embedding comes from it, once a clip, and the
+ENCODER_REPLAYS = {  # what is replayed: (how it is put on, the pipeline's attribute, its call)
+    "image encoder": ("replay_image_encoder", "image_encoder_replay",
+                      lambda pipe, pixels: pipe.image_encoder(pixels).image_embeds),
+    "VAE encoder": ("replay_vae_encoder", "vae_encoder_replay",
+                    lambda pipe, pixels: pipe.vae.encode(pixels).latent_dist.mode()),
+}
+
+
+@pytest.mark.parametrize("encoder", ENCODER_REPLAYS)
+def test_an_encoder_is_replayed_only_where_it_stays_on_the_gpu(svd_pipe, encoder):
+    """The fast profile replays SVD's image encoder and the VAE's encoder (the keyframe into
+    latents) as CUDA graphs (speed.replay_image_encoder, replay_vae_encoder). Without CUDA, or
+    where the profile offloads them, there is no graph and nothing is left from one; with a
+    replay in place, the keyframe's embedding or latents come from it, once a clip, and the
     frames are the same (here a replay that runs the encoder itself: graphs need a GPU, where
     bench/clip_setup.py checks the replayed embedding against the eager one)."""
-    import torch
-
+    replay_on, attribute, run = ENCODER_REPLAYS[encoder]
     assert speed.encode_keyframe_on_device(svd_pipe)
-    assert not speed.replay_image_encoder(svd_pipe, enabled=True)  # no CUDA here
-    assert getattr(svd_pipe, "image_encoder_replay", None) is None
+    assert not getattr(speed, replay_on)(svd_pipe, enabled=True)  # no CUDA here
+    assert getattr(svd_pipe, attribute, None) is None
     plain = frames(svd_pipe)
 
-    encoder, calls = svd_pipe.image_encoder, []
+    calls = []
 
     def replay(pixels: torch.Tensor) -> torch.Tensor:
         calls.append(tuple(pixels.shape))
-        return encoder(pixels).image_embeds
+        return run(svd_pipe, pixels)
 
-    svd_pipe.image_encoder_replay = replay
+    setattr(svd_pipe, attribute, replay)
     try:
         assert np.abs(frames(svd_pipe) - plain).max() < 1e-6
-        assert calls == [(1, 3, 224, 224)]
+        assert len(calls) == 1 and calls[0][:2] == (1, 3)
     finally:
-        speed.replay_image_encoder(svd_pipe, enabled=False)  # what an offload profile does
-    assert getattr(svd_pipe, "image_encoder_replay", None) is None
+        getattr(speed, replay_on)(svd_pipe, enabled=False)  # what an offload profile does
+    assert getattr(svd_pipe, attribute, None) is None
 
 
 def test_an_image_encoder_graph_that_cannot_be_captured_runs_without_one_and_says_so(
@@ -425,13 +445,11 @@ def test_group_norms_from_channel_statistics_decode_the_same_frames(svd_pipe):
             assert (norm(layout).double() - exact).abs().max() < 1e-3
 
 
-def test_the_compiled_profiles_write_the_decoders_silu_as_a_product_and_leave_the_encoder(
+def test_the_compiled_profiles_write_the_vaes_silu_as_a_product_in_its_decoder_and_encoder(
         svd_pipe):
-    """With compile on, the VAE decoder's SiLUs are written as x * sigmoid(x) (Triton's sigmoid
-    where Inductor would use the accurate library exp) beside its other levers: the same frames.
-    The encoder (the keyframe, once a clip) is left as diffusers has it, eager and uncompiled:
-    compiled it cost every second start seconds of tracing for a clip no faster on a host slow in
-    Python (models/speed.py), and these levers are slower eager."""
+    """With compile on, the VAE's SiLUs are written as x * sigmoid(x) (Triton's sigmoid where
+    Inductor would use the accurate library exp) beside its other levers, in the decoder and in
+    the encoder (the keyframe, once a clip), both compiled: the same frames and latents."""
     import torch
 
     from models.diffusion import video_levers
@@ -444,17 +462,16 @@ def test_the_compiled_profiles_write_the_decoders_silu_as_a_product_and_leave_th
         plain = vae.encode(keyframe).latent_dist.mode(), vae.decode(latents, num_frames=4).sample
     levers = video_levers(svd_pipe, PROFILES["fast"])
     assert "VAE SiLU as x * sigmoid(x)" in levers
-    silus = [m for m in vae.decoder.modules() if isinstance(m, torch.nn.SiLU)]
-    assert silus and all(isinstance(m, speed._SigmoidProductSiLU) for m in silus)
-    assert vae.decoder._compiled_call_impl is not None
-    assert vae.encoder._compiled_call_impl is None
-    assert not any(isinstance(m, (speed._SigmoidProductSiLU, speed._GroupNormByChannelStats))
-                   for m in vae.encoder.modules())
-    vae.decoder._compiled_call_impl = None  # its kernels need the GPU to pay
+    for coder in (vae.decoder, vae.encoder):
+        silus = [m for m in coder.modules() if isinstance(m, torch.nn.SiLU)]
+        assert silus and all(isinstance(m, speed._SigmoidProductSiLU) for m in silus)
+        assert coder._compiled_call_impl is not None
+        coder._compiled_call_impl = None  # their kernels need the GPU to pay
+    assert "VAE encoder replayed as a CUDA graph" not in levers  # no GPU here
     with torch.no_grad():
         with_levers = (vae.encode(keyframe).latent_dist.mode(),
                        vae.decode(latents, num_frames=4).sample)
-    assert torch.equal(plain[0], with_levers[0])
+    assert (plain[0] - with_levers[0]).abs().max() < 1e-4
     assert (plain[1] - with_levers[1]).abs().max() < 1e-4
 
 
@@ -617,3 +634,144 @@ def test_a_call_off_the_noise_plan_draws_its_own_noise_and_says_so(svd_pipe, mon
         assert np.abs(frames(svd_pipe) - plain).max() == 0
     assert "draws its own noise" in caplog.text
     assert not noise._planned  # nothing left planned after the call
+
+
+def test_a_region_that_cannot_be_compiled_ahead_of_time_is_compiled_as_usual_and_the_log_says_so(
+        tmp_path, monkeypatch, caplog):
+    """A region with a graph break cannot be saved whole: it still runs compiled, with the same
+    output, the log names it and says why and that every start traces it again, and no file is
+    left."""
+    import logging
+
+    import torch
+
+    from models import precompiled
+
+    saved_compiles_in(tmp_path, monkeypatch)
+    block, x = Breaks(), torch.randn(3, 4)
+    with torch.no_grad():
+        eager = block(x)
+        precompiled.precompile(block)
+        with caplog.at_level(logging.WARNING, logger="models.precompiled"):
+            compiled = block(x)
+    assert torch.equal(compiled, eager)
+    assert "Breaks is compiled the usual way, traced again at every start" in caplog.text
+    assert "graph_break" in caplog.text  # the reason: the break, not anything else
+    assert not list(precompiled.folder().glob("*.pt"))
+
+
+def test_saved_compiles_unused_for_a_month_are_deleted_when_one_is_saved(tmp_path, monkeypatch):
+    """Each input shape saves its own file; a file no start has loaded for 30 days (an earlier
+    version's) goes when a new one is saved, a recent one stays."""
+    import os
+    import time
+
+    import torch
+
+    from models import precompiled
+
+    saved_compiles_in(tmp_path, monkeypatch)
+    folder = precompiled.folder()
+    folder.mkdir(parents=True)
+    stale, recent = folder / "Old-0.pt", folder / "Recent-0.pt"
+    for path, days in ((stale, 31), (recent, 29)):
+        path.write_bytes(b"saved by an earlier version")
+        os.utime(path, (time.time() - days * 86400,) * 2)
+    block = torch.nn.Linear(4, 4)
+    precompiled.precompile(block)
+    with torch.no_grad():
+        for rows in (2, 3):  # two shapes, two files
+            assert torch.allclose(block(torch.ones(rows, 4)), block.forward(torch.ones(rows, 4)))
+    saved = sorted(p.name for p in folder.glob("Linear-*.pt"))
+    assert len(saved) == 2
+    assert not stale.exists() and recent.exists()
+
+
+def test_blocks_alike_but_for_a_setting_the_compiled_code_holds_get_a_file_each(
+        tmp_path, monkeypatch, caplog):
+    """Two blocks with the same weights' shapes and inputs but another output scale (as SDXL's
+    resnet blocks differ) do not share a saved compile, whose code holds the value: each gets
+    its own file and its own right output, with no refusal in the log."""
+
+    import torch
+
+    from models import precompiled
+
+    saved_compiles_in(tmp_path, monkeypatch)
+    blocks, eager, (compiled,) = scaled_blocks_compiled(caplog, rounds=1)
+    assert all(torch.equal(a, b) for a, b in zip(eager, compiled))
+    assert "refused" not in caplog.text and "usual way" not in caplog.text
+    assert len(list(precompiled.folder().glob("Scaled-*.pt"))) == 2
+
+
+def test_a_saved_compile_whose_guards_refuse_a_block_falls_back_and_says_so(
+        tmp_path, monkeypatch, caplog):
+    """Should two blocks that differ in what the compiled code holds ever map to one file (here
+    forced by giving every block the same structure), the file's own guards refuse the second:
+    it gets its right output from the usual compile, the log says so, and the first block keeps
+    its saved compile."""
+
+    from models import precompiled
+
+    saved_compiles_in(tmp_path, monkeypatch)
+    monkeypatch.setattr(precompiled, "_structure", lambda module: "one for all")
+    blocks, eager, rounds = scaled_blocks_compiled(caplog, rounds=2)
+    assert all(torch.equal(a, b) for outputs in rounds for a, b in zip(eager, outputs))
+    assert caplog.text.count("the saved compile of Scaled refused its inputs") == 1
+    first, second = (list(block._compiled_call_impl.functions.values()) for block in blocks)
+    assert first != [blocks[0]._compiled_call_impl._traced_call]  # still the saved compile
+    assert second == [blocks[1]._compiled_call_impl._traced_call]
+    assert len(list(precompiled.folder().glob("Scaled-*.pt"))) == 1
+
+
+def scaled_blocks_compiled(caplog: Any, rounds: int) -> tuple[list, list, list[list]]:
+    """Two Scaled blocks (output scales 1 and 2), their eager outputs, and `rounds` rounds of
+    their outputs once precompiled, with the log's warnings captured."""
+    import logging
+
+    from models import precompiled
+
+    blocks, x = [Scaled(1.0), Scaled(2.0)], torch.randn(3, 4)
+    with torch.no_grad():
+        eager = [block(x) for block in blocks]
+        for block in blocks:
+            precompiled.precompile(block)
+        with caplog.at_level(logging.WARNING, logger="models.precompiled"):
+            outputs = [[block(x) for block in blocks] for _ in range(rounds)]
+    return blocks, eager, outputs
+
+
+def saved_compiles_in(folder: Any, monkeypatch: Any) -> None:
+    """This test's saved compiles in `folder`, nothing loaded or announced before it, and
+    Dynamo's eager backend (what is tested is Dynamo's part)."""
+    from models import precompiled
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(folder / "inductor"))
+    monkeypatch.setattr(precompiled, "BACKEND", "eager")
+    monkeypatch.setattr(precompiled, "_loaded", {})
+    monkeypatch.setattr(precompiled, "_told", set())
+
+
+class Breaks(torch.nn.Module):
+    """A block with a graph break (module level: a saved compile names its classes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+
+    def forward(self, x: Any) -> Any:
+        x = self.linear(x)
+        torch._dynamo.graph_break()
+        return x * 2
+
+
+class Scaled(torch.nn.Module):
+    """A block whose output scale is a plain setting, as diffusers' resnet blocks have."""
+
+    def __init__(self, output_scale_factor: float) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+        self.output_scale_factor = output_scale_factor
+
+    def forward(self, x: Any) -> Any:
+        return self.linear(x) / self.output_scale_factor
