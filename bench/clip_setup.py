@@ -12,8 +12,9 @@ product's dtype, and each row times one of them (median of --repeats synchronise
 - vae-encode replayed: the same through speed.GraphReplay;
 - vae-encode channels-last (and replayed): candidates, the encoder's convolutions and the
   keyframe in the channels-last layout cuDNN's kernels use, eager;
-- vae-encode compiled: the candidate vae-encoder-compiled of bench/svd_profiles.py, the encoder
-  compiled whole with the decoder's group-norm, SiLU and attention levers, with its first call.
+- vae-encode compiled: the encoder compiled whole with the decoder's group-norm, SiLU and
+  attention levers, with its first call (the product's since 2026-11-27's fifth session, which
+  replays it as a CUDA graph as well: speed.compile_vae_encoder, speed.replay_vae_encoder).
 gpu_ms is the kernels' own time in one profiled call (torch.profiler): where it is far below
 ms, the part waits on Python, which a graph removes. diff is the largest absolute difference
 from the eager output.
@@ -48,14 +49,11 @@ def kernel_ms(fn: Callable[[], Any]) -> float | None:
 
 
 def vae_encoder_compiled(vae: Any) -> None:
-    """The candidate: the VAE's encoder compiled whole, its group norms, SiLUs and 512-wide
-    attention head as the compiled decoder has them (as measured in the product on 2026-11-27,
-    bench/results/*_2026-11-27_encoder_compiled_second_try.json)."""
+    """The VAE's encoder compiled whole, its group norms, SiLUs and 512-wide attention head as
+    the compiled decoder has them: the product's since 2026-11-27's fifth session
+    (models.speed.compile_vae_encoder), which also replays it as a CUDA graph."""
     speed.attention_calls_direct(vae)
-    speed.group_norms_by_channel_stats(vae.encoder)
-    speed.silu_as_sigmoid_product(vae.encoder)
-    speed.wide_head_attention_as_products(vae.encoder)
-    speed.compile_regions(vae, ("Encoder",))
+    speed.compile_vae_encoder(vae)
 
 
 def main() -> None:

@@ -104,8 +104,7 @@ def clip(pipe: Any, args: argparse.Namespace, chunk: int, steps: int | None = No
     return ended - started, frames, steady[len(steady) // 2] if steady else None
 
 
-CANDIDATES = ("unet-frame-convs-channels-last", "decoder-blocks",  # not (yet) in the product
-              "vae-encoder-compiled")
+CANDIDATES = ("unet-frame-convs-channels-last", "decoder-blocks")  # not (yet) in the product
 
 
 def try_candidates(pipe: Any, names: str) -> list[str]:
@@ -116,11 +115,10 @@ def try_candidates(pipe: Any, names: str) -> list[str]:
     - decoder-blocks: the VAE decoder compiled block by block instead of whole (Dynamo traces
       it in about 2.0 s instead of 3.05 s at a start, bench/compile_trace_cpu.py; the decode
       alone measured 0.53 s against 0.49 s, bench/vae_decode.py's compiled-blocks).
-    - vae-encoder-compiled: the VAE's encoder (the keyframe, once a clip) compiled whole, with
-      the decoder's group-norm, SiLU and attention levers (bench/clip_setup.py times it alone).
     Earlier candidates now in the product: temporal-attention-mem-efficient
-    (speed.frame_attention_on_efficient_kernel) and attention-bf16-products
-    (speed.wide_head_attention_as_products); attention-mm is bench/vae_decode.py's."""
+    (speed.frame_attention_on_efficient_kernel), attention-bf16-products
+    (speed.wide_head_attention_as_products) and vae-encoder-compiled (speed.compile_vae_encoder,
+    2026-11-27's fifth session); attention-mm is bench/vae_decode.py's."""
     applied = []
     for name in filter(None, names.split(",")):
         if name == "decoder-blocks":
@@ -128,10 +126,6 @@ def try_candidates(pipe: Any, names: str) -> list[str]:
 
             pipe.vae.decoder._compiled_call_impl = None  # not yet traced: compiled at first call
             speed.compile_regions(pipe.vae, DECODER_BLOCKS)
-        elif name == "vae-encoder-compiled":
-            from clip_setup import vae_encoder_compiled
-
-            vae_encoder_compiled(pipe.vae)
         elif name == "unet-frame-convs-channels-last":
             speed.frame_convs_channels_last(pipe.unet)
         else:

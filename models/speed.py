@@ -683,8 +683,9 @@ def replay_vae_encoder(pipe: Any, enabled: bool) -> bool:
     each clip, when `enabled` (the fast profile, compiled: compile_vae_encoder) and the keyframe
     is prepared on the GPU; otherwise drop any graph made. Returns whether it is on. Compiled,
     its GPU work is 7.5 ms at 1024x576 against 27.9 ms eager, but its calls launch enough
-    kernels to keep the CPU 8-24 ms (bench/results/clip_timeline_2026-11-27_encoder_compiled_
-    second_try.json): replayed, that is one launch. Eager, a graph gained nothing (27.5 ms,
+    kernels to keep the CPU 8-24 ms
+    (bench/results/clip_timeline_2026-11-27_encoder_compiled_second_try.json): replayed, that
+    is one launch. Eager, a graph gained nothing (27.5 ms,
     bench/results/clip_setup_2026-11-27_encoder_variants.json): its kernels are the time."""
     import torch
 
