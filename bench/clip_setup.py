@@ -48,14 +48,6 @@ def kernel_ms(fn: Callable[[], Any]) -> float | None:
     return round(sum(e.self_device_time_total for e in prof.key_averages()) / 1e3, 2)
 
 
-def vae_encoder_compiled(vae: Any) -> None:
-    """The VAE's encoder compiled whole, its group norms, SiLUs and 512-wide attention head as
-    the compiled decoder has them: the product's since 2026-11-27's fifth session
-    (models.speed.compile_vae_encoder), which also replays it as a CUDA graph."""
-    speed.attention_calls_direct(vae)
-    speed.compile_vae_encoder(vae)
-
-
 def main() -> None:
     import torch
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
@@ -108,7 +100,8 @@ def main() -> None:
                                            vae.encoder, "the VAE's encoder")
                 row("vae-encode", f"{name} replayed".strip(), lambda: encode(frame), latents)
             vae.encoder.to(memory_format=torch.contiguous_format)
-            vae_encoder_compiled(vae)
+            speed.attention_calls_direct(vae)  # as the compiled profiles do
+            speed.compile_vae_encoder(vae)
             began = time.perf_counter()
             vae.encode(keyframe)
             torch.cuda.synchronize()

@@ -13,7 +13,8 @@ later start loads that file instead of tracing.
   are never part of the file (a test loads a file into a block with other weights).
 - The file's name hashes what makes it valid: the block's structure (its submodules' classes,
   plain settings, parameters' shapes and attention processors), the inputs' shapes, strides and
-  dtypes, torch's version, the GPU and the lever code (models.speed.lever_code). A new shape
+  dtypes, and the Python, torch and diffusers versions, GPU and lever code that
+  models.speed.compile_identity names (an update of diffusers compiles anew). A new shape
   compiles and saves a new file; nothing is ever loaded for inputs it was not made for, and the
   file's own guards check each call besides (a refusal: the usual compile, and the log says so).
 - The files are code this process runs, as Inductor's own cache is: they live in the same
@@ -215,10 +216,7 @@ def _plain(value: Any) -> bool:
 
 
 def _file_key(structure: str, layout: tuple) -> str:
-    import torch
+    from models.speed import compile_identity
 
-    from models.speed import lever_code
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    mark = "|".join([structure, repr(layout), torch.__version__, gpu, lever_code(), BACKEND])
+    mark = "|".join([structure, repr(layout), compile_identity(), BACKEND])
     return hashlib.sha256(mark.encode()).hexdigest()[:24]

@@ -912,19 +912,31 @@ def _markers() -> Path:
 def _marker_name(key: str) -> str:
     import hashlib
 
+    return hashlib.sha256(f"{key}|{compile_identity()}".encode()).hexdigest()[:24]
+
+
+def compile_identity() -> str:
+    """What any compile made on this machine is valid for: Python (a saved compile holds its
+    bytecode), torch, diffusers (whose blocks' code is what is compiled), the GPU and the lever
+    code. The compile markers and the saved compiles' names (models/precompiled.py) hash it."""
+    import sys
+
+    import diffusers
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    mark = f"{key}|{torch.__version__}|{gpu}|{lever_code()}"
-    return hashlib.sha256(mark.encode()).hexdigest()[:24]
+    python = ".".join(map(str, sys.version_info[:2]))
+    return f"{python}|{torch.__version__}|{diffusers.__version__}|{gpu}|{lever_code()}"
 
 
 def lever_code() -> str:
-    """A fingerprint of the code that decides what is compiled: this file and where its levers
-    are put on (models/diffusion.py), without their comments and docstrings, which compile
-    nothing (an update that only explains better does not make the studio announce a compile)."""
+    """A fingerprint of the code that decides what is compiled and how it is kept: this file,
+    where its levers are put on (models/diffusion.py) and the saved compiles
+    (models/precompiled.py), without their comments and docstrings, which compile nothing (an
+    update that only explains better does not make the studio announce a compile)."""
     here = Path(__file__).resolve()
-    return code_fingerprint(here, here.with_name("diffusion.py"))
+    return code_fingerprint(here, here.with_name("diffusion.py"),
+                            here.with_name("precompiled.py"))
 
 
 @functools.cache

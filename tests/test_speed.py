@@ -518,6 +518,31 @@ def test_a_finished_compile_is_remembered_per_key(tmp_path, monkeypatch):
     assert not speed.compile_is_cached("svd-xt|1024x576x25|fast")  # changed levers: anew
 
 
+def test_a_diffusers_update_compiles_anew_and_loads_no_saved_compile_of_the_old_one(
+        tmp_path, monkeypatch):
+    """The blocks' code is diffusers': after an update of it, the studio says it compiles again
+    and a saved compile of the old code is not loaded (its file name changes)."""
+    import diffusers
+
+    from models import precompiled
+
+    saved_compiles_in(tmp_path, monkeypatch)
+    speed.mark_compiled("svd-xt|1024x576x25|fast")
+    block = torch.nn.Linear(4, 4)
+    precompiled.precompile(block)
+    with torch.no_grad():
+        block(torch.ones(2, 4))
+    before = {p.name for p in precompiled.folder().glob("*.pt")}
+    monkeypatch.setattr(diffusers, "__version__", diffusers.__version__ + ".an-update")
+    assert not speed.compile_is_cached("svd-xt|1024x576x25|fast")
+    block = torch.nn.Linear(4, 4)
+    precompiled.precompile(block)
+    with torch.no_grad():
+        block(torch.ones(2, 4))
+    after = {p.name for p in precompiled.folder().glob("*.pt")}
+    assert len(before) == 1 and len(after) == 2 and before < after
+
+
 def test_the_levers_fingerprint_changes_with_their_code_not_with_their_comments(tmp_path):
     """The compile markers carry a fingerprint of the lever code: an update that changes what is
     compiled makes the studio say the first scene compiles again, one that only rewrites
