@@ -319,9 +319,10 @@ def video_levers(pipe: Any, profile: Profile) -> list[str]:
         if speed.wide_head_attention_as_products(decoder):
             levers.append("VAE attention as matrix products")
         speed.compile_regions(unet, speed.UNET_REGIONS)
-        speed.compile_regions(pipe.vae, speed.VAE_REGIONS)
+        speed.compile_regions(pipe.vae, speed.VAE_REGIONS, tuning=speed.DECODER_TUNING)
         speed.compile_vae_encoder(pipe.vae)
         levers.append("compiled UNet blocks and VAE decoder and encoder")
+        levers.append("VAE decoder's kernels tuned by timing")
         if precompiled.supported():
             levers.append("compiles saved whole and loaded at the next start")
     if speed.replay_vae_encoder(pipe, enabled=profile.compile and profile.offload == "none"):

@@ -13,8 +13,9 @@ later start loads that file instead of tracing.
   are never part of the file (a test loads a file into a block with other weights).
 - The file's name hashes what makes it valid: the block's structure (its submodules' classes,
   plain settings, parameters' shapes and attention processors), the inputs' shapes, strides and
-  dtypes, and the Python, torch and diffusers versions, GPU and lever code that
-  models.speed.compile_identity names (an update of diffusers compiles anew). A new shape
+  dtypes, the region's Inductor tuning (the VAE decoder's kernels are tuned by timing), and the
+  Python, torch and diffusers versions, GPU and lever code that models.speed.compile_identity
+  names (an update of diffusers compiles anew). A new shape
   compiles and saves a new file; nothing is ever loaded for inputs it was not made for, and the
   file's own guards check each call besides (a refusal: the usual compile, and the log says so).
 - The files are code this process runs, as Inductor's own cache is: they live in the same
@@ -49,18 +50,21 @@ def supported() -> bool:
     return hasattr(torch.compiler, "load_compiled_function")
 
 
-def precompile(module: Any) -> None:
+def precompile(module: Any, tuning: dict[str, Any] | None = None) -> None:
     """Compile `module` ahead of time at its first call of each input layout (loading the file a
-    previous process saved, if there is one); `module(...)` goes through it from then on."""
-    module._compiled_call_impl = PrecompiledRegion(module)
+    previous process saved, if there is one); `module(...)` goes through it from then on.
+    `tuning`: Inductor settings for this region's compile (models.speed.DECODER_TUNING), part of
+    its file's name."""
+    module._compiled_call_impl = PrecompiledRegion(module, tuning or {})
 
 
 class PrecompiledRegion:
     """The module's call: the compiled function for the call's input layout, found in this
     process, loaded from the cache folder, or compiled and saved there."""
 
-    def __init__(self, module: Any):
+    def __init__(self, module: Any, tuning: dict[str, Any]):
         self.module = module
+        self.tuning = dict(tuning)
         self.structure = _structure(module)
         self.functions: dict[tuple, Callable[..., Any]] = {}
         self.traced: Callable[..., Any] | None = None  # the usual compile, where this one fails
@@ -88,7 +92,8 @@ class PrecompiledRegion:
 
         if not supported():
             return self._fall_back("this torch cannot compile ahead of time")
-        key = _file_key(self.structure, layout)
+        keep_tuned_kernels()
+        key = _file_key(self.structure, layout, self.tuning)
         if key in _loaded:
             return _loaded[key]
         path = folder() / f"{type(self.module).__name__}-{key}.pt"
@@ -104,7 +109,8 @@ class PrecompiledRegion:
         _enable()
         try:  # the class's forward, the module its first argument: no guard on this wrapper
             compiled = torch.compile(type(self.module).forward, fullgraph=True, dynamic=False,
-                                     backend=BACKEND).aot_compile(((self.module, *args), kwargs))
+                                     backend=BACKEND, **self._options()
+                                     ).aot_compile(((self.module, *args), kwargs))
         except torch.OutOfMemoryError:
             raise
         except Exception as err:  # noqa: BLE001 -- a graph break or an unsupported construct
@@ -126,8 +132,14 @@ class PrecompiledRegion:
         import torch
 
         if self.traced is None:
-            self.traced = torch.compile(module._call_impl, dynamic=False, backend=BACKEND)
+            self.traced = torch.compile(module._call_impl, dynamic=False, backend=BACKEND,
+                                        **self._options())
         return self.traced(*args, **kwargs)
+
+    def _options(self) -> dict[str, Any]:
+        """torch.compile's `options` for this region's tuning: Inductor's settings, which only
+        Inductor takes (the bench's eager backend compiles untuned)."""
+        return {"options": self.tuning} if self.tuning and BACKEND == "inductor" else {}
 
 
 def folder() -> Path:
@@ -141,6 +153,57 @@ def _enable() -> None:
 
     if hasattr(dynamo, "enable_aot_compile"):  # torch 2.11 asks for it; 2.13 has it on
         dynamo.enable_aot_compile = True
+
+
+def keep_tuned_kernels() -> None:
+    """Have a saved compile's kernels launch with the block sizes tuned for them at their first
+    run. Inductor keeps each kernel's tuned configuration in its autotune cache and, loading a
+    saved compile, looks it up (`CachingAutotuner.recheck_autotune_cache`); before torch 2.12
+    that lookup skipped kernels saved with one candidate configuration, as the decoder's
+    pointwise kernels are, and dropped the mark that coordinate descent had tuned it, so every
+    start timed them all again: 40 s of a 61 s second start on an H100 host with torch 2.11
+    (pytorch issue 172819, fixed in 2.12 by pull 173391). On such a torch the lookup is made as
+    2.12 makes it; from 2.12 on, torch's own is kept."""
+    import torch
+    from torch.torch_version import TorchVersion
+
+    if TorchVersion(torch.__version__) >= (2, 12):
+        return
+    try:
+        from torch._inductor.runtime import triton_heuristics
+    except ImportError:  # no Triton: no Triton kernels to tune
+        return
+    autotuner = triton_heuristics.CachingAutotuner
+    if autotuner.recheck_autotune_cache is not _recheck_autotune_cache:
+        autotuner.recheck_autotune_cache = _recheck_autotune_cache
+        log.info("torch %s: saved compiles' kernels keep their tuned configurations "
+                 "(torch 2.12's lookup)", torch.__version__)
+
+
+def _recheck_autotune_cache(self: Any, reload_kernel_from_src: Callable[[], Any]) -> None:
+    """torch 2.12's CachingAutotuner.recheck_autotune_cache, for an older torch (keep_tuned_kernels):
+    the configuration the autotune cache holds for a loaded kernel, whatever the number of its
+    candidates, marked as coordinate descent's when it was (so no launch tunes it again), and
+    compiled here when it is none of the loaded ones."""
+    from torch._inductor.runtime import triton_heuristics as heuristics
+
+    configs = [result.config for result in self.compile_results]
+    cached, _, self.autotune_cache_info = heuristics.check_autotune_cache(
+        configs, self.filename, self.inductor_meta)
+    if len(cached) != 1:  # nothing cached for this kernel: its first launch tunes it
+        return
+    best = cached[0]
+    tuned = getattr(best, "found_by_coordesc", False)
+    wanted = heuristics.triton_config_to_hashable(best)
+    for result in self.compile_results:
+        if heuristics.triton_config_to_hashable(result.config) == wanted:
+            result.config.found_by_coordesc = tuned
+            self.compile_results = [result]
+            return
+    with heuristics.dynamo_timed("CachingAutotuner.slow_precompile_config"):
+        if self.fn.fn is None:
+            self.fn = reload_kernel_from_src().fn
+        self.compile_results = [self._precompile_config(best)]
 
 
 def _save(compiled: Any, path: Path) -> None:
@@ -215,8 +278,9 @@ def _plain(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-def _file_key(structure: str, layout: tuple) -> str:
+def _file_key(structure: str, layout: tuple, tuning: dict[str, Any]) -> str:
     from models.speed import compile_identity
 
-    mark = "|".join([structure, repr(layout), compile_identity(), BACKEND])
+    mark = "|".join([structure, repr(layout), compile_identity(), BACKEND,
+                     repr(sorted(tuning.items()))])
     return hashlib.sha256(mark.encode()).hexdigest()[:24]

@@ -53,6 +53,10 @@ guidance; only rounding differs (bench/svd_levers.py reports the error against f
   profile (compile_vae_encoder, replay_vae_encoder): 27.9 -> 7.5 ms of GPU work a clip, in one
   launch; its tracing, which kept it eager until 2026-11-27's fifth session, is saved whole
   with the other regions. A turbo clip 1.394 -> 1.356-1.361 s (on different H100 hosts).
+- the VAE decoder's fused kernels tuned by timing as it compiles (DECODER_TUNING, Inductor's
+  coordinate descent), once per machine and saved whole with it: the decode in a clip 0.451 ->
+  0.43 s, a turbo clip 1.33-1.36 s, for a first compile 3 to 4 minutes longer
+  (bench/results/svd_profiles_turbo_2026-11-27_final*.json).
 Measured and left out (bench/results/svd_levers*.json): FP8 linear layers (slower once compiled,
 and twice the error), xformers (its wheel has no kernels for this torch), SDPA backends other than
 the default (which already runs cuDNN's attention on the long spatial sequences), channels-last,
@@ -71,7 +75,8 @@ convolutions as matrix products: none faster. Measured on 2026-11-27 (vae_decode
 the decoder's one 512-wide attention head as float32 matrix products and softmax in an operator
 of its own (33-69 ms against the memory-efficient kernel's 37 ms), and Inductor's coordinate
 descent tuning of its Triton kernels (0.49 -> 0.46 s, but a 4-minute cold compile where it was
-under one: not worth a new user's first film), and the decoder compiled block by block, which
+under one; left out then, in since 2026-11-27's sixth session, above, once a saved compile kept
+its tuning from start to start), and the decoder compiled block by block, which
 Dynamo traces about 1 s faster at a start but which decodes in 0.53 s against 0.49 s. Measured in
 2026-11-27's second session: the VAE's encoder compiled (27.9 -> 7.7 ms alone, no faster in a
 clip, and 1.3 s more tracing at each start), Inductor's small reductions not unrolled (slower) and
@@ -865,13 +870,21 @@ UNET_REGIONS = ("SpatioTemporalResBlock", "TransformerSpatioTemporalModel")
 KEYFRAME_UNET_REGIONS = ("Transformer2DModel", "ResnetBlock2D")  # SDXL's: 0.30 -> 0.24 s
 VAE_REGIONS = ("TemporalDecoder",)  # the whole temporal decoder: 2.35 s -> 0.89 s for 25 frames
 VAE_ENCODER_REGIONS = ("Encoder",)  # the keyframe's encode: 27.9 -> 7.5 ms of GPU work
+# The temporal decoder's fused kernels tuned by timing (Inductor's coordinate descent over each
+# kernel's block sizes and warps), once per machine with the rest of its compile: the 25-frame
+# decode 0.472 -> 0.447 s on an H100, its normalising kernels a quarter to a third faster
+# (bench/results/vae_decode_2026-11-27_kernels_coord_descent.json), for a first compile of the
+# decoder about 4 minutes longer. Saved whole like the rest, so no later start tunes again.
+DECODER_TUNING = {"coordinate_descent_tuning": True}
 
 
-def compile_regions(model: Any, class_names: tuple[str, ...], mode: str | None = None) -> int:
+def compile_regions(model: Any, class_names: tuple[str, ...], mode: str | None = None,
+                    tuning: dict[str, Any] | None = None) -> int:
     """torch.compile every submodule whose class is named in `class_names`; returns how many.
     `mode` is torch.compile's (None: the default, no CUDA graphs, no autotuning). With the
     default mode each region is compiled ahead of time and saved whole (models/precompiled.py),
-    so the next start loads it without tracing; other modes (benches only) compile as usual."""
+    so the next start loads it without tracing, with `tuning`'s Inductor settings (say
+    DECODER_TUNING); other modes (benches only) compile as usual, untuned."""
     from models import precompiled
 
     use_persistent_compile_cache()
@@ -886,7 +899,7 @@ def compile_regions(model: Any, class_names: tuple[str, ...], mode: str | None =
     for module in model.modules():
         if type(module).__name__ in class_names and module._compiled_call_impl is None:
             if mode is None:
-                precompiled.precompile(module)
+                precompiled.precompile(module, tuning)
             else:
                 module.compile(dynamic=False, mode=mode)
             compiled += 1

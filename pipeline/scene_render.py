@@ -292,7 +292,8 @@ class SceneRenderer:
         self.video_compile = key if profile.compile and levers else None
         if self._compiles_first(self.video_compile):
             return (f"first {profile.name}-profile render of this video size on this machine: "
-                    f"compiling the video model, so the first scene takes about 4 minutes longer "
+                    f"compiling the video model and tuning its decoder, so the first scene takes "
+                    f"about 6 minutes longer "
                     f"(once; later starts reuse the compiled code)")
         return None
 

@@ -749,6 +749,78 @@ def test_a_saved_compile_whose_guards_refuse_a_block_falls_back_and_says_so(
     assert len(list(precompiled.folder().glob("Scaled-*.pt"))) == 1
 
 
+def test_the_decoders_tuned_compile_is_saved_apart_and_loaded_only_for_tuned_regions(
+        tmp_path, monkeypatch):
+    """A region compiled with the decoder's kernel tuning (Inductor's, here on the CPU) gives the
+    same output as eager and is saved in a file of its own, beside the untuned compile of a block
+    alike in all else; a third block, tuned, loads the tuned file and saves nothing new."""
+    from models import precompiled
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    monkeypatch.setattr(precompiled, "_loaded", {})
+    torch.manual_seed(0)
+    blocks, x = [torch.nn.Linear(4, 4) for _ in range(3)], torch.randn(3, 4)
+    with torch.no_grad():
+        eager = [block(x) for block in blocks]
+        for block, tuning in zip(blocks, (speed.DECODER_TUNING, None, speed.DECODER_TUNING)):
+            precompiled.precompile(block, tuning)
+        first_two = [block(x) for block in blocks[:2]]
+        saved = sorted(precompiled.folder().glob("Linear-*.pt"))
+        third = blocks[2](x)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(eager, [*first_two, third]))
+    assert len(saved) == 2
+    assert sorted(precompiled.folder().glob("Linear-*.pt")) == saved
+    assert blocks[2]._compiled_call_impl.functions == blocks[0]._compiled_call_impl.functions
+
+
+def test_a_loaded_kernel_keeps_the_configuration_tuned_for_it_on_an_older_torch(monkeypatch):
+    """Before torch 2.12, loading a saved compile dropped what coordinate descent had tuned for a
+    kernel with one candidate configuration, so every start tuned the decoder again (40 s). On
+    such a torch the lookup is replaced: the tuned configuration is kept and marked tuned (no
+    launch tunes it again), and one that is none of the loaded ones is compiled; a torch from
+    2.12 on keeps its own."""
+    from types import SimpleNamespace
+
+    from torch._inductor.runtime import triton_heuristics as heuristics
+
+    from models import precompiled
+
+    autotuner = heuristics.CachingAutotuner
+    monkeypatch.setattr(autotuner, "recheck_autotune_cache", autotuner.recheck_autotune_cache)
+    torch_own = autotuner.recheck_autotune_cache
+    monkeypatch.setattr(torch, "__version__", "2.12.0")
+    precompiled.keep_tuned_kernels()
+    assert autotuner.recheck_autotune_cache is torch_own
+    monkeypatch.setattr(torch, "__version__", "2.11.0+cu128")
+    precompiled.keep_tuned_kernels()
+    assert autotuner.recheck_autotune_cache is precompiled._recheck_autotune_cache
+
+    def config(block: int, tuned: bool = False) -> Any:
+        made = heuristics.Config({"XBLOCK": block}, num_warps=4, num_stages=1)
+        if tuned:
+            made.found_by_coordesc = True
+        return made
+
+    def loaded_kernel(block: int) -> Any:
+        kernel = SimpleNamespace(compile_results=[SimpleNamespace(config=config(block))],
+                                 filename="k.py", inductor_meta={}, fn=SimpleNamespace(fn=1),
+                                 _precompile_config=lambda c: SimpleNamespace(config=c))
+        kernel.recheck = autotuner.recheck_autotune_cache.__get__(kernel)
+        return kernel
+
+    monkeypatch.setattr(heuristics, "check_autotune_cache",
+                        lambda configs, *_: ([config(256, tuned=True)], None, {"state": "hit"}))
+    same, other = loaded_kernel(256), loaded_kernel(1024)
+    for kernel in (same, other):
+        kernel.recheck(lambda: None)
+        (result,) = kernel.compile_results
+        assert result.config.kwargs == {"XBLOCK": 256} and result.config.found_by_coordesc
+    monkeypatch.setattr(heuristics, "check_autotune_cache", lambda configs, *_: (configs, None, {}))
+    untuned = loaded_kernel(512)
+    untuned.recheck(lambda: None)
+    assert not getattr(untuned.compile_results[0].config, "found_by_coordesc", False)
+
+
 def scaled_blocks_compiled(caplog: Any, rounds: int) -> tuple[list, list, list[list]]:
     """Two Scaled blocks (output scales 1 and 2), their eager outputs, and `rounds` rounds of
     their outputs once precompiled, with the log's warnings captured."""
