@@ -52,14 +52,15 @@ class NoiseAhead:
     A planning thread walks the generator through the draws in order. Each large draw is cut
     into chunks (cut_into_chunks), each drawn on a worker thread from the generator's state at
     its first value; the planner moves the generator past a chunk by drawing as many random
-    bytes (each made from one 32-bit number, as each value of a normal draw takes one): on an H100
-    host's CPU 7.8 ms for the keyframe's 1.77M values against 11.8 ms as uniform float32 values,
-    the walk the first draw's readiness waits on. PyTorch's CPU normal draw of 16 or more float32, float16 or
-    bfloat16 values makes them from their uniforms in independent blocks of 16 (odd_tail_use
-    says how it ends a count that is not a multiple of 16), so chunks cut at multiples of 16
-    give exactly the whole draw's values (tests/test_speed.py). A draw too small to cut, every
-    draw of a plan holding any other kind, and every draw on a machine with one core to spare
-    is made whole, in order, by the planner."""
+    bytes (each made from one 32-bit number, as each value of a normal draw takes one), faster
+    than the uniform float32 values it drew before: the first draw's readiness waits on that walk,
+    and in a turbo clip's timeline the GPU's wait for the keyframe's noise went 5.9 -> 4.6 ms
+    (bench/results/clip_timeline_2026-11-27_decoder_tuned.json, *_final.json; two H100 hosts).
+    PyTorch's CPU normal draw of 16 or more float32, float16 or bfloat16 values makes them from
+    their uniforms in independent blocks of 16 (odd_tail_use says how it ends a count that is
+    not a multiple of 16), so chunks cut at multiples of 16 give exactly the whole draw's values
+    (tests/test_speed.py). A draw too small to cut, every draw of a plan holding any other kind,
+    and every draw on a machine with one core to spare is made whole, in order, by the planner."""
 
     def __init__(self, generator: torch.Generator, draws: list[Draw], pin: bool,
                  min_chunk: int | None = None):

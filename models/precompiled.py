@@ -158,16 +158,16 @@ def _enable() -> None:
 def keep_tuned_kernels() -> None:
     """Have a saved compile's kernels launch with the block sizes tuned for them at their first
     run. Inductor keeps each kernel's tuned configuration in its autotune cache and, loading a
-    saved compile, looks it up (`CachingAutotuner.recheck_autotune_cache`); before torch 2.12
-    that lookup skipped kernels saved with one candidate configuration, as the decoder's
-    pointwise kernels are, and dropped the mark that coordinate descent had tuned it, so every
-    start timed them all again: 40 s of a 61 s second start on an H100 host with torch 2.11
-    (pytorch issue 172819, fixed in 2.12 by pull 173391). On such a torch the lookup is made as
-    2.12 makes it; from 2.12 on, torch's own is kept."""
+    saved compile, looks it up (`CachingAutotuner.recheck_autotune_cache`); torch 2.11's lookup
+    skipped kernels saved with one candidate configuration, as the decoder's pointwise kernels
+    are, and dropped the mark that coordinate descent had tuned it, so every start timed them all
+    again: 40 s of a 61 s second start on an H100 host (pytorch issue 172819, fixed by pull
+    173391). Before torch 2.13, which requirements.txt pins and which has the fix, the lookup is
+    made as 2.13 makes it; from 2.13 on, torch's own is kept."""
     import torch
     from torch.torch_version import TorchVersion
 
-    if TorchVersion(torch.__version__) >= (2, 12):
+    if TorchVersion(torch.__version__) >= (2, 13):
         return
     try:
         from torch._inductor.runtime import triton_heuristics
@@ -177,12 +177,12 @@ def keep_tuned_kernels() -> None:
     if autotuner.recheck_autotune_cache is not _recheck_autotune_cache:
         autotuner.recheck_autotune_cache = _recheck_autotune_cache
         log.info("torch %s: saved compiles' kernels keep their tuned configurations "
-                 "(torch 2.12's lookup)", torch.__version__)
+                 "(torch 2.13's lookup)", torch.__version__)
 
 
 def _recheck_autotune_cache(self: Any, reload_kernel_from_src: Callable[[], Any]) -> None:
-    """torch 2.12's CachingAutotuner.recheck_autotune_cache, for an older torch (keep_tuned_kernels):
-    the configuration the autotune cache holds for a loaded kernel, whatever the number of its
+    """torch 2.13's CachingAutotuner.recheck_autotune_cache, for an older torch
+    (keep_tuned_kernels): the configuration the autotune cache holds for a loaded kernel, whatever the number of its
     candidates, marked as coordinate descent's when it was (so no launch tunes it again), and
     compiled here when it is none of the loaded ones."""
     from torch._inductor.runtime import triton_heuristics as heuristics

@@ -873,8 +873,10 @@ VAE_ENCODER_REGIONS = ("Encoder",)  # the keyframe's encode: 27.9 -> 7.5 ms of G
 # The temporal decoder's fused kernels tuned by timing (Inductor's coordinate descent over each
 # kernel's block sizes and warps), once per machine with the rest of its compile: the 25-frame
 # decode 0.472 -> 0.447 s on an H100, its normalising kernels a quarter to a third faster
-# (bench/results/vae_decode_2026-11-27_kernels_coord_descent.json), for a first compile of the
-# decoder about 4 minutes longer. Saved whole like the rest, so no later start tunes again.
+# (bench/results/vae_decode_2026-11-27_kernels_coord_descent.json), for a first compile 3 to 4
+# minutes longer (a turbo clip's first call on a cold cache 145 -> 295-355 s on H100s,
+# svd_profiles_turbo_2026-11-27_final*.json). Saved whole like the rest, so no later start tunes
+# again (models.precompiled.keep_tuned_kernels).
 DECODER_TUNING = {"coordinate_descent_tuning": True}
 
 

@@ -774,11 +774,11 @@ def test_the_decoders_tuned_compile_is_saved_apart_and_loaded_only_for_tuned_reg
 
 
 def test_a_loaded_kernel_keeps_the_configuration_tuned_for_it_on_an_older_torch(monkeypatch):
-    """Before torch 2.12, loading a saved compile dropped what coordinate descent had tuned for a
+    """With torch 2.11, loading a saved compile dropped what coordinate descent had tuned for a
     kernel with one candidate configuration, so every start tuned the decoder again (40 s). On
     such a torch the lookup is replaced: the tuned configuration is kept and marked tuned (no
-    launch tunes it again), and one that is none of the loaded ones is compiled; a torch from
-    2.12 on keeps its own."""
+    launch tunes it again), and one that is none of the loaded ones is compiled; torch 2.13, which
+    has the fix, keeps its own."""
     from types import SimpleNamespace
 
     from torch._inductor.runtime import triton_heuristics as heuristics
@@ -788,10 +788,10 @@ def test_a_loaded_kernel_keeps_the_configuration_tuned_for_it_on_an_older_torch(
     autotuner = heuristics.CachingAutotuner
     monkeypatch.setattr(autotuner, "recheck_autotune_cache", autotuner.recheck_autotune_cache)
     torch_own = autotuner.recheck_autotune_cache
-    monkeypatch.setattr(torch, "__version__", "2.12.0")
+    monkeypatch.setattr(torch, "__version__", "2.13.0")
     precompiled.keep_tuned_kernels()
     assert autotuner.recheck_autotune_cache is torch_own
-    monkeypatch.setattr(torch, "__version__", "2.11.0+cu128")
+    monkeypatch.setattr(torch, "__version__", "2.12.1+cu128")
     precompiled.keep_tuned_kernels()
     assert autotuner.recheck_autotune_cache is precompiled._recheck_autotune_cache
 
