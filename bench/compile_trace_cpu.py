@@ -55,11 +55,9 @@ def trace_one(model_dir: Path, variant: str, start: str) -> list[dict[str, Any]]
     import torch
     from diffusers import StableVideoDiffusionPipeline
 
-    from models import speed
+    from models import precompiled, speed
     from models.diffusion import video_levers
     from models.memory import PROFILES
-
-    from models import precompiled
 
     pipe = StableVideoDiffusionPipeline.from_pretrained(str(model_dir), dtype=torch.float32)
     precompiled.BACKEND = "eager"  # Dynamo only: its eager backend for Inductor

@@ -50,8 +50,9 @@ from models.random_init import SVD_XT_VAE, TINY_VAE, shrink_weights  # noqa: E40
 #   memory-efficient attention kernel, the only fused one that takes such a head; attention-mm:
 #   a candidate (float32_attention_as_products, below), the same as float32 products and a
 #   softmax all in an operator of its own (measured slower);
-# - coord-descent: Inductor's coordinate_descent_tuning, each fused Triton kernel's block sizes
-#   tuned by timing at compile (a longer compile, kept in the cache);
+# - coord-descent: the product's since 2026-11-27's sixth session (speed.DECODER_TUNING, given
+#   to the decoder's compile): Inductor's coordinate descent, each fused Triton kernel's block
+#   sizes tuned by timing at compile (a longer compile, kept in the cache);
 # - no-unroll: candidate, Inductor's unroll_reductions_threshold at 1, so the group norms' means
 #   over a group's 4 channels (at 128 channels) are reduced once, not recomputed in each element's
 #   normalising kernel (0.464 s against 0.460 s: not kept);
@@ -129,10 +130,7 @@ def speed_up_decoder(vae: Any, levers: tuple[str, ...] = DECODER_LEVERS) -> list
 
         inductor.triton.prefer_nd_tiling = True
         applied.append("nd-tiling")
-    if "coord-descent" in levers:  # Inductor tunes each fused kernel's block sizes by timing
-        import torch._inductor.config as inductor
-
-        inductor.coordinate_descent_tuning = True
+    if "coord-descent" in levers:  # given to the decoder's compile in main (DECODER_TUNING)
         applied.append("coord-descent")
     if "nchw-graph" in levers:
         import torch._inductor.config as inductor
@@ -386,20 +384,20 @@ def main() -> None:
     for lever in args.levers.split(","):
         torch._dynamo.reset()
         torch._inductor.config.layout_optimization = True  # the default; nchw-graph turns it off
-        torch._inductor.config.coordinate_descent_tuning = False  # the default; coord-descent on
         torch._inductor.config.unroll_reductions_threshold = 8  # the default; no-unroll: 1
         torch._inductor.config.max_autotune_pointwise = False  # the default
         torch._inductor.config.triton.prefer_nd_tiling = False  # the default; nd-tiling on
         vae = build_vae(args.size, device)
         latents = latents.to(vae.dtype)
         mode, _, extra = lever.partition("+")
+        wanted = EARLIER_LEVERS if extra == "all" else tuple(filter(None, extra.split("+")))
+        tuning = speed.DECODER_TUNING if "coord-descent" in wanted else None
         if mode == "compiled":
-            speed.compile_regions(vae, speed.VAE_REGIONS)
+            speed.compile_regions(vae, speed.VAE_REGIONS, tuning=tuning)
         elif mode == "compiled-blocks":
             from compile_trace_cpu import DECODER_BLOCKS
 
-            speed.compile_regions(vae, DECODER_BLOCKS)
-        wanted = EARLIER_LEVERS if extra == "all" else tuple(filter(None, extra.split("+")))
+            speed.compile_regions(vae, DECODER_BLOCKS, tuning=tuning)
         applied = speed_up_decoder(vae, wanted)
         began = time.perf_counter()
         decode(vae, latents, args.chunk)  # compile, autotune, allocator

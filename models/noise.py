@@ -124,7 +124,7 @@ def _plan(generator: torch.Generator, pending: list, pin: bool, least: int) -> N
     whole = _workers() < 2 or not all(math.prod(shape) >= 16 and dtype in SPLITTABLE
                                       and odd_tail_use(dtype) is not None
                                       for shape, dtype, _ in pending)
-    scratch = torch.empty(0, dtype=torch.uint8)
+    scratch = torch.empty(0, dtype=torch.uint8)  # walk() reuses it for every chunk
     for index, (shape, dtype, ready) in enumerate(pending):
         try:
             out = torch.empty(shape, dtype=dtype, pin_memory=pin)  # page-locked: copied async
@@ -138,9 +138,7 @@ def _plan(generator: torch.Generator, pending: list, pin: bool, least: int) -> N
                 chunks.append(_pool().submit(_draw_chunk, generator.get_state(),
                                              flat[start:start + size]))
                 used = odd_tail_use(dtype)(size) if size % 16 else size
-                if scratch.numel() < used:
-                    scratch = torch.empty(used, dtype=torch.uint8)
-                scratch[:used].random_(generator=generator)  # one 32-bit number a byte
+                scratch = walk(generator, used, scratch)
             ready.set_result((out, chunks))
         except BaseException as err:  # noqa: BLE001 - raised again by take() for this draw
             for _, _, later in pending[index:]:
@@ -149,11 +147,22 @@ def _plan(generator: torch.Generator, pending: list, pin: bool, least: int) -> N
             return
 
 
+def walk(generator: torch.Generator, count: int, scratch: torch.Tensor | None = None
+         ) -> torch.Tensor:
+    """Move `generator` past `count` 32-bit numbers (what a normal draw of `count` values takes)
+    by drawing as many random bytes, each made from one; returns the byte buffer, `scratch` when
+    it was large enough, to be handed back next time."""
+    if scratch is None or scratch.numel() < count:
+        scratch = torch.empty(count, dtype=torch.uint8)
+    scratch[:count].random_(generator=generator)
+    return scratch
+
+
 @functools.cache
 def odd_tail_use(dtype: torch.dtype) -> Callable[[int], int] | None:
-    """How many uniform numbers PyTorch's CPU normal draw of `dtype` takes for a count over 16
-    that is not a multiple of 16, found once by trying the known ways on a small draw cut as
-    NoiseAhead cuts them: float32's vectorised draw makes its last 16 values again from 16 more
+    """How many 32-bit numbers PyTorch's CPU normal draw of `dtype` takes for a count over 16
+    that is not a multiple of 16, found once by trying the known ways on a small draw cut and
+    walked as NoiseAhead cuts and walks them (so the walk is checked too): float32's vectorised draw makes its last 16 values again from 16 more
     (count + 16); the float16 and bfloat16 draws round the count up to a multiple of 16. None
     where neither gives the whole draw's values: such draws are then made whole."""
     count, head = 16 * 3 + 5, 32
@@ -164,10 +173,10 @@ def odd_tail_use(dtype: torch.dtype) -> Callable[[int], int] | None:
         walker = torch.Generator().manual_seed(0)
         first = torch.randn(head, generator=torch.Generator().set_state(walker.get_state()),
                             dtype=dtype)
-        torch.rand(head, generator=walker)
+        walk(walker, head)
         rest = torch.randn(count - head, generator=torch.Generator().set_state(walker.get_state()),
                            dtype=dtype)
-        torch.rand(rule(count - head), generator=walker)
+        walk(walker, rule(count - head))
         if (torch.equal(torch.cat([first, rest]), whole)
                 and torch.equal(torch.rand(16, generator=walker), after)):
             return rule

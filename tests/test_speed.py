@@ -756,8 +756,7 @@ def test_the_decoders_tuned_compile_is_saved_apart_and_loaded_only_for_tuned_reg
     alike in all else; a third block, tuned, loads the tuned file and saves nothing new."""
     from models import precompiled
 
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
-    monkeypatch.setattr(precompiled, "_loaded", {})
+    saved_compiles_in(tmp_path, monkeypatch, backend="inductor")
     torch.manual_seed(0)
     blocks, x = [torch.nn.Linear(4, 4) for _ in range(3)], torch.randn(3, 4)
     with torch.no_grad():
@@ -838,13 +837,13 @@ def scaled_blocks_compiled(caplog: Any, rounds: int) -> tuple[list, list, list[l
     return blocks, eager, outputs
 
 
-def saved_compiles_in(folder: Any, monkeypatch: Any) -> None:
+def saved_compiles_in(folder: Any, monkeypatch: Any, backend: str = "eager") -> None:
     """This test's saved compiles in `folder`, nothing loaded or announced before it, and
-    Dynamo's eager backend (what is tested is Dynamo's part)."""
+    Dynamo's eager backend unless told (what is tested is mostly Dynamo's part)."""
     from models import precompiled
 
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(folder / "inductor"))
-    monkeypatch.setattr(precompiled, "BACKEND", "eager")
+    monkeypatch.setattr(precompiled, "BACKEND", backend)
     monkeypatch.setattr(precompiled, "_loaded", {})
     monkeypatch.setattr(precompiled, "_told", set())
 
